@@ -1,0 +1,1 @@
+"""Data sets shipped with vecx (see README.md here for provenance and licence)."""
