@@ -1,0 +1,346 @@
+"""Wall-clock timing that stays honest on asynchronous devices.
+
+Why it is built this way:
+
+* GPU frameworks return before the work is done, so the clock is read only after a
+  synchronisation: :class:`Timer` and :func:`measure` call ``sync`` before *every* clock
+  read, and :func:`measure` passes the last output to ``sync`` so frameworks that block
+  on an array (JAX) wait for it too.
+* A clock read plus a sync costs microseconds, so :func:`measure` times *blocks* of
+  calls, sized until one block lasts at least ``block_time``; that overhead then
+  vanishes against the block.
+* The summary is the median with the interquartile range (IQR), not the mean: one
+  stalled block on a shared machine moves a mean, hardly a median. A relative IQR
+  above :data:`NOISY_IQR` flags the measurement as too noisy to trust.
+* The first call (compilation, kernel loading, cold caches) is timed on its own and
+  reported as ``first_call_s``, never mixed into the steady-state numbers.
+
+Only the standard library and NumPy are used here; a backend is anything with ``sync``.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["NOISY_IQR", "Measurement", "Timer", "measure"]
+
+#: A measurement whose IQR exceeds this fraction of its median is flagged ``warning``.
+NOISY_IQR = 0.10
+
+_Clock = Callable[[], float]
+
+
+def _no_sync(x: Any = None) -> Any:
+    return x
+
+
+class Timer:
+    """Record intervals like d2l's ``Timer``, but correct for asynchronous devices.
+
+    ``sync`` (for example a backend's ``be.sync``) is called with no argument before
+    every clock read, in :meth:`start` and in :meth:`stop`, so work queued on a device
+    is counted in the interval it belongs to. ``_clock`` exists for deterministic tests.
+    """
+
+    def __init__(
+        self, sync: Callable[[], object] | None = None, *, _clock: _Clock = time.perf_counter
+    ) -> None:
+        if sync is not None and not callable(sync):
+            raise TypeError(f"Timer(sync=...) must be callable or None, got {sync!r}")
+        self._sync: Callable[[], object] = sync if sync is not None else _no_sync
+        self._clock = _clock
+        self._start: float | None = None
+        self.times: list[float] = []
+
+    def start(self) -> None:
+        """Start (or restart) an interval once all previously queued work is done."""
+        self._sync()
+        self._start = self._clock()
+
+    def stop(self) -> float:
+        """End the interval after queued work finishes; record and return it in seconds."""
+        if self._start is None:
+            raise RuntimeError("Timer.stop() called without a matching start()")
+        self._sync()
+        interval = self._clock() - self._start
+        self._start = None
+        self.times.append(interval)
+        return interval
+
+    def avg(self) -> float:
+        """Mean recorded interval in seconds."""
+        if not self.times:
+            raise RuntimeError("Timer.avg(): no interval recorded yet")
+        return self.sum() / len(self.times)
+
+    def sum(self) -> float:
+        """Total of the recorded intervals in seconds."""
+        return float(math.fsum(self.times))
+
+    def cumsum(self) -> list[float]:
+        """Running totals of the recorded intervals (handy as an x axis for plots)."""
+        return [float(t) for t in itertools.accumulate(self.times)]
+
+    def __enter__(self) -> Timer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # An interval cut short by an exception means nothing: drop it, keep the error.
+        if exc_type is None:
+            self.stop()
+        else:
+            self._start = None
+
+
+def _format_seconds(seconds: float, reference: float) -> tuple[str, str]:
+    """Scale ``seconds`` to the unit chosen for ``reference``; 3 significant digits.
+
+    A value below 1 in that unit (a small IQR) keeps 2 decimals so it never shows as 0.
+    """
+    ref = abs(reference)
+    unit, scale = next(
+        (u, s)
+        for u, s in (("ns", 1e-9), ("us", 1e-6), ("ms", 1e-3), ("s", 1.0))
+        if ref < s * 1e3 or u == "s"
+    )
+    scaled_ref = ref / scale
+    decimals = 2 if scaled_ref < 10 else 1 if scaled_ref < 100 else 0
+    if abs(seconds / scale) < 1:
+        decimals = 2
+    return f"{seconds / scale:.{decimals}f}", unit
+
+
+@dataclass(frozen=True, repr=False)
+class Measurement:
+    """Per-call times of a benchmarked function, one entry per block of ``number`` calls.
+
+    Statistics are robust ones (median, IQR) because shared machines produce outliers.
+    """
+
+    times: tuple[float, ...]
+    number: int
+    first_call_s: float
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        times = tuple(float(t) for t in self.times)
+        if not times:
+            raise ValueError("Measurement needs at least one time")
+        if isinstance(self.number, bool) or not isinstance(self.number, int) or self.number < 1:
+            raise ValueError(f"Measurement.number must be an int >= 1, got {self.number!r}")
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "first_call_s", float(self.first_call_s))
+
+    @property
+    def n_runs(self) -> int:
+        """Number of blocks measured."""
+        return len(self.times)
+
+    @property
+    def median(self) -> float:
+        """Median per-call time in seconds: the headline number."""
+        return float(np.median(self.times))
+
+    @property
+    def mean(self) -> float:
+        """Mean per-call time in seconds (sensitive to outliers; prefer ``median``)."""
+        return float(np.mean(self.times))
+
+    @property
+    def min(self) -> float:
+        """Fastest block's per-call time in seconds."""
+        return float(np.min(self.times))
+
+    @property
+    def iqr(self) -> float:
+        """75th minus 25th percentile of the per-call times (0 for a single block)."""
+        p25, p75 = np.percentile(self.times, [25.0, 75.0])
+        return float(p75 - p25)
+
+    @property
+    def relative_iqr(self) -> float:
+        """IQR as a fraction of the median (``inf`` if the median is 0 but times vary)."""
+        iqr, median = self.iqr, self.median
+        if median > 0:
+            return iqr / median
+        return 0.0 if iqr == 0 else math.inf
+
+    @property
+    def warning(self) -> bool:
+        """True when the spread is too large to trust: relative IQR above ``NOISY_IQR``."""
+        return self.relative_iqr > NOISY_IQR
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able summary (seconds as floats)."""
+        return {
+            "label": self.label,
+            "median_s": self.median,
+            "iqr_s": self.iqr,
+            "mean_s": self.mean,
+            "min_s": self.min,
+            "first_call_s": self.first_call_s,
+            "number": int(self.number),
+            "n_runs": self.n_runs,
+            "times": list(self.times),
+            "warning": bool(self.warning),
+        }
+
+    def __repr__(self) -> str:
+        median = self.median
+        med_str, unit = _format_seconds(median, median)
+        calls = f"{self.number} call{'s' if self.number != 1 else ''}"
+        if self.n_runs == 1:
+            text = f"{med_str} {unit} (1 block x {calls})"
+        else:
+            iqr_str, _ = _format_seconds(self.iqr, median)
+            noisy = "; noisy" if self.warning else ""
+            text = (
+                f"{med_str} {unit} ± {iqr_str} {unit} IQR "
+                f"(median of {self.n_runs} blocks x {calls}{noisy})"
+            )
+        return f"{self.label}: {text}" if self.label else text
+
+    __str__ = __repr__
+
+
+def _check_positive(name: str, value: object, *, finite: bool = True) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not value > 0 or (finite and math.isinf(value)):
+        raise ValueError(
+            f"{name} must be a positive{' finite' if finite else ''} number, got {value!r}"
+        )
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+
+
+def measure(
+    fn: Callable[[], Any],
+    backend: Any = None,
+    *,
+    min_run_time: float = 0.2,
+    max_run_time: float = 2.0,
+    min_blocks: int = 5,
+    max_blocks: int = 50,
+    block_time: float = 0.01,
+    warmup: int = 1,
+    target_rel_iqr: float = 0.05,
+    label: str = "",
+    _clock: _Clock = time.perf_counter,
+) -> Measurement:
+    """Time ``fn()`` robustly; only ``backend.sync`` is used (``None``: no sync).
+
+    Steps, each clock read preceded by a sync (``backend.sync(out)`` after the calls,
+    ``out`` being ``fn``'s last return value, so JAX-like frameworks block on it):
+
+    1. the first call is timed alone -> ``first_call_s`` (compilation, caches);
+    2. ``warmup`` untimed calls;
+    3. calibration: blocks of ``number`` calls, ``number`` starting at 1 and growing
+       (at least x2, at most x100, aimed at 1.2 x ``block_time`` from the last block)
+       until one block lasts ``>= block_time``; that last block is kept as the first
+       measurement;
+    4. more blocks of ``number`` calls, each giving a per-call time (block time / number).
+
+    Stopping rule, checked after every block, where ``elapsed`` is the wall time since
+    step 3 began (calibration included; first call and warm-up excluded): stop when
+    ``blocks >= max_blocks``, or ``elapsed >= max_run_time``, or
+    (``elapsed >= min_run_time`` and ``blocks >= min_blocks`` and relative IQR
+    ``<= target_rel_iqr``). There is always at least one block, so steps 3-4 last at
+    most ``max_run_time`` plus one block; a function slower than ``max_run_time`` is
+    called three times in all (first, warm-up, one block). Calibration also stops at
+    ``max_run_time``, keeping its last (short) block. The garbage collector is paused
+    inside blocks and runs between them.
+    """
+    if not callable(fn):
+        raise TypeError(f"measure() needs a callable taking no arguments, got {fn!r}")
+    if backend is None:
+        sync: Callable[..., Any] = _no_sync
+    else:
+        sync = getattr(backend, "sync", None)
+        if not callable(sync):
+            raise TypeError(
+                f"measure(backend=...) needs an object with a callable sync() method; "
+                f"{type(backend).__name__} has none (pass backend=None to skip syncing)"
+            )
+    _check_positive("min_run_time", min_run_time)
+    _check_positive("max_run_time", max_run_time, finite=False)
+    _check_positive("block_time", block_time)
+    if min_run_time > max_run_time:
+        raise ValueError(f"min_run_time ({min_run_time}) exceeds max_run_time ({max_run_time})")
+    _check_int("min_blocks", min_blocks, 1)
+    _check_int("max_blocks", max_blocks, 1)
+    if min_blocks > max_blocks:
+        raise ValueError(f"min_blocks ({min_blocks}) exceeds max_blocks ({max_blocks})")
+    _check_int("warmup", warmup, 0)
+    if isinstance(target_rel_iqr, bool) or not isinstance(target_rel_iqr, (int, float)):
+        raise TypeError(f"target_rel_iqr must be a number, got {target_rel_iqr!r}")
+    if not target_rel_iqr >= 0:
+        raise ValueError(f"target_rel_iqr must be >= 0, got {target_rel_iqr!r}")
+    if not isinstance(label, str):
+        raise TypeError(f"label must be a str, got {label!r}")
+
+    def run_block(number: int) -> float:
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            sync()
+            t0 = _clock()
+            out = None
+            for _ in itertools.repeat(None, number):
+                out = fn()
+            sync(out)
+            return _clock() - t0
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    # 1. first call, alone
+    sync()
+    t0 = _clock()
+    out = fn()
+    sync(out)
+    first_call_s = _clock() - t0
+    # 2. warm-up
+    for _ in range(warmup):
+        out = fn()
+        sync(out)
+    del out
+
+    # 3. calibration of the block size
+    start = _clock()
+    number = 1
+    while True:
+        block = run_block(number)
+        if block >= block_time or _clock() - start >= max_run_time:
+            break
+        factor = 100.0 if block <= 0 else min(100.0, max(2.0, 1.2 * block_time / block))
+        number = max(number + 1, math.ceil(number * factor))
+    times = [block / number]
+
+    # 4. measurement blocks
+    while True:
+        elapsed = _clock() - start
+        n = len(times)
+        if n >= max_blocks or elapsed >= max_run_time:
+            break
+        if elapsed >= min_run_time and n >= min_blocks:
+            trial = Measurement(tuple(times), number, first_call_s)
+            if trial.relative_iqr <= target_rel_iqr:
+                break
+        times.append(run_block(number) / number)
+
+    return Measurement(tuple(times), number, first_call_s, label)
