@@ -1,4 +1,9 @@
-"""vecx: one algorithm, every array framework and device."""
+"""vecx: one algorithm, every array framework and device.
+
+``vecx.backend("torch:cuda")`` gives a backend: a handful of primitives (ones, normal,
+matmul, index, grad, sync, ...) on one framework and device. The trainer, the benchmark
+suites and the CLI are written once against it. Importing vecx imports no framework.
+"""
 
 from vecx.protocol import (
     DTYPES,
@@ -8,15 +13,21 @@ from vecx.protocol import (
     UnsupportedDtype,
     VecxError,
 )
+from vecx.registry import BackendEntry, BackendStatus, backend, backends, register
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DTYPES",
     "Backend",
+    "BackendEntry",
+    "BackendStatus",
     "BackendUnavailable",
     "TrainingDiverged",
     "UnsupportedDtype",
     "VecxError",
     "__version__",
+    "backend",
+    "backends",
+    "register",
 ]

@@ -1,0 +1,5 @@
+import sys
+
+from vecx.cli import main
+
+sys.exit(main())

@@ -1,0 +1,300 @@
+"""Reverse-mode differentiation for NumPy and CuPy, which have none of their own.
+
+``value_and_grad(f, argnums, xp)`` wraps the differentiated arguments in ``Tracer``
+objects, runs ``f`` once while every operation on a tracer appends a node to a tape,
+then walks the tape backwards. ``xp`` is the array module (``numpy`` or ``cupy``), so one
+body of code serves both, as in array-api-compat.
+
+Covered: ``+ - * /`` with broadcasting (gradients are summed back over broadcast axes),
+``**`` by a constant, unary minus, ``@``, ``.sum()``/``.mean()`` with ``axis``,
+``.reshape``, ``.T``, indexing along axis 0, and ``exp``. Anything else on a tracer
+raises ``TypeError`` instead of silently returning a wrong gradient.
+
+Kept lean on purpose: the d2l linear-regression step is ~6 operations on tiny arrays, so
+Python overhead per node, not arithmetic, decides the speed (bench/overhead.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from vecx.backends._base import check_argnums, flatten, normalize_argnums
+
+
+class Tape:
+    __slots__ = ("xp", "nodes")
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        self.nodes: list[Tracer] = []
+
+
+class Tracer:
+    """An array being differentiated: its value, the tape, and how to pull gradients back.
+
+    ``parents`` holds ``(parent, vjp)`` pairs; ``vjp`` maps this node's gradient to the
+    parent's contribution (``None`` means identity). Contributions are summed back to the
+    parent's shape, which is all that broadcasting needs.
+    """
+
+    __slots__ = ("value", "tape", "parents", "g")
+    __array_ufunc__ = None  # make NumPy/CuPy operators defer to our reflected methods
+    __array_priority__ = 1000
+
+    def __init__(self, value: Any, tape: Tape, parents: tuple = ()) -> None:
+        self.value = value
+        self.tape = tape
+        self.parents = parents
+        self.g = None
+        if parents:
+            tape.nodes.append(self)
+
+    # array-like attributes
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.value.ndim
+
+    @property
+    def dtype(self) -> Any:
+        return self.value.dtype
+
+    @property
+    def size(self) -> int:
+        return self.value.size
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        return f"Tracer({self.value!r})"
+
+    def __bool__(self) -> bool:
+        raise TypeError("a traced array has no truth value inside a differentiated function")
+
+    # arithmetic
+    def __add__(self, other: Any) -> Tracer:
+        if type(other) is Tracer:
+            return Tracer(self.value + other.value, self.tape, ((self, None), (other, None)))
+        return Tracer(self.value + other, self.tape, ((self, None),))
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Tracer:
+        if type(other) is Tracer:
+            return Tracer(self.value - other.value, self.tape, ((self, None), (other, _neg)))
+        return Tracer(self.value - other, self.tape, ((self, None),))
+
+    def __rsub__(self, other: Any) -> Tracer:
+        return Tracer(other - self.value, self.tape, ((self, _neg),))
+
+    def __neg__(self) -> Tracer:
+        return Tracer(-self.value, self.tape, ((self, _neg),))
+
+    def __mul__(self, other: Any) -> Tracer:
+        a = self.value
+        if type(other) is Tracer:
+            b = other.value
+            return Tracer(
+                a * b, self.tape, ((self, lambda g: g * b), (other, lambda g: g * a))
+            )
+        return Tracer(a * other, self.tape, ((self, lambda g: g * other),))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> Tracer:
+        a = self.value
+        if type(other) is Tracer:
+            b = other.value
+            return Tracer(
+                a / b,
+                self.tape,
+                ((self, lambda g: g / b), (other, lambda g: -g * a / (b * b))),
+            )
+        return Tracer(a / other, self.tape, ((self, lambda g: g / other),))
+
+    def __rtruediv__(self, other: Any) -> Tracer:
+        b = self.value
+        return Tracer(other / b, self.tape, ((self, lambda g: -g * other / (b * b)),))
+
+    def __pow__(self, p: Any) -> Tracer:
+        if type(p) is Tracer:
+            raise TypeError("vecx's NumPy/CuPy autodiff supports ** by a constant only")
+        a = self.value
+        if p == 2:
+            return Tracer(a * a, self.tape, ((self, lambda g: g * (2 * a)),))
+        return Tracer(a**p, self.tape, ((self, lambda g: g * (p * a ** (p - 1))),))
+
+    def __rpow__(self, base: Any) -> Tracer:
+        raise TypeError("vecx's NumPy/CuPy autodiff supports ** by a constant only")
+
+    def __matmul__(self, other: Any) -> Tracer:
+        return _matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tracer:
+        return _matmul(other, self)
+
+    # reductions and shape
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tracer:
+        shape = self.value.shape
+        xp = self.tape.xp
+
+        def vjp(g: Any) -> Any:
+            if axis is not None and not keepdims:
+                g = xp.expand_dims(g, axis)
+            return xp.broadcast_to(g, shape)
+
+        return Tracer(self.value.sum(axis=axis, keepdims=keepdims), self.tape, ((self, vjp),))
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tracer:
+        out = self.value.mean(axis=axis, keepdims=keepdims)
+        count = self.value.size // max(getattr(out, "size", 1), 1)
+        shape = self.value.shape
+        xp = self.tape.xp
+
+        def vjp(g: Any) -> Any:
+            if axis is None:  # xp.full is 3x faster than broadcast_to on tiny arrays
+                return xp.full(shape, g / count, dtype=out.dtype)
+            if not keepdims:
+                g = xp.expand_dims(g, axis)
+            return xp.broadcast_to(g / count, shape)
+
+        return Tracer(out, self.tape, ((self, vjp),))
+
+    def reshape(self, *shape: Any) -> Tracer:
+        old = self.value.shape
+        return Tracer(self.value.reshape(*shape), self.tape, ((self, lambda g: g.reshape(old)),))
+
+    @property
+    def T(self) -> Tracer:  # noqa: N802 - the array attribute's name
+        return Tracer(self.value.T, self.tape, ((self, lambda g: g.T),))
+
+    def __getitem__(self, idx: Any) -> Tracer:
+        value = self.value
+        xp = self.tape.xp
+
+        def vjp(g: Any) -> Any:
+            out = xp.zeros_like(value)
+            _scatter_add(xp, out, idx, g)
+            return out
+
+        return Tracer(value[idx], self.tape, ((self, vjp),))
+
+    def exp(self) -> Tracer:
+        out = self.tape.xp.exp(self.value)
+        return Tracer(out, self.tape, ((self, lambda g: g * out),))
+
+
+def _scatter_add(xp: Any, out: Any, idx: Any, g: Any) -> None:
+    """``out[idx] += g`` with repeated indices summed (``np.add.at``; older CuPy lacks it)."""
+    add_at = getattr(xp.add, "at", None)
+    if add_at is not None:
+        add_at(out, idx, g)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(out, idx, g)
+
+
+def _neg(g: Any) -> Any:
+    return -g
+
+
+def _matmul(a: Any, b: Any) -> Tracer:
+    tape = a.tape if type(a) is Tracer else b.tape
+    av = a.value if type(a) is Tracer else a
+    bv = b.value if type(b) is Tracer else b
+    parents = []
+    if type(a) is Tracer:
+        parents.append((a, lambda g: _matmul_grad_a(g, av, bv)))
+    if type(b) is Tracer:
+        parents.append((b, lambda g: _matmul_grad_b(g, av, bv)))
+    return Tracer(av @ bv, tape, tuple(parents))
+
+
+def _matmul_grad_a(g: Any, a: Any, b: Any) -> Any:
+    if b.ndim == 1:
+        return g * b if a.ndim == 1 else g[..., None] * b
+    if a.ndim == 1:
+        return (b @ g[..., None])[..., 0]
+    return g @ (b.T if b.ndim == 2 else b.swapaxes(-1, -2))
+
+
+def _matmul_grad_b(g: Any, a: Any, b: Any) -> Any:
+    if a.ndim == 1:
+        return g * a if b.ndim == 1 else a[:, None] * g[..., None, :]
+    if b.ndim == 1:
+        return (a.swapaxes(-1, -2) @ g[..., None])[..., 0]
+    return (a.T if a.ndim == 2 else a.swapaxes(-1, -2)) @ g
+
+
+def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``g`` over the axes that broadcasting added or stretched to reach its shape."""
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=0 if extra == 1 else tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if stretched:
+        g = g.sum(axis=stretched, keepdims=True)
+    return g
+
+
+def backward(out: Tracer) -> None:
+    """Fill ``.g`` of every tracer that ``out`` depends on."""
+    out.g = out.value.dtype.type(1)  # a scalar one of the output's dtype; cheap and exact
+    for node in reversed(out.tape.nodes):
+        g = node.g
+        if g is None:
+            continue
+        for parent, vjp in node.parents:
+            c = g if vjp is None else vjp(g)
+            if c.shape != parent.value.shape:
+                c = _unbroadcast(c, parent.value.shape)
+            parent.g = c if parent.g is None else parent.g + c
+
+
+def value_and_grad(
+    f: Callable[..., Any], argnums: int | tuple[int, ...], xp: Any, asarray: Callable[[Any], Any]
+) -> Callable[..., tuple[Any, Any]]:
+    """JAX-style ``value_and_grad`` over arrays of module ``xp``."""
+    nums, single = normalize_argnums(argnums)
+
+    def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
+        check_argnums(nums, len(args))
+        tape = Tape(xp)
+        args = list(args)
+        traced = []
+        for i in nums:
+            leaves, rebuild = flatten(args[i])
+            tracers = [Tracer(asarray(leaf), tape) for leaf in leaves]
+            args[i] = rebuild(tracers)
+            traced.append((tracers, rebuild))
+        out = f(*args)
+        if type(out) is Tracer:
+            if out.value.size != 1:
+                raise ValueError(
+                    f"value_and_grad needs f to return a scalar, got shape {tuple(out.shape)}"
+                )
+            backward(out)
+            value = out.value
+        else:  # f does not depend on the differentiated arguments
+            value = out
+        grads = tuple(
+            rebuild([_finish(t, xp) for t in tracers]) for tracers, rebuild in traced
+        )
+        return value, grads[0] if single else grads
+
+    return value_and_grad_f
+
+
+def _finish(t: Tracer, xp: Any) -> Any:
+    g = t.g
+    if g is None:
+        return xp.zeros_like(t.value)
+    if 0 in getattr(g, "strides", (1,)):  # a read-only broadcast view: hand back an array
+        return xp.ascontiguousarray(g)
+    return g

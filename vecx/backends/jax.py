@@ -1,0 +1,176 @@
+"""JAX on the CPU or a CUDA device; ``jax.value_and_grad`` and ``jax.jit`` natively.
+
+JAX differs from the others in three ways this module hides: arrays are immutable, random
+numbers come from explicit keys (kept and split here), and out-of-range gathers clamp
+silently (checked here, so ``index`` raises ``IndexError`` like everywhere else).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from vecx.backends._base import (
+    BaseBackend,
+    check_index_bounds,
+    matmul_shape_error,
+    normalize_argnums,
+    normalize_shape,
+)
+from vecx.backends.numpy import _cpu_name, _is_integer
+from vecx.protocol import UnsupportedDtype
+
+
+def _devices(kind: str) -> list[Any]:
+    import jax
+
+    try:
+        return jax.devices(kind)
+    except RuntimeError:
+        return []
+
+
+def probe(device: str) -> str | None:
+    kind = "gpu" if device.startswith("cuda") else "cpu"
+    found = _devices(kind)
+    if not found:
+        return "no CUDA device visible to jax (install jax[cuda12] on a GPU machine)"
+    ordinal = int(device.split(":")[1]) if ":" in device else 0
+    if ordinal >= len(found):
+        return f"{device} requested but jax sees {len(found)} {kind} device(s)"
+    return None
+
+
+class JaxBackend(BaseBackend):
+    name = "jax"
+
+    def __init__(self, device: str = "cpu", **kwargs: Any) -> None:
+        super().__init__(device, **kwargs)
+        import jax
+        import jax.numpy as jnp
+
+        from vecx.protocol import BackendUnavailable
+
+        reason = probe(device)
+        if reason:
+            raise BackendUnavailable(self.spec, reason)
+        self.jax, self.xp = jax, jnp
+        kind = "gpu" if device.startswith("cuda") else "cpu"
+        self._device = _devices(kind)[int(device.split(":")[1]) if ":" in device else 0]
+        # Process-wide in JAX: full float32 unless tf32 was asked for (info() reports it).
+        jax.config.update(
+            "jax_default_matmul_precision", "tensorfloat32" if self.precision == "tf32" else "highest"
+        )
+        self._check_x64(self.dtype)
+        self.seed(self._seed)
+
+    def _check_x64(self, dtype: str) -> str:
+        if dtype == "float64" and not self.jax.config.jax_enable_x64:
+            raise UnsupportedDtype(
+                "float64 on JAX needs 64-bit mode, which is off: set JAX_ENABLE_X64=1 before "
+                "importing jax, or call jax.config.update('jax_enable_x64', True)"
+            )
+        return dtype
+
+    def _jax_dtype(self, dtype: str | None) -> Any:
+        return getattr(self.xp, self._check_x64(self._dtype_name(dtype)))
+
+    def _put(self, x: Any) -> Any:
+        return self.jax.device_put(x, self._device)
+
+    def ones(self, shape: Any, dtype: str | None = None) -> Any:
+        return self.xp.ones(normalize_shape(shape), self._jax_dtype(dtype), device=self._device)
+
+    def zeros(self, shape: Any, dtype: str | None = None) -> Any:
+        return self.xp.zeros(normalize_shape(shape), self._jax_dtype(dtype), device=self._device)
+
+    def asarray(self, obj: Any, dtype: str | None = None) -> Any:
+        import numpy as np
+
+        if dtype is None and _is_integer(obj):
+            return self._put(np.asarray(obj))
+        target = self._jax_dtype(dtype)
+        if isinstance(obj, self.jax.Array):
+            return self._put(obj.astype(target))
+        return self._put(np.asarray(obj).astype(np.dtype(target), copy=False))
+
+    def to_numpy(self, x: Any) -> Any:
+        import numpy as np
+
+        if x.dtype == self.xp.bfloat16:
+            x = x.astype(self.xp.float32)
+        return np.asarray(x)
+
+    def seed(self, seed: int) -> None:
+        self._seed = int(seed)
+        self._key = self.jax.random.key(self._seed)
+
+    def _next_key(self) -> Any:
+        self._key, sub = self.jax.random.split(self._key)
+        return sub
+
+    def normal(self, mean: float, std: float, shape: Any, dtype: str | None = None) -> Any:
+        x = self.jax.random.normal(
+            self._next_key(), normalize_shape(shape), self._jax_dtype(dtype)
+        )
+        return self._put(x * std + mean if (std != 1 or mean != 0) else x)
+
+    def permutation(self, n: int) -> Any:
+        return self._put(self.jax.random.permutation(self._next_key(), int(n)))
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        try:
+            return a @ b
+        except (TypeError, ValueError) as exc:
+            raise matmul_shape_error(a, b, exc) from None
+
+    def index(self, x: Any, idx: Any) -> Any:
+        """Gather rows; raise IndexError out of range where JAX itself would clamp.
+
+        Host indices are checked on the host. A concrete device index array is checked
+        with one device-to-host read. Inside ``jit`` the indices are abstract and cannot be
+        checked: out-of-range rows then come back as NaN (``mode="fill"``), never clamped.
+        """
+        n = x.shape[0]
+        if isinstance(idx, self.jax.Array):
+            if not isinstance(idx, self.jax.core.Tracer) and idx.size:
+                lo, hi = int(idx.min()), int(idx.max())
+                if hi >= n or lo < -n:
+                    check_index_bounds(self.to_numpy(idx), n)
+        else:
+            check_index_bounds(idx, n)
+        return self.xp.take(x, idx, axis=0, mode="fill", fill_value=self.xp.nan)
+
+    def exp(self, x: Any) -> Any:
+        return self.xp.exp(x)
+
+    def value_and_grad(self, f: Callable[..., Any], argnums: Any = 0) -> Callable:
+        nums, single = normalize_argnums(argnums)
+        return self.jax.value_and_grad(f, argnums=nums[0] if single else nums)
+
+    def jit(self, f: Callable) -> Callable:
+        return self.jax.jit(f)
+
+    def sync(self, x: Any = None) -> Any:
+        """Block on ``x``; with no argument, on a fresh tiny computation on this device.
+
+        JAX dispatches asynchronously even on the CPU; without ``x`` there is no handle
+        to all queued work, so we rely on in-order execution on the device's stream.
+        """
+        if x is None:
+            self.xp.zeros((), device=self._device).block_until_ready()
+            return x
+        return self.jax.block_until_ready(x)
+
+    def info(self) -> dict[str, Any]:
+        jax = self.jax
+        name = _cpu_name() if self._device.platform == "cpu" else self._device.device_kind
+        precision = jax.config.jax_default_matmul_precision
+        return {
+            **self._base_info(),
+            "framework": "jax",
+            "version": jax.__version__,
+            "device_name": name,
+            "matmul_precision": "tf32" if precision == "tensorfloat32" else "float32",
+            "x64": bool(jax.config.jax_enable_x64),
+        }

@@ -1,0 +1,166 @@
+"""PyTorch on the CPU or a CUDA device; gradients through ``torch.autograd``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from vecx.backends._base import (
+    BaseBackend,
+    check_argnums,
+    check_index_bounds,
+    flatten,
+    matmul_shape_error,
+    normalize_argnums,
+    normalize_shape,
+)
+from vecx.backends.numpy import _cpu_name, _is_integer
+
+
+def probe(device: str) -> str | None:
+    """Why ``device`` cannot be used, or None."""
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return "no CUDA device visible to torch (torch.cuda.is_available() is False)"
+        ordinal = int(device.split(":")[1])
+        if ordinal >= torch.cuda.device_count():
+            return f"{device} requested but torch sees {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
+class TorchBackend(BaseBackend):
+    name = "torch"
+
+    def __init__(self, device: str = "cpu", **kwargs: Any) -> None:
+        super().__init__(device, **kwargs)
+        import torch
+
+        from vecx.protocol import BackendUnavailable
+
+        reason = probe(device)
+        if reason:
+            raise BackendUnavailable(self.spec, reason)
+        self.xp = torch
+        self._device = torch.device(device)
+        self._cuda = self._device.type == "cuda"
+        # Process-wide in PyTorch: full float32 unless tf32 was asked for (info() reports it).
+        torch.set_float32_matmul_precision("high" if self.precision == "tf32" else "highest")
+        self._dtypes = {n: getattr(torch, n) for n in ("float32", "float64", "float16", "bfloat16")}
+        self._generator = torch.Generator(device=self._device)
+        self.seed(self._seed)
+
+    def _torch_dtype(self, dtype: str | None) -> Any:
+        return self._dtypes[self.dtype if dtype is None else self._dtype_name(dtype)]
+
+    def ones(self, shape: Any, dtype: str | None = None) -> Any:
+        return self.xp.ones(
+            normalize_shape(shape), dtype=self._torch_dtype(dtype), device=self._device
+        )
+
+    def zeros(self, shape: Any, dtype: str | None = None) -> Any:
+        return self.xp.zeros(
+            normalize_shape(shape), dtype=self._torch_dtype(dtype), device=self._device
+        )
+
+    def asarray(self, obj: Any, dtype: str | None = None) -> Any:
+        torch = self.xp
+        if dtype is None and _is_integer(obj):
+            return torch.as_tensor(obj, device=self._device)
+        if not isinstance(obj, torch.Tensor) and hasattr(obj, "__array__"):
+            import numpy as np
+
+            obj = np.asarray(obj)
+        return torch.as_tensor(obj, dtype=self._torch_dtype(dtype), device=self._device)
+
+    def to_numpy(self, x: Any) -> Any:
+        x = x.detach()
+        if x.dtype == self.xp.bfloat16:
+            x = x.float()  # NumPy has no bfloat16; float32 holds every bfloat16 exactly
+        return x.cpu().numpy()
+
+    def seed(self, seed: int) -> None:
+        self._seed = int(seed)
+        self._generator.manual_seed(self._seed)
+
+    def normal(self, mean: float, std: float, shape: Any, dtype: str | None = None) -> Any:
+        x = self.xp.empty(
+            normalize_shape(shape), dtype=self._torch_dtype(dtype), device=self._device
+        )
+        return x.normal_(mean, std, generator=self._generator)
+
+    def permutation(self, n: int) -> Any:
+        return self.xp.randperm(int(n), generator=self._generator, device=self._device)
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        try:
+            return a @ b
+        except RuntimeError as exc:
+            raise matmul_shape_error(a, b, exc) from None
+
+    def index(self, x: Any, idx: Any) -> Any:
+        torch = self.xp
+        if not isinstance(idx, torch.Tensor):
+            if self._cuda:  # an out-of-range gather on CUDA is a device assert, not an error
+                check_index_bounds(idx, x.shape[0])
+            idx = torch.as_tensor(idx, device=x.device)
+        elif self._cuda and idx.numel() and (
+            bool((idx >= x.shape[0]).any()) or bool((idx < -x.shape[0]).any())
+        ):
+            check_index_bounds(idx.cpu().numpy(), x.shape[0])
+        return x[idx]
+
+    def exp(self, x: Any) -> Any:
+        return self.xp.exp(x)
+
+    def value_and_grad(self, f: Callable[..., Any], argnums: Any = 0) -> Callable:
+        """Plain ``torch.autograd.grad`` on fresh leaves: cheaper than ``torch.func``."""
+        torch = self.xp
+        nums, single = normalize_argnums(argnums)
+
+        def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
+            check_argnums(nums, len(args))
+            args = list(args)
+            traced = []
+            for i in nums:
+                leaves, rebuild = flatten(args[i])
+                leaves = [leaf.detach().requires_grad_(True) for leaf in leaves]
+                args[i] = rebuild(leaves)
+                traced.append((leaves, rebuild))
+            with torch.enable_grad():
+                out = f(*args)
+                if out.numel() != 1:
+                    raise ValueError(
+                        f"value_and_grad needs f to return a scalar, got shape {tuple(out.shape)}"
+                    )
+                flat = [leaf for leaves, _ in traced for leaf in leaves]
+                grads = torch.autograd.grad(out, flat, allow_unused=True) if out.requires_grad else [None] * len(flat)
+            grads = [torch.zeros_like(x) if g is None else g for x, g in zip(flat, grads)]
+            result, start = [], 0
+            for leaves, rebuild in traced:
+                result.append(rebuild(grads[start : start + len(leaves)]))
+                start += len(leaves)
+            return out.detach(), result[0] if single else tuple(result)
+
+        return value_and_grad_f
+
+    def sync(self, x: Any = None) -> Any:
+        if self._cuda:
+            self.xp.cuda.synchronize(self._device)
+        return x
+
+    def info(self) -> dict[str, Any]:
+        torch = self.xp
+        name = torch.cuda.get_device_name(self._device) if self._cuda else _cpu_name()
+        return {
+            **self._base_info(),
+            "framework": "torch",
+            "version": torch.__version__,
+            "device_name": name,
+            "matmul_precision": "tf32"
+            if torch.get_float32_matmul_precision() != "highest"
+            else "float32",
+            "threads": torch.get_num_threads(),
+            "cuda": torch.version.cuda,
+        }

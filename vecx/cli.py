@@ -1,0 +1,75 @@
+"""The ``vecx`` command: parse, dispatch to ``vecx.commands.<name>``, and turn errors into one line.
+
+Each subcommand lives in its own module under ``vecx.commands`` with ``add_parser(sub)``
+(which sets ``func``); this file knows nothing of frameworks or suites. Any expected
+failure (bad input, a missing file, an unavailable backend) ends as one line on stderr
+and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from vecx import __version__
+
+COMMANDS = ("info", "bench", "train", "compare", "plot", "report")
+
+EXIT_ERROR = 1  # the command ran and failed (or found a regression)
+EXIT_USAGE = 2  # bad arguments or input
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: ``vecx train: error: ... (see --help)``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="vecx",
+        description="Compare array frameworks and devices on identical algorithms.",
+    )
+    parser.add_argument("--version", action="version", version=f"vecx {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"vecx.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"vecx.commands.{name}":
+                raise
+            continue  # a command still being built is simply not offered
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"vecx {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except (ValueError, OSError, LookupError, json.JSONDecodeError, RuntimeError) as exc:
+        # VecxError subclasses ValueError/RuntimeError/ArithmeticError; OSError covers
+        # missing files and unwritable folders. One line, no traceback.
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"vecx {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, (ValueError, LookupError, OSError)) else EXIT_ERROR
+    except ArithmeticError as exc:  # TrainingDiverged
+        print(f"vecx {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

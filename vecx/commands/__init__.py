@@ -1,0 +1,1 @@
+"""One module per ``vecx`` subcommand; each defines ``add_parser(subparsers)``."""
