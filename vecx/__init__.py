@@ -14,6 +14,7 @@ from vecx.protocol import (
     VecxError,
 )
 from vecx.registry import BackendEntry, BackendStatus, backend, backends, register
+from vecx.timing import Measurement, Timer, measure
 
 __version__ = "0.1.0"
 
@@ -23,11 +24,14 @@ __all__ = [
     "BackendEntry",
     "BackendStatus",
     "BackendUnavailable",
+    "Measurement",
+    "Timer",
     "TrainingDiverged",
     "UnsupportedDtype",
     "VecxError",
     "__version__",
     "backend",
     "backends",
+    "measure",
     "register",
 ]
