@@ -245,7 +245,10 @@ def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
 
 def backward(out: Tracer) -> None:
     """Fill ``.g`` of every tracer that ``out`` depends on."""
-    out.g = out.value.dtype.type(1)  # a scalar one of the output's dtype; cheap and exact
+    value = out.value
+    # A scalar one of the output's dtype is cheap and exact; a size-1 output of shape
+    # (1, 1) (``w.T @ w``) needs ones of its shape, or the VJPs see too few dimensions.
+    out.g = value.dtype.type(1) if value.ndim == 0 else out.tape.xp.ones_like(value)
     for node in reversed(out.tape.nodes):
         g = node.g
         if g is None:
@@ -295,6 +298,8 @@ def _finish(t: Tracer, xp: Any) -> Any:
     g = t.g
     if g is None:
         return xp.zeros_like(t.value)
-    if 0 in getattr(g, "strides", (1,)):  # a read-only broadcast view: hand back an array
-        return xp.ascontiguousarray(g)
+    if type(g) is not xp.ndarray:  # a NumPy scalar, for a 0-d argument
+        return xp.asarray(g, dtype=t.value.dtype)
+    if 0 in g.strides or not getattr(g.flags, "writeable", True):
+        return g.copy()  # a broadcast view (read-only in NumPy): hand back an array of its own
     return g
