@@ -116,14 +116,16 @@ def _load_plugins() -> None:
             try:
                 _entries[ep.name] = _entry_from_object(ep.name, ep.load())
             except Exception as exc:  # a broken plugin must not break vecx
+                reason = f"its plugin failed to load: {exc!r}"
                 _entries[ep.name] = BackendEntry(
-                    ep.name, _broken(ep.name, exc), ("cpu",), "cpu"
+                    ep.name, _broken(ep.name, reason), ("cpu",), "cpu",
+                    probe=lambda device, reason=reason: reason,  # vecx.backends() says why
                 )
 
 
-def _broken(name: str, exc: Exception) -> Callable[..., Backend]:
+def _broken(name: str, reason: str) -> Callable[..., Backend]:
     def factory(device: str, **kwargs: Any) -> Backend:
-        raise BackendUnavailable(name, f"its plugin failed to load: {exc!r}")
+        raise BackendUnavailable(f"{name}:{device}", reason)
 
     return factory
 
@@ -139,7 +141,7 @@ def parse_spec(spec: str) -> tuple[BackendEntry, str]:
     """Split ``"torch:cuda"`` into its entry and canonical device (``"cuda:0"``)."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"a backend spec is a string like 'torch:cuda', got {spec!r}")
-    name, _, device = spec.strip().lower().partition(":")
+    name, _, device = "".join(spec.split()).lower().partition(":")  # " Torch : GPU "
     known = entries()
     if name not in known:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(known)}")
