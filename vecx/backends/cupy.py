@@ -30,12 +30,34 @@ def probe(device: str) -> str | None:
     return None
 
 
+def _set_tf32(cupy: Any, enabled: bool) -> None:
+    """Process-wide, as in PyTorch and JAX. CuPy reads ``CUPY_TF32`` only once, at its
+    first float32 matmul, so the environment variable cannot switch it later; CuPy's
+    compute-type setting can (it falls back to full float32, with a warning, below
+    compute capability 8.0)."""
+    try:
+        from cupy._core import _routines_linalg as linalg
+
+        kind = linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT
+    except (ImportError, AttributeError):  # no such setting: the variable works until used
+        os.environ["CUPY_TF32"] = "1" if enabled else "0"
+        return
+    linalg.set_compute_type(cupy.float32, kind)
+
+
+def _tf32(cupy: Any) -> bool:
+    try:
+        from cupy._core import _routines_linalg as linalg
+
+        return linalg.get_compute_type(cupy.float32) == linalg.COMPUTE_TYPE_TF32
+    except (ImportError, AttributeError):
+        return os.environ.get("CUPY_TF32", "0") not in ("", "0")
+
+
 class CupyBackend(NumpyBackend):
     name = "cupy"
 
     def __init__(self, device: str = "cuda:0", **kwargs: Any) -> None:
-        if kwargs.get("precision") == "tf32":
-            os.environ.setdefault("CUPY_TF32", "1")  # read by CuPy when it loads cuBLAS
         self.device = device  # for the error message, before the base class runs
         reason = probe(device)
         if reason:
@@ -45,6 +67,7 @@ class CupyBackend(NumpyBackend):
         self._cuda_device = cupy.cuda.Device(int(device.split(":")[1]))
         with self._cuda_device:
             super().__init__(device, **kwargs)
+            _set_tf32(cupy, self.precision == "tf32")
 
     def _import_module(self) -> Any:
         import cupy
@@ -99,7 +122,7 @@ class CupyBackend(NumpyBackend):
             "framework": "cupy",
             "version": cupy.__version__,
             "device_name": name.decode() if isinstance(name, bytes) else name,
-            "matmul_precision": "tf32" if os.environ.get("CUPY_TF32") == "1" else "float32",
+            "matmul_precision": "tf32" if _tf32(cupy) else "float32",
             "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
             "blas": "cuBLAS",
         }
