@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vecx.registry import BackendStatus, backend as make_backend, entries, status
+from vecx.registry import BackendStatus, entries, status
+from vecx.registry import backend as make_backend
 
 ENV_VAR = "VECX_BACKENDS"
 

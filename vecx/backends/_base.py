@@ -22,7 +22,9 @@ class BaseBackend:
         self, device: str, *, seed: int = 0, dtype: str = DEFAULT_DTYPE, precision: str = "float32"
     ) -> None:
         if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+            raise ValueError(
+                f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
+            )
         self.device = device
         self.precision = precision
         self.dtype = self._check_supported(check_dtype(dtype))
@@ -101,7 +103,7 @@ def flatten(tree: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
     """Leaves of a tuple/list/dict nest of arrays, and a function that rebuilds the nest."""
     if type(tree) is dict and not any(isinstance(v, _CONTAINERS) for v in tree.values()):
         keys = tuple(tree)  # the common flat {"w": ..., "b": ...}: the fast path
-        return list(tree.values()), lambda leaves: dict(zip(keys, leaves))
+        return list(tree.values()), lambda leaves: dict(zip(keys, leaves, strict=True))
     if isinstance(tree, dict):
         keys = list(tree)
         parts = [flatten(tree[k]) for k in keys]
@@ -109,7 +111,7 @@ def flatten(tree: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
 
         def unflatten_dict(leaves: list[Any]) -> Any:
             out, start = {}, 0
-            for k, (_, rebuild), n in zip(keys, parts, sizes):
+            for k, (_, rebuild), n in zip(keys, parts, sizes, strict=True):
                 out[k] = rebuild(leaves[start : start + n])
                 start += n
             return out
@@ -122,7 +124,7 @@ def flatten(tree: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
 
         def unflatten_seq(leaves: list[Any]) -> Any:
             out, start = [], 0
-            for (_, rebuild), n in zip(parts, sizes):
+            for (_, rebuild), n in zip(parts, sizes, strict=True):
                 out.append(rebuild(leaves[start : start + n]))
                 start += n
             return kind(out)
@@ -139,10 +141,32 @@ def _single(leaves: list[Any]) -> Any:
 
 
 def check_index_bounds(idx: Any, n: int) -> None:
-    """Raise IndexError like NumPy when a host index array leaves ``[-n, n)``."""
+    """Raise IndexError like NumPy when a host index array leaves ``[-n, n)``.
+
+    Runs on every ``index`` call with host indices, so the usual short 1-D case (a
+    minibatch) avoids NumPy reductions, which cost ~1 us each: Python's ``max``/``min``
+    over a short list cost a fraction of that (bench/overhead.py).
+    """
     import numpy as np
 
-    idx = np.asarray(idx)
+    kind = type(idx)
+    if kind is np.ndarray and idx.ndim == 1 and idx.size <= 256:
+        idx = idx.tolist()
+    elif kind is not list and kind is not tuple:
+        idx = np.asarray(idx)
+    if type(idx) is not np.ndarray:
+        if not idx:
+            return
+        try:
+            hi, lo = max(idx), min(idx)
+        except TypeError:  # ragged nesting: let NumPy judge it below
+            hi = lo = None
+        if type(hi) is int and type(lo) is int:  # else nested, bools or NumPy scalars
+            if hi >= n or lo < -n:
+                bad = next(i for i in idx if i >= n or i < -n)
+                raise IndexError(f"index {bad} is out of bounds for axis 0 with size {n}")
+            return
+        idx = np.asarray(idx)
     if idx.size and (idx.max() >= n or idx.min() < -n):
         bad = idx[(idx >= n) | (idx < -n)][0]
         raise IndexError(f"index {int(bad)} is out of bounds for axis 0 with size {n}")
