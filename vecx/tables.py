@@ -47,7 +47,7 @@ class Table:
     """A rendered-ready table: every cell is already a string with its unit.
 
     ``align`` holds ``"l"``/``"r"`` per column (empty: all left); renderers right-align
-    numbers so that magnitudes line up.
+    numbers so that magnitudes line up. ``suite`` is set by `suite_tables`.
     """
 
     title: str
@@ -55,6 +55,7 @@ class Table:
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
     align: list[str] = field(default_factory=list)
+    suite: str = ""  # the suite it shows, so reports can place its figures beside it
 
     def is_right(self, column: str) -> bool:
         """Whether ``column`` holds numbers (right-aligned)."""
@@ -268,7 +269,9 @@ def suite_tables(
     for suite in order:
         recs = _order([r for r in records if r["suite"] == suite], suite, baseline)
         builder = _BUILDERS.get(suite, _generic_table)
-        tables.append(builder(suite, recs, index, baseline))
+        table = builder(suite, recs, index, baseline)
+        table.suite = suite
+        tables.append(table)
     return tables
 
 

@@ -1,0 +1,351 @@
+"""A Markdown report of one results file: machine, settings, backends, tables, plots, flags.
+
+The report is meant to be committed next to its results JSON (``bench/results/``) and read
+on a code-hosting site, so it uses only GitHub-flavoured Markdown (headings, pipe tables,
+lists, relative image links) and no HTML. Every number comes from `vecx.tables`, so the
+report and ``vecx bench``'s terminal summary agree.
+
+Plots: `build_report` links the PNGs written by `vecx.plots.plot_results`. They are
+generated into ``plots_dir`` when one is given, otherwise looked for beside the results
+(``<stem>-plots/``, ``plots/``, then the results' own folder). Links are relative to the
+folder the report will live in (``output``'s folder, or the results' folder when the report
+goes to stdout and is saved beside them, as ``vecx report r.json > REPORT.md`` does).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from vecx.tables import Table, backend_label, markdown_table, suite_tables
+
+#: Figure stems `vecx.plots.plot_results` writes, and the suite each belongs under.
+FIGURES: dict[str, str] = {
+    "train-methods": "train",
+    "train-backends": "train",
+    "matmul": "matmul",
+    "vector-add": "vector-add",
+    "scaling": "scaling",
+}
+
+_FIGURE_CAPTIONS = {
+    "train-methods": "Loss against training time per backend: GD, SGD, minibatch 100 and 10",
+    "train-backends": "One preset on every backend, vecx trainer and framework-native",
+    "matmul": "matmul GFLOP/s by strategy and backend",
+    "vector-add": "Loop against vectorized vector add, with the speedup",
+    "scaling": "Achieved bandwidth and compute against problem size, with the ceilings",
+}
+
+#: Environment variables worth a warning when set, with why.
+_ENV_WARNINGS = {
+    "OPENBLAS_CORETYPE": "forces OpenBLAS's kernel choice; it can make float32 matmul ~2x slower",
+    "OPENBLAS_L2_SIZE": "overrides OpenBLAS's cache-size guess, which changes its blocking",
+}
+
+#: IQR above this fraction of the median marks a measurement as noisy.
+NOISY = 0.10
+
+
+def default_plot_dir(results_path: str | os.PathLike[str]) -> Path:
+    """Where ``vecx plot`` puts the figures of ``results_path`` by default: ``<stem>-plots``.
+
+    One folder per results file, so several runs can sit in one folder (a CPU and a GPU run
+    under ``bench/results/``) without overwriting each other's figures.
+    """
+    p = Path(results_path)
+    return p.with_name(f"{p.stem}-plots")
+
+
+def find_plots(results_path: str | os.PathLike[str]) -> dict[str, Path]:
+    """Existing figure PNGs beside ``results_path``, by stem (first folder with any wins)."""
+    p = Path(results_path)
+    for folder in (default_plot_dir(p), p.parent / "plots", p.parent):
+        found = {s: folder / f"{s}.png" for s in FIGURES if (folder / f"{s}.png").is_file()}
+        if found:
+            return found
+    return {}
+
+
+def build_report(
+    results_path: str | os.PathLike[str],
+    *,
+    plots_dir: str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    baseline: str = "numpy",
+) -> str:
+    """Load ``results_path`` and return its Markdown report.
+
+    ``plots_dir``: generate the figures there (PNG and SVG) and link them; otherwise link
+    those found by `find_plots`. ``output``: where the report will be saved, to make the
+    image links relative to it (default: beside the results).
+    """
+    from vecx.results import load
+
+    results_path = Path(results_path)
+    doc = load(results_path)
+    if plots_dir is not None:
+        from vecx.plots import plot_results
+
+        written = plot_results(doc, plots_dir)
+        plots = {p.stem: p for p in written if p.suffix == ".png"}
+    else:
+        plots = find_plots(results_path)
+    base = Path(output).parent if output is not None else results_path.parent
+    links = {stem: _relative(path, base) for stem, path in plots.items()}
+    return render_report(
+        doc, plots=links, baseline=baseline, source=results_path.name, plots_hint=not plots
+    )
+
+
+def _relative(path: Path, base: Path) -> str:
+    """A POSIX relative link from folder ``base`` to ``path`` (works on any host)."""
+    rel = os.path.relpath(path.resolve(), base.resolve())
+    return Path(rel).as_posix()
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_report(
+    doc: Mapping[str, Any],
+    *,
+    plots: Mapping[str, str] | None = None,
+    baseline: str = "numpy",
+    source: str | None = None,
+    plots_hint: bool = False,
+) -> str:
+    """The Markdown report of a loaded results document.
+
+    ``plots`` maps figure stems (see `FIGURES`) to link targets; each figure is placed
+    under its suite's table. ``source`` is the results file name shown in the header.
+    """
+    plots = dict(plots or {})
+    records = [r for r in doc.get("results", []) if isinstance(r, Mapping)]
+    tables = suite_tables(doc, baseline=baseline)
+    suites = list(dict.fromkeys(r["suite"] for r in records))
+    parts = [_header(doc, records, suites, source, baseline)]
+    parts.append(_flags(doc, records))
+    parts.append(_machine(doc.get("machine") or {}))
+    parts.append(_settings(doc.get("settings") or {}))
+    parts.append(_backends(doc.get("backends") or {}))
+    parts.append("## Results\n")
+    if not tables:
+        parts.append("This results file has no records.\n")
+    elif plots_hint:
+        parts.append(
+            "No plots were found beside the results; `vecx report RESULTS.json --plots DIR` "
+            "draws them.\n"
+        )
+    for table in tables:
+        parts.append(_suite_section(table.suite, table, plots))
+    extra = [s for s in plots if FIGURES.get(s) not in suites]
+    for stem in extra:  # a figure whose suite has no table: still show it
+        parts.append(_image(stem, plots[stem]))
+    return "\n".join(p.rstrip("\n") + "\n" for p in parts if p)
+
+
+def _suite_section(suite: str, table: Table, plots: Mapping[str, str]) -> str:
+    out = [markdown_table(table)]
+    for stem, owner in FIGURES.items():
+        if owner == suite and stem in plots:
+            out.append(_image(stem, plots[stem]))
+    return "\n".join(out)
+
+
+def _image(stem: str, link: str) -> str:
+    caption = _FIGURE_CAPTIONS.get(stem, stem)
+    return f"![{caption}]({link.replace(' ', '%20')})\n"
+
+
+def _md(text: Any) -> str:
+    """A value as a Markdown table cell (pipes escaped, no newlines)."""
+    s = "-" if text is None or text == "" else str(text)
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _kv_table(rows: Sequence[tuple[str, Any]], head: tuple[str, str] = ("", "")) -> str:
+    lines = [f"| {head[0]} | {head[1]} |", "| --- | --- |"]
+    lines += [f"| {_md(k)} | {_md(v)} |" for k, v in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _header(
+    doc: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    suites: Sequence[str],
+    source: str | None,
+    baseline: str,
+) -> str:
+    machine = doc.get("machine") or {}
+    where = machine.get("gpu") or machine.get("cpu") or "an unknown machine"
+    failed = sum(1 for r in records if r.get("error"))
+    backends = list(dict.fromkeys(backend_label(r) for r in records))
+    lines = [f"# vecx benchmark report: {where}", ""]
+    facts = [
+        f"vecx {doc.get('vecx_version', '?')}",
+        f"run {doc.get('created', 'at an unknown time')}",
+    ]
+    if source:
+        facts.append(f"results `{source}`")
+    lines.append(", ".join(facts) + ".")
+    lines.append("")
+    summary = (
+        f"{len(records)} measurements of {len(suites)} suite{'s' * (len(suites) != 1)} "
+        f"({', '.join(suites) or 'none'}) on {len(backends)} backend x device "
+        f"combination{'s' * (len(backends) != 1)} ({', '.join(backends) or 'none'})"
+    )
+    summary += f"; {failed} failed." if failed else "."
+    lines.append(summary)
+    lines.append("")
+    lines.append(
+        f"Times are medians with the interquartile range as ±% of the median; "
+        f'"vs {baseline}" is how many times faster than {baseline} on the same case '
+        f"(`-` where {baseline} has no result for it)."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _flags(doc: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
+    """What a reader must know before trusting the numbers, in one list."""
+    settings = doc.get("settings") or {}
+    flags = []
+    if settings.get("quick"):
+        flags.append("**Quick run** (`--quick`): smaller sizes and fewer repetitions.")
+    precision = settings.get("precision")
+    if precision and precision != "float32":
+        flags.append(f"**Matmul precision `{precision}`**: float32 matmuls may use TF32.")
+    env = settings.get("env") if isinstance(settings.get("env"), Mapping) else {}
+    for name, why in _ENV_WARNINGS.items():
+        if name in env:
+            flags.append(f"**`{name}={env[name]}`** is set: {why}.")
+    for rec in records:
+        label = f"{backend_label(rec)} {rec['suite']}/{rec['case']}"
+        if rec.get("error"):
+            first = (str(rec["error"]).strip().splitlines() or ["error"])[0]
+            flags.append(f"**Failed**: {label}: `{_code(first)}`")
+        elif rec.get("agrees") is False:
+            impl = (rec.get("params") or {}).get("impl", "vecx")
+            flags.append(
+                f"**Disagrees**: {label} ({impl}) ended at loss {rec.get('value'):.4g}, "
+                "unlike the other backends: a fast wrong result is not a result."
+            )
+    noisy = [
+        r
+        for r in records
+        if not r.get("error")
+        and _pos(r.get("median_s"))
+        and _pos(r.get("iqr_s"))
+        and r["iqr_s"] / r["median_s"] > NOISY
+    ]
+    if noisy:
+        names = ", ".join(f"{backend_label(r)} {r['suite']}/{r['case']}" for r in noisy[:8]) + (
+            f" and {len(noisy) - 8} more" if len(noisy) > 8 else ""
+        )
+        flags.append(f"**Noisy** (IQR over {NOISY:.0%} of the median): {names}.")
+    if not flags:
+        return ""
+    return "## Flags\n\n" + "\n".join(f"- {f}" for f in flags) + "\n"
+
+
+def _code(text: str) -> str:
+    return text.replace("`", "'")
+
+
+def _pos(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def _machine(machine: Mapping[str, Any]) -> str:
+    if not machine:
+        return "## Machine\n\nNot recorded.\n"
+    names = {
+        "cpu": "CPU",
+        "cores": "cores",
+        "memory_gb": "memory",
+        "gpu": "GPU",
+        "driver": "GPU driver",
+        "python": "Python",
+        "platform": "platform",
+    }
+    rows = []
+    for key, name in names.items():
+        if key not in machine:
+            continue
+        val = machine[key]
+        if key == "memory_gb" and isinstance(val, (int, float)):
+            val = f"{val:g} GiB"
+        if key == "gpu" and not val:
+            val = "none"
+        if key == "driver" and not val:
+            continue
+        rows.append((name, val))
+    rows += [(k, _compact(v)) for k, v in machine.items() if k not in names]
+    return "## Machine\n\n" + _kv_table(rows, ("", "value"))
+
+
+def _compact(v: Any) -> str:
+    if isinstance(v, (dict, list)):
+        return "`" + _code(json.dumps(v, separators=(", ", ": "))) + "`"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return "-" if v is None else str(v)
+
+
+def _settings(settings: Mapping[str, Any]) -> str:
+    if not settings:
+        return "## Settings\n\nNot recorded.\n"
+    out = ["## Settings", ""]
+    rows = [(k, _compact(v)) for k, v in settings.items() if k not in ("env", "blas")]
+    env = settings.get("env")
+    if isinstance(env, Mapping):
+        if env:
+            rows += [(f"env `{k}`", v) for k, v in env.items()]
+        else:
+            rows.append(("environment", "no variable that changes the numbers is set"))
+    out.append(_kv_table(rows, ("setting", "value")))
+    blas = settings.get("blas")
+    if isinstance(blas, list) and blas:
+        out.append("BLAS libraries loaded (threadpoolctl):\n")
+        keys = ["internal_api", "version", "num_threads", "architecture", "threading_layer"]
+        keys = [k for k in keys if any(isinstance(b, Mapping) and k in b for b in blas)]
+        lines = [
+            "| " + " | ".join(k.replace("_", " ") for k in keys) + " |",
+            "| " + " | ".join("---" for _ in keys) + " |",
+        ]
+        for b in blas:
+            if isinstance(b, Mapping):
+                lines.append("| " + " | ".join(_md(b.get(k)) for k in keys) + " |")
+        out.append("\n".join(lines) + "\n")
+    elif "blas" in settings and blas is None:
+        out.append("BLAS threads: not recorded (threadpoolctl missing).\n")
+    return "\n".join(out)
+
+
+def _backends(backends: Mapping[str, Any]) -> str:
+    if not backends:
+        return ""
+    main = ("framework", "version", "device_name")
+    skip = {"backend", "device"}
+    lines = [
+        "## Backends",
+        "",
+        "| backend | framework | version | device | details |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for spec, info in backends.items():
+        info = info if isinstance(info, Mapping) else {}
+        details = ", ".join(
+            f"{k}: {_compact(v)}" for k, v in info.items() if k not in main and k not in skip
+        )
+        lines.append(
+            f"| {_md(spec)} | {_md(info.get('framework'))} | {_md(info.get('version'))} "
+            f"| {_md(info.get('device_name'))} | {_md(details)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["FIGURES", "build_report", "default_plot_dir", "find_plots", "render_report"]
