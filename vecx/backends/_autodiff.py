@@ -140,30 +140,24 @@ class Tracer:
 
     # reductions and shape
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tracer:
-        shape = self.value.shape
-        xp = self.tape.xp
-
-        def vjp(g: Any) -> Any:
-            if axis is not None and not keepdims:
-                g = xp.expand_dims(g, axis)
-            return xp.broadcast_to(g, shape)
-
-        return Tracer(self.value.sum(axis=axis, keepdims=keepdims), self.tape, ((self, vjp),))
+        value = self.value
+        out = value.sum(axis=axis, keepdims=keepdims)
+        kept = _kept_shape(value.shape, axis) if axis is not None and not keepdims else None
+        return Tracer(out, self.tape, ((self, _spread(self.tape.xp, value, kept, 1)),))
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tracer:
-        out = self.value.mean(axis=axis, keepdims=keepdims)
-        count = self.value.size // max(getattr(out, "size", 1), 1)
-        shape = self.value.shape
-        xp = self.tape.xp
-
-        def vjp(g: Any) -> Any:
-            if axis is None:  # xp.full is 3x faster than broadcast_to on tiny arrays
-                return xp.full(shape, g / count, dtype=out.dtype)
-            if not keepdims:
-                g = xp.expand_dims(g, axis)
-            return xp.broadcast_to(g / count, shape)
-
-        return Tracer(out, self.tape, ((self, vjp),))
+        value = self.value
+        if value.dtype.kind == "f" and value.dtype.itemsize >= 4:
+            # What NumPy's mean computes (a sum divided in the same dtype), without the
+            # ~3 us of Python around it in numpy/_core/_methods.py: a third of the step.
+            out = value.sum(axis=axis, keepdims=keepdims)
+            count = value.size // max(getattr(out, "size", 1), 1)
+            out = out / count
+        else:  # float16 sums in float32 inside mean; integers become float64
+            out = value.mean(axis=axis, keepdims=keepdims)
+            count = value.size // max(getattr(out, "size", 1), 1)
+        kept = _kept_shape(value.shape, axis) if axis is not None and not keepdims else None
+        return Tracer(out, self.tape, ((self, _spread(self.tape.xp, value, kept, count)),))
 
     def reshape(self, *shape: Any) -> Tracer:
         old = self.value.shape
@@ -187,6 +181,31 @@ class Tracer:
     def exp(self) -> Tracer:
         out = self.tape.xp.exp(self.value)
         return Tracer(out, self.tape, ((self, lambda g: g * out),))
+
+
+def _kept_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    """The shape a reduction over ``axis`` has with ``keepdims=True``."""
+    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _spread(xp: Any, value: Any, kept: tuple[int, ...] | None, count: int) -> Callable:
+    """The VJP of a sum (``count`` 1) or mean over some axes of ``value``.
+
+    Fills a fresh array instead of ``xp.broadcast_to(xp.expand_dims(g, axis))``: on the
+    tiny arrays of a minibatch step that is 0.5 us instead of 5 us, and the gradient
+    comes out writeable.
+    """
+    shape, dtype = value.shape, value.dtype
+
+    def vjp(g: Any) -> Any:
+        if kept is not None:
+            g = g.reshape(kept)
+        out = xp.empty(shape, dtype)
+        out[...] = g if count == 1 else g / count
+        return out
+
+    return vjp
 
 
 def _scatter_add(xp: Any, out: Any, idx: Any, g: Any) -> None:
