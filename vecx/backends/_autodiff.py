@@ -295,16 +295,20 @@ def value_and_grad(
             tracers = [Tracer(asarray(leaf), tape) for leaf in leaves]
             args[i] = rebuild(tracers)
             traced.append((tracers, rebuild))
-        out = f(*args)
-        if type(out) is Tracer:
-            if out.value.size != 1:
+        try:
+            out = f(*args)
+            traced_out = type(out) is Tracer  # else f does not depend on the arguments
+            value = out.value if traced_out else out
+            if getattr(value, "size", 1) != 1:
                 raise ValueError(
-                    f"value_and_grad needs f to return a scalar, got shape {tuple(out.shape)}"
+                    f"value_and_grad needs f to return a scalar, got shape {tuple(value.shape)}"
                 )
-            backward(out)
-            value = out.value
-        else:  # f does not depend on the differentiated arguments
-            value = out
+            if traced_out:
+                backward(out)
+        finally:
+            # The tape and its nodes point at each other: break the cycle so they are freed
+            # now, not by a garbage collection (which made a step 3x slower with gc off).
+            tape.nodes.clear()
         grads = tuple(
             rebuild([_finish(t, xp) for t in tracers]) for tracers, rebuild in traced
         )
