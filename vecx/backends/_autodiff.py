@@ -307,7 +307,7 @@ def value_and_grad(
                 backward(out)
         finally:
             # The tape and its nodes point at each other: break the cycle so they are freed
-            # now, not by a garbage collection (which made a step 3x slower with gc off).
+            # now, not at the next garbage collection (~15% of a linreg step).
             tape.nodes.clear()
         grads = tuple(
             rebuild([_finish(t, xp) for t in tracers]) for tracers, rebuild in traced
