@@ -1,0 +1,403 @@
+"""vecx.tables: per-suite tables from a results document (units, vs-baseline, errors).
+
+`synthetic_doc` is also used by test_plots.py and test_report.py: every suite, three
+backends, an extrapolated JAX loop, a failed record and a disagreeing training run.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from vecx.results import result
+from vecx.tables import (
+    Table,
+    format_time,
+    markdown_table,
+    print_tables,
+    relative_speed,
+    suite_tables,
+)
+
+BACKENDS = (("numpy", 1.0), ("torch", 0.5), ("jax", 2.0))  # time scale against numpy
+OOM = "RuntimeError: out of memory while allocating a tensor of 12345678 bytes on the device"
+
+
+def _curve(t_end: float, loss_end: float, n: int = 12) -> dict:
+    times = [t_end * (i + 1) / n for i in range(n)]
+    losses = [loss_end + (1.0 - loss_end) * math.exp(-4 * i / n) for i in range(n)]
+    return {"times": times, "losses": losses, "examples": [10 * (i + 1) for i in range(n)]}
+
+
+def synthetic_doc(suites: tuple[str, ...] = ("vector-add", "matmul", "scaling", "train")) -> dict:
+    """A results document as `vecx bench` writes it, with numbers chosen to check against."""
+    recs = []
+    for be, k in BACKENDS:
+        dev = "cpu"
+        if "vector-add" in suites:
+            jax = be == "jax"
+            params = {"n": 10000, "measured_n": 1000 if jax else 10000, "extrapolated": jax}
+            extra = {"note": "JAX writes with c.at[i].set"} if jax else {}
+            recs.append(
+                result(
+                    "vector-add",
+                    "loop",
+                    be,
+                    dev,
+                    params=params,
+                    median_s=5e-3 * k,
+                    iqr_s=1e-4 * k,
+                    first_call_s=1e-2,
+                    n_runs=5,
+                    metric="time",
+                    value=5e-3 * k,
+                    unit="s",
+                    **extra,
+                )
+            )
+            recs.append(
+                result(
+                    "vector-add",
+                    "vectorized",
+                    be,
+                    dev,
+                    params={"n": 10000},
+                    median_s=5e-6 * k,
+                    iqr_s=1e-7,
+                    first_call_s=2e-5,
+                    n_runs=200,
+                    metric="time",
+                    value=5e-6 * k,
+                    unit="s",
+                )
+            )
+        if "matmul" in suites:
+            for case, t in (("element", 2.0), ("column", 2e-2), ("full", 2e-4), ("block64", 5e-4)):
+                if be == "torch" and case == "element":
+                    recs.append(result("matmul", case, be, dev, params={"n": 256}, error=OOM))
+                    continue
+                recs.append(
+                    result(
+                        "matmul",
+                        case,
+                        be,
+                        dev,
+                        params={"n": 256},
+                        median_s=t * k,
+                        iqr_s=t * k * 0.02,
+                        n_runs=5,
+                        metric="gflops",
+                        value=2 * 256**3 / (t * k) / 1e9,
+                        unit="GFLOP/s",
+                    )
+                )
+        if "scaling" in suites:
+            for p in (10, 12, 14, 16):
+                n = 2**p
+                t = 12 * n / 20e9 / k + 2e-6
+                gbs = 12 * n / t / 1e9
+                recs.append(
+                    result(
+                        "scaling",
+                        "vector-add",
+                        be,
+                        dev,
+                        params={"n": n},
+                        median_s=t,
+                        iqr_s=t * 0.02,
+                        metric="bandwidth",
+                        value=gbs,
+                        unit="GB/s",
+                        pct_of_ceiling=100 * gbs / 40.0,
+                    )
+                )
+                recs.append(
+                    result(
+                        "scaling",
+                        "copy",
+                        be,
+                        dev,
+                        params={"n": n},
+                        median_s=t * 0.6,
+                        iqr_s=t * 0.01,
+                        metric="bandwidth",
+                        value=8 * n / (t * 0.6) / 1e9,
+                        unit="GB/s",
+                        pct_of_ceiling=100 * 8 * n / (t * 0.6) / 1e9 / 40.0,
+                    )
+                )
+            for n in (64, 128, 256):
+                t = 2 * n**3 / (100e9 / k) + 1e-5
+                gf = 2 * n**3 / t / 1e9
+                recs.append(
+                    result(
+                        "scaling",
+                        "matmul",
+                        be,
+                        dev,
+                        params={"n": n},
+                        median_s=t,
+                        iqr_s=t * 0.02,
+                        metric="gflops",
+                        value=gf,
+                        unit="GFLOP/s",
+                        pct_of_ceiling=100 * gf / 200.0,
+                    )
+                )
+        if "train" in suites:
+            presets = (
+                ("airfoil-gd", 1500, 0.01),
+                ("airfoil-sgd", 1, 2.0),
+                ("airfoil-mb100", 100, 0.05),
+                ("airfoil-mb10", 10, 0.3),
+            )
+            for preset, bs, epoch_s in presets:
+                for impl in ("vecx", "native") if be != "numpy" else ("vecx",):
+                    f = k * (0.5 if impl == "native" else 1.0)
+                    agrees = not (be == "jax" and impl == "native" and preset == "airfoil-mb10")
+                    loss = 0.2443 if agrees else 0.91
+                    recs.append(
+                        result(
+                            "train",
+                            preset,
+                            be,
+                            dev,
+                            params={
+                                "preset": preset,
+                                "impl": impl,
+                                "lr": 0.05,
+                                "batch_size": bs,
+                                "epochs": 2,
+                            },
+                            median_s=epoch_s * f,
+                            iqr_s=epoch_s * f * 0.03,
+                            n_runs=2,
+                            metric="loss",
+                            value=loss,
+                            unit="",
+                            curve=_curve(2 * epoch_s * f, loss),
+                            agrees=agrees,
+                        )
+                    )
+    return {
+        "schema": 1,
+        "vecx_version": "0.1.0",
+        "created": "2025-01-31T12:00:00+00:00",
+        "machine": {
+            "cpu": "Synthetic CPU 9000",
+            "cores": 2,
+            "gpu": None,
+            "driver": None,
+            "python": "3.11.9",
+            "platform": "Linux-test",
+            "memory_gb": 7.7,
+        },
+        "backends": {
+            "numpy:cpu": {
+                "framework": "numpy",
+                "version": "2.1.0",
+                "device_name": "Synthetic CPU 9000",
+            },
+            "torch:cpu": {
+                "framework": "torch",
+                "version": "2.13.0",
+                "device_name": "Synthetic CPU 9000",
+                "threads": 2,
+            },
+            "jax:cpu": {"framework": "jax", "version": "0.10.2", "device_name": "cpu"},
+        },
+        "settings": {
+            "dtype": "float32",
+            "precision": "float32",
+            "quick": False,
+            "env": {"OPENBLAS_CORETYPE": "Haswell"},
+            "blas": [{"internal_api": "openblas", "version": "0.3.27", "num_threads": 2}],
+        },
+        "results": recs,
+    }
+
+
+def _table(tables: list[Table], suite: str) -> Table:
+    (t,) = [t for t in tables if t.suite == suite]
+    return t
+
+
+def _row(table: Table, **match: str) -> dict[str, str]:
+    rows = [dict(zip(table.columns, r, strict=True)) for r in table.rows]
+    hits = [r for r in rows if all(r[k] == v for k, v in match.items())]
+    assert len(hits) == 1, (match, hits)
+    return hits[0]
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (1.5, "1.50 s"),
+        (12.34, "12.3 s"),
+        (0.00123, "1.23 ms"),
+        (2.5e-6, "2.50 µs"),
+        (3e-9, "3.00 ns"),
+        (250e-6, "250 µs"),
+        (None, "-"),
+    ],
+)
+def test_format_time_picks_the_unit(seconds, text):
+    assert format_time(seconds) == text
+
+
+# --------------------------------------------------------------------------- suite_tables
+
+
+def test_one_table_per_suite_in_fixed_order():
+    tables = suite_tables(synthetic_doc())
+    assert [t.suite for t in tables] == ["vector-add", "matmul", "scaling", "train"]
+    for t in tables:
+        assert t.columns[-1] == "vs numpy"
+        assert all(len(r) == len(t.columns) for r in t.rows)
+        assert len(t.align) == len(t.columns)
+
+
+def test_suites_argument_limits_and_orders_and_skips_absent():
+    doc = synthetic_doc(("matmul", "train"))
+    tables = suite_tables(doc, suites=["train", "scaling", "matmul"])
+    assert [t.suite for t in tables] == ["train", "matmul"]
+
+
+def test_matmul_units_and_relative_speed():
+    t = _table(suite_tables(synthetic_doc()), "matmul")
+    assert "GFLOP/s" in t.columns
+    full_np = _row(t, case="full", backend="numpy:cpu")
+    assert full_np["time"] == "200 µs ±2%"
+    assert full_np["GFLOP/s"] == "168"  # 2 * 256^3 / 200 us
+    assert full_np["vs numpy"] == "1.00x"
+    assert _row(t, case="full", backend="torch:cpu")["vs numpy"] == "2.00x"  # half the time
+    assert _row(t, case="column", backend="jax:cpu")["vs numpy"] == "0.500x"  # twice the time
+
+
+def test_other_baseline_and_missing_baseline_case():
+    t = _table(suite_tables(synthetic_doc(), baseline="torch:cpu"), "matmul")
+    assert t.columns[-1] == "vs torch:cpu"
+    assert _row(t, case="full", backend="numpy:cpu")["vs torch:cpu"] == "0.500x"
+    assert _row(t, case="full", backend="jax:cpu")["vs torch:cpu"] == "0.250x"
+    # torch's element case failed: nothing to compare against
+    assert _row(t, case="element", backend="numpy:cpu")["vs torch:cpu"] == "-"
+    # a baseline that is not in the run at all
+    t = _table(suite_tables(synthetic_doc(), baseline="cupy"), "matmul")
+    assert {r[-1] for r in t.rows} == {"-"}
+
+
+def test_error_record_shows_text_never_a_number():
+    t = _table(suite_tables(synthetic_doc()), "matmul")
+    row = _row(t, case="element", backend="torch:cpu")
+    cells = [row[c] for c in ("time", "GFLOP/s", "vs numpy")]
+    assert cells[0].startswith("error: RuntimeError: out of memory")
+    assert cells[0].endswith("…") and len(cells[0]) < len(OOM)  # shortened
+    assert cells[1:] == ["-", "-"]
+    assert not re.search(r"\d", cells[0].replace("error: ", "")[:30])
+    assert any(OOM in n for n in t.notes)  # the full first line as a note
+
+
+def test_vector_add_extrapolation_note_and_vectorization_speedup():
+    t = _table(suite_tables(synthetic_doc()), "vector-add")
+    loop = _row(t, case="loop", backend="jax:cpu")
+    assert loop["time per add"] == "10.0 ms ±2% *"
+    # extrapolated (measured_n differs) but still compared with numpy's loop
+    assert loop["vs numpy"] == "0.500x"
+    assert _row(t, case="vectorized", backend="numpy:cpu")["time per add"] == "5.00 µs ±2%"
+    notes = "\n".join(t.notes)
+    assert "jax:cpu loop (*): extrapolated from 1,000 of 10,000 elements" in notes
+    assert "JAX writes with c.at[i].set" in notes
+    assert "numpy:cpu: vectorized is 1,000x faster than the loop" in notes
+
+
+def test_scaling_rates_and_percent_of_ceiling():
+    t = _table(suite_tables(synthetic_doc()), "scaling")
+    row = _row(t, case="matmul", backend="numpy:cpu", n="256")
+    assert row["achieved"].endswith(" GFLOP/s")
+    value = float(row["achieved"].split()[0])
+    assert row["% of ceiling"] == f"{100 * value / 200:.0f}%"
+    assert _row(t, case="copy", backend="torch:cpu", n="1,024")["achieved"].endswith(" GB/s")
+    # rows go by case, then size, numpy first
+    cases = [r[0] for r in t.rows]
+    assert cases.index("copy") > cases.index("vector-add")
+    assert t.rows[0][:3] == ["vector-add", "numpy:cpu", "1,024"]
+
+
+def test_train_table_flags_disagreement_and_compares_native_with_baseline():
+    t = _table(suite_tables(synthetic_doc()), "train")
+    bad = _row(t, preset="airfoil-mb10", backend="jax:cpu", impl="native")
+    assert bad["agrees"] == "NO"
+    assert bad["final loss"] == "0.91"
+    assert any("jax:cpu native airfoil-mb10" in n and "disagrees" in n for n in t.notes)
+    # native torch at half the vecx time of torch, which is half of numpy: 4x numpy
+    assert _row(t, preset="airfoil-gd", backend="torch:cpu", impl="native")["vs numpy"] == "4.00x"
+    assert _row(t, preset="airfoil-sgd", backend="numpy:cpu", impl="vecx")["time / epoch"] == (
+        "2.00 s ±3%"
+    )
+
+
+def test_unknown_suite_gets_a_generic_table():
+    doc = synthetic_doc(("matmul",))
+    doc["results"].append(
+        result(
+            "blas",
+            "gemv",
+            "numpy",
+            "cpu",
+            params={"n": 64, "layout": "C"},
+            median_s=1e-6,
+            metric="gflops",
+            value=8.0,
+            unit="GFLOP/s",
+        )
+    )
+    t = _table(suite_tables(doc), "blas")
+    assert t.rows == [["gemv", "numpy:cpu", "n=64, layout=C", "1.00 µs", "8.00 GFLOP/s", "1.00x"]]
+
+
+def test_relative_speed_falls_back_to_values():
+    a = {"median_s": None, "value": 10.0, "unit": "GFLOP/s"}
+    b = {"median_s": None, "value": 5.0, "unit": "GFLOP/s"}
+    assert relative_speed(a, b) == 2.0
+    assert relative_speed({**a, "unit": "s"}, {**b, "unit": "s"}) == 0.5
+    assert relative_speed(a, {**b, "unit": "GB/s"}) is None
+    assert relative_speed(a, None) is None
+    assert relative_speed({**a, "error": "x"}, b) is None
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def test_markdown_table_layout():
+    t = Table("demo | title", ["case", "time"], [["a|b", "1.00 ms *"]], ["note *x*"], ["l", "r"])
+    md = markdown_table(t)
+    lines = md.splitlines()
+    assert lines[0] == "### demo | title"
+    assert lines[2] == "| case | time |"
+    assert lines[3] == "| --- | ---: |"
+    assert lines[4] == "| a\\|b | 1.00 ms \\* |"
+    assert lines[-1] == "- note \\*x\\*"
+
+
+def test_markdown_tables_have_consistent_columns():
+    for t in suite_tables(synthetic_doc()):
+        body = [ln for ln in markdown_table(t).splitlines() if ln.startswith("|")]
+        counts = {len(re.findall(r"(?<!\\)\|", ln)) for ln in body}
+        assert counts == {len(t.columns) + 1}, t.title
+        assert len(body) == len(t.rows) + 2
+
+
+def test_print_tables_plain_and_unwrapped_when_not_a_terminal(capsys):
+    print_tables(suite_tables(synthetic_doc(("matmul",))))
+    out = capsys.readouterr().out
+    assert "+---" in out or "|---" in out  # ASCII box, no box-drawing characters
+    assert not re.search("[\u2500-\u257f]", out)
+    # a long error stays on one row instead of folding into several lines
+    err_lines = [ln for ln in out.splitlines() if "error: RuntimeError" in ln]
+    assert len(err_lines) == 1 and "element" in err_lines[0] and "torch:cpu" in err_lines[0]
+    assert "torch:cpu element failed: " + OOM in out
