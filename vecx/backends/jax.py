@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from vecx.backends._base import (
     BaseBackend,
     check_index_bounds,
@@ -148,8 +150,14 @@ class JaxBackend(BaseBackend):
         with one device-to-host read. Inside ``jit`` the indices are abstract and cannot be
         checked: out-of-range rows then come back as NaN (``mode="fill"``), never clamped.
         """
-        import numpy as np
-
+        if type(idx) is np.ndarray and idx.ndim == 1 and idx.size <= 256:
+            # The hot path, a host minibatch: inlined, as every call here costs more
+            # between two JAX dispatches than it does alone (bench/overhead.py).
+            if idx.size:
+                rows, n = idx.tolist(), x.shape[0]
+                if max(rows) >= n or min(rows) < -n:
+                    check_index_bounds(idx, n)
+            return self._take(x, idx)
         if isinstance(idx, self.jax.Array):
             if isinstance(idx, self.jax.core.Tracer):
                 return self._take(x, idx)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from vecx.backends._base import (
     BaseBackend,
     check_argnums,
@@ -49,6 +51,7 @@ class TorchBackend(BaseBackend):
         torch.set_float32_matmul_precision("high" if self.precision == "tf32" else "highest")
         self._dtypes = {n: getattr(torch, n) for n in ("float32", "float64", "float16", "bfloat16")}
         self._generator = torch.Generator(device=self._device)
+        self._from_numpy = torch.from_numpy
         self.seed(self._seed)
 
     def _torch_dtype(self, dtype: str | None) -> Any:
@@ -100,10 +103,15 @@ class TorchBackend(BaseBackend):
             raise matmul_shape_error(a, b, exc) from None
 
     def index(self, x: Any, idx: Any) -> Any:
+        if type(idx) is np.ndarray and not self._cuda and idx.flags.writeable:
+            try:  # the hot path, a host minibatch on the CPU, where torch checks bounds
+                rows = self._from_numpy(idx)
+            except (TypeError, ValueError):  # negative strides: the general path below
+                pass
+            else:
+                return x[rows]
         torch = self.xp
         if not isinstance(idx, torch.Tensor):
-            import numpy as np
-
             if self._cuda:  # an out-of-range gather on CUDA is a device assert, not an error
                 check_index_bounds(idx, x.shape[0])
             # NumPy then from_numpy: ~1 us where torch.as_tensor takes 1.7 us on an int
