@@ -172,6 +172,15 @@ def check_index_bounds(idx: Any, n: int) -> None:
         raise IndexError(f"index {int(bad)} is out of bounds for axis 0 with size {n}")
 
 
+def host_index(idx: Any) -> Any:
+    """A host index sequence as a NumPy array. ``[]`` becomes an empty integer array, as
+    in NumPy's own ``x[[]]``, not the float64 array that ``np.asarray([])`` gives."""
+    import numpy as np
+
+    idx = np.asarray(idx)
+    return idx.astype(np.intp) if idx.size == 0 and idx.dtype.kind == "f" else idx
+
+
 def matmul_shape_error(a: Any, b: Any, exc: Exception) -> ValueError:
     return ValueError(
         f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} are not aligned ({exc})"

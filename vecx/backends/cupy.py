@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from vecx.backends._base import check_index_bounds
+from vecx.backends._base import check_index_bounds, host_index
 from vecx.backends.numpy import NumpyBackend
 from vecx.protocol import BackendUnavailable
 
@@ -106,7 +106,7 @@ class CupyBackend(NumpyBackend):
         else:
             check_index_bounds(idx, x.shape[0])
             with self._cuda_device:
-                idx = self.xp.asarray(idx)
+                idx = self.xp.asarray(host_index(idx))
         return super().index(x, idx)
 
     def sync(self, x: Any = None) -> Any:

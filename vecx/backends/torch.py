@@ -12,6 +12,7 @@ from vecx.backends._base import (
     check_argnums,
     check_index_bounds,
     flatten,
+    host_index,
     matmul_shape_error,
     normalize_argnums,
     normalize_shape,
@@ -117,7 +118,7 @@ class TorchBackend(BaseBackend):
             # NumPy then from_numpy: ~1 us where torch.as_tensor takes 1.7 us on an int
             # array and 3.5 us on a list (bench/overhead.py). CPU indexing checks bounds.
             if type(idx) is not np.ndarray:
-                idx = np.asarray(idx)
+                idx = host_index(idx)
             elif not idx.flags.writeable:  # torch warns about sharing read-only memory
                 idx = idx.copy()
             try:
