@@ -65,6 +65,49 @@ def test_report_has_machine_settings_backends_tables_and_flags():
     assert _images(md) == []
 
 
+def test_report_renders_bench_settings_workers_ceilings_and_unavailable():
+    doc = synthetic_doc(("matmul",))
+    doc["settings"] = {
+        "dtype": "float32",
+        "quick": True,
+        "suites": ["matmul"],
+        "timing": {"min_run_time": 0.02, "warmup": 1},
+        "env": {},
+        "workers": {
+            "numpy:cpu": {
+                "env": {"OPENBLAS_L2_SIZE": "512k"},
+                "blas": [{"internal_api": "openblas", "num_threads": 2, "architecture": "Zen"}],
+            }
+        },
+        "unavailable": {"cupy:cuda": "no CUDA device"},
+        "ceilings": {
+            "cpu": {
+                "gflops": {
+                    "value": 162.6,
+                    "unit": "GFLOP/s",
+                    "backend": "torch",
+                    "case": "matmul",
+                    "n": 256,
+                }
+            }
+        },
+        "interrupted": "KeyboardInterrupt",
+        "cases_planned": 12,
+        "cases_recorded": 11,
+    }
+    doc["results"][0]["noisy"] = True
+    md = render_report(doc)
+    assert "| suites | matmul |" in md
+    assert "| timing | min_run_time=0.02, warmup=1 |" in md
+    assert "| numpy:cpu | openblas | 2 | Zen | `OPENBLAS_L2_SIZE=512k` |" in md
+    assert "| cpu | gflops | 163 GFLOP/s | torch matmul n=256 |" in md
+    assert "- cupy:cuda: no CUDA device" in md
+    flags = md.split("## Flags")[1].split("## Machine")[0]
+    assert "**Interrupted run**" in flags and "11 of 12 planned cases" in flags
+    assert "**Quick run**" in flags and "`OPENBLAS_L2_SIZE=512k`" in flags
+    assert "**Noisy**: 1 of 12 measurements" in flags  # the suite's own flag counts
+
+
 def test_report_tables_are_valid_markdown():
     md = render_report(synthetic_doc())
     blocks = re.findall(r"(?:^\|.*\|\n)+", md, flags=re.M)

@@ -401,3 +401,15 @@ def test_print_tables_plain_and_unwrapped_when_not_a_terminal(capsys):
     err_lines = [ln for ln in out.splitlines() if "error: RuntimeError" in ln]
     assert len(err_lines) == 1 and "element" in err_lines[0] and "torch:cpu" in err_lines[0]
     assert "torch:cpu element failed: " + OOM in out
+
+
+def test_record_notes_are_grouped_by_text():
+    recs = [
+        result("scaling", "copy", be, "cpu", params={"n": 8}, median_s=1e-6, note="y = -x")
+        for be in ("numpy", "torch")
+    ]
+    recs.append(result("scaling", "copy", "jax", "cpu", params={"n": 8}, median_s=1e-6, note="jit"))
+    notes = _table(suite_tables({"results": recs}), "scaling").notes
+    assert "numpy:cpu, torch:cpu: y = -x" in notes and "jax:cpu: jit" in notes
+    notes = _table(suite_tables({"results": recs[:2]}), "scaling").notes
+    assert "y = -x" in notes  # every backend: no prefix

@@ -149,11 +149,21 @@ def _labels(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return sorted(labels, key=key)
 
 
-def _footnote(fig: Any, lines: Sequence[str]) -> None:
-    """Explain left-out records under the figure (laid out, never overlapping)."""
-    if lines:
-        text = "\n".join(lines[:6] + ([f"... and {len(lines) - 6} more"] if len(lines) > 6 else []))
-        fig.supxlabel(text, fontsize=7, ha="left", x=0.01, color="0.3")
+def _footnote(fig: Any, lines: Sequence[str], *, limit: int = 8) -> None:
+    """Notes and left-out records under the figure: wrapped to its width, laid out by
+    constrained layout (never overlapping the axes), at most ``limit`` lines."""
+    if not lines:
+        return
+    import textwrap
+
+    # DejaVu Sans at 7 pt averages about 4 pt per character
+    width = max(40, int(fig.get_figwidth() * 72 / 4.1))
+    wrapped: list[str] = []
+    for line in dict.fromkeys(lines):
+        wrapped += textwrap.wrap(line, width, subsequent_indent="    ") or [""]
+    if len(wrapped) > limit:
+        wrapped = wrapped[: limit - 1] + ["... (more in the report's notes)"]
+    fig.supxlabel("\n".join(wrapped), fontsize=7, ha="left", x=0.01, color="0.3")
 
 
 def _failed(records: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vecx.tables import Table, backend_label, markdown_table, suite_tables
+from vecx.tables import Table, backend_label, format_number, markdown_table, suite_tables
 
 #: Figure stems `vecx.plots.plot_results` writes, and the suite each belongs under.
 FIGURES: dict[str, str] = {
@@ -131,7 +131,7 @@ def render_report(
     parts.append(_flags(doc, records))
     parts.append(_machine(doc.get("machine") or {}))
     parts.append(_settings(doc.get("settings") or {}))
-    parts.append(_backends(doc.get("backends") or {}))
+    parts.append(_backends(doc.get("backends") or {}, doc.get("settings") or {}))
     parts.append("## Results\n")
     if not tables:
         parts.append("This results file has no records.\n")
@@ -209,16 +209,47 @@ def _header(
     return "\n".join(lines) + "\n"
 
 
+def _all_env(settings: Mapping[str, Any]) -> dict[str, str]:
+    """Environment variables recorded for the run and for each worker process."""
+    env: dict[str, str] = {}
+    if isinstance(settings.get("env"), Mapping):
+        env.update({str(k): str(v) for k, v in settings["env"].items()})
+    workers = settings.get("workers")
+    if isinstance(workers, Mapping):
+        for worker in workers.values():
+            if isinstance(worker, Mapping) and isinstance(worker.get("env"), Mapping):
+                for k, v in worker["env"].items():
+                    env.setdefault(str(k), str(v))
+    return env
+
+
+def _is_noisy(rec: Mapping[str, Any]) -> bool:
+    """The suite's own verdict (``noisy``) if it gave one, else IQR over `NOISY` x median."""
+    if rec.get("error"):
+        return False
+    if isinstance(rec.get("noisy"), bool):
+        return rec["noisy"]
+    med, iqr = rec.get("median_s"), rec.get("iqr_s")
+    return _pos(med) and _pos(iqr) and iqr / med > NOISY
+
+
 def _flags(doc: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
     """What a reader must know before trusting the numbers, in one list."""
     settings = doc.get("settings") or {}
     flags = []
+    if settings.get("interrupted"):
+        flags.append(
+            f"**Interrupted run** ({_compact(settings['interrupted'])}): results are partial."
+        )
+    planned, recorded = settings.get("cases_planned"), settings.get("cases_recorded")
+    if isinstance(planned, int) and isinstance(recorded, int) and recorded < planned:
+        flags.append(f"**Incomplete**: {recorded} of {planned} planned cases were recorded.")
     if settings.get("quick"):
         flags.append("**Quick run** (`--quick`): smaller sizes and fewer repetitions.")
     precision = settings.get("precision")
     if precision and precision != "float32":
         flags.append(f"**Matmul precision `{precision}`**: float32 matmuls may use TF32.")
-    env = settings.get("env") if isinstance(settings.get("env"), Mapping) else {}
+    env = _all_env(settings)
     for name, why in _ENV_WARNINGS.items():
         if name in env:
             flags.append(f"**`{name}={env[name]}`** is set: {why}.")
@@ -229,23 +260,20 @@ def _flags(doc: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
             flags.append(f"**Failed**: {label}: `{_code(first)}`")
         elif rec.get("agrees") is False:
             impl = (rec.get("params") or {}).get("impl", "vecx")
+            value = rec.get("value")
+            loss = f"{value:.4g}" if _pos(value) or value == 0 else "?"
             flags.append(
-                f"**Disagrees**: {label} ({impl}) ended at loss {rec.get('value'):.4g}, "
-                "unlike the other backends: a fast wrong result is not a result."
+                f"**Disagrees**: {label} ({impl}) ended at loss {loss}, unlike the other "
+                "backends: a fast wrong result is not a result."
             )
-    noisy = [
-        r
-        for r in records
-        if not r.get("error")
-        and _pos(r.get("median_s"))
-        and _pos(r.get("iqr_s"))
-        and r["iqr_s"] / r["median_s"] > NOISY
-    ]
+    noisy = [r for r in records if _is_noisy(r)]
     if noisy:
-        names = ", ".join(f"{backend_label(r)} {r['suite']}/{r['case']}" for r in noisy[:8]) + (
-            f" and {len(noisy) - 8} more" if len(noisy) > 8 else ""
+        names = list(dict.fromkeys(f"{backend_label(r)} {r['suite']}/{r['case']}" for r in noisy))
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        flags.append(
+            f"**Noisy**: {len(noisy)} of {len(records)} measurements have an IQR over "
+            f"{NOISY:.0%} of the median ({shown}); compare those with care."
         )
-        flags.append(f"**Noisy** (IQR over {NOISY:.0%} of the median): {names}.")
     if not flags:
         return ""
     return "## Flags\n\n" + "\n".join(f"- {f}" for f in flags) + "\n"
@@ -295,57 +323,147 @@ def _compact(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
+#: Settings keys rendered in their own sections rather than as table rows.
+_SETTINGS_SECTIONS = ("env", "blas", "workers", "unavailable", "ceilings")
+
+
 def _settings(settings: Mapping[str, Any]) -> str:
     if not settings:
         return "## Settings\n\nNot recorded.\n"
     out = ["## Settings", ""]
-    rows = [(k, _compact(v)) for k, v in settings.items() if k not in ("env", "blas")]
+    rows = [(k, _setting_value(v)) for k, v in settings.items() if k not in _SETTINGS_SECTIONS]
     env = settings.get("env")
     if isinstance(env, Mapping):
-        if env:
-            rows += [(f"env `{k}`", v) for k, v in env.items()]
-        else:
-            rows.append(("environment", "no variable that changes the numbers is set"))
+        rows += [(f"env `{k}`", v) for k, v in env.items()]
+        if not env:
+            rows.append(("environment", "no variable that changes the numbers was set"))
     out.append(_kv_table(rows, ("setting", "value")))
-    blas = settings.get("blas")
-    if isinstance(blas, list) and blas:
+    workers = settings.get("workers")
+    if isinstance(workers, Mapping) and workers:
+        out.append(_workers(workers))
+    elif isinstance(settings.get("blas"), list) and settings["blas"]:
         out.append("BLAS libraries loaded (threadpoolctl):\n")
-        keys = ["internal_api", "version", "num_threads", "architecture", "threading_layer"]
-        keys = [k for k in keys if any(isinstance(b, Mapping) and k in b for b in blas)]
-        lines = [
-            "| " + " | ".join(k.replace("_", " ") for k in keys) + " |",
-            "| " + " | ".join("---" for _ in keys) + " |",
-        ]
-        for b in blas:
-            if isinstance(b, Mapping):
-                lines.append("| " + " | ".join(_md(b.get(k)) for k in keys) + " |")
-        out.append("\n".join(lines) + "\n")
-    elif "blas" in settings and blas is None:
+        out.append(_blas_table(settings["blas"]))
+    elif "blas" in settings and settings["blas"] is None:
         out.append("BLAS threads: not recorded (threadpoolctl missing).\n")
+    ceilings = settings.get("ceilings")
+    if isinstance(ceilings, Mapping) and ceilings:
+        out.append(_ceilings(ceilings))
     return "\n".join(out)
 
 
-def _backends(backends: Mapping[str, Any]) -> str:
-    if not backends:
-        return ""
-    main = ("framework", "version", "device_name")
-    skip = {"backend", "device"}
-    lines = [
-        "## Backends",
-        "",
-        "| backend | framework | version | device | details |",
-        "| --- | --- | --- | --- | --- |",
+def _setting_value(v: Any) -> str:
+    if isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v):
+        return ", ".join(str(x) for x in v) or "-"
+    if isinstance(v, Mapping) and all(isinstance(x, (str, int, float, bool)) for x in v.values()):
+        return ", ".join(f"{k}={_compact(x)}" for k, x in v.items()) or "-"
+    return _compact(v)
+
+
+_BLAS_KEYS = ("internal_api", "version", "num_threads", "architecture", "threading_layer")
+
+
+def _blas_table(blas: Sequence[Any], lead: Sequence[tuple[str, str]] = ()) -> str:
+    """BLAS pools as a table; ``lead`` adds leading columns as (header, value) per pool."""
+    pools = [b for b in blas if isinstance(b, Mapping)]
+    keys = [k for k in _BLAS_KEYS if any(k in b for b in pools)]
+    heads = [h for h, _ in lead] + [k.replace("_", " ") for k in keys]
+    lines = ["| " + " | ".join(heads) + " |", "| " + " | ".join("---" for _ in heads) + " |"]
+    for b in pools:
+        lines.append(
+            "| " + " | ".join([_md(v) for _, v in lead] + [_md(b.get(k)) for k in keys]) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _workers(workers: Mapping[str, Any]) -> str:
+    """Per worker process: its BLAS pools (threads, kernel architecture) and environment."""
+    keys = [
+        k
+        for k in _BLAS_KEYS
+        if any(
+            isinstance(b, Mapping) and k in b
+            for w in workers.values()
+            if isinstance(w, Mapping)
+            for b in (w.get("blas") or [])
+        )
     ]
+    heads = ["worker", *[k.replace("_", " ") for k in keys], "environment"]
+    lines = [
+        "Each backend ran in its own worker process (BLAS libraries as threadpoolctl saw them):",
+        "",
+        "| " + " | ".join(heads) + " |",
+        "| " + " | ".join("---" for _ in heads) + " |",
+    ]
+    for spec, w in workers.items():
+        w = w if isinstance(w, Mapping) else {}
+        env = w.get("env") if isinstance(w.get("env"), Mapping) else {}
+        env_text = ", ".join(f"`{k}={v}`" for k, v in env.items()) or "-"
+        pools = [b for b in (w.get("blas") or []) if isinstance(b, Mapping)] or [{}]
+        for b in pools:
+            cells = [spec, *[_md(b.get(k)) for k in keys], env_text]
+            lines.append("| " + " | ".join(_md(c) if c is spec else c for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _ceilings(ceilings: Mapping[str, Any]) -> str:
+    """The measured ceilings that `% of ceiling` refers to, and who reached them."""
+    lines = [
+        "Ceilings measured in this run (what `% of ceiling` refers to):",
+        "",
+        "| device | kind | ceiling | reached by |",
+        "| --- | --- | ---: | --- |",
+    ]
+    for device, kinds in ceilings.items():
+        if not isinstance(kinds, Mapping):
+            continue
+        for kind, c in kinds.items():
+            if not isinstance(c, Mapping):
+                continue
+            value = c.get("value")
+            text = f"{format_number(value)} {c.get('unit') or ''}".strip() if _pos(value) else "-"
+            who = " ".join(
+                str(x)
+                for x in (
+                    c.get("backend"),
+                    c.get("case"),
+                    f"n={c['n']:,}" if isinstance(c.get("n"), int) else None,
+                )
+                if x
+            )
+            lines.append(f"| {_md(device)} | {_md(kind)} | {_md(text)} | {_md(who)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _backends(backends: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
+    main = ("framework", "version", "device_name")
+    lines = []
+    if backends:
+        lines += [
+            "| backend | framework | version | device | details |",
+            "| --- | --- | --- | --- | --- |",
+        ]
     for spec, info in backends.items():
         info = info if isinstance(info, Mapping) else {}
         details = ", ".join(
-            f"{k}: {_compact(v)}" for k, v in info.items() if k not in main and k not in skip
+            f"{k}: {_compact(v)}"
+            for k, v in info.items()
+            if k not in main
+            and k not in ("backend", "device")
+            and v is not None
+            and settings.get(k) != v  # dtype, precision: already in the settings
         )
         lines.append(
             f"| {_md(spec)} | {_md(info.get('framework'))} | {_md(info.get('version'))} "
             f"| {_md(info.get('device_name'))} | {_md(details)} |"
         )
-    return "\n".join(lines) + "\n"
+    unavailable = settings.get("unavailable")
+    if isinstance(unavailable, Mapping) and unavailable:
+        lines += ["", "Not run here:", ""]
+        lines += [f"- {_md(spec)}: {_md(why)}" for spec, why in unavailable.items()]
+    if not lines:
+        return ""
+    return "## Backends\n\n" + "\n".join(lines) + "\n"
 
 
 __all__ = ["FIGURES", "build_report", "default_plot_dir", "find_plots", "render_report"]

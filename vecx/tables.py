@@ -284,14 +284,24 @@ def _error_notes(recs: Iterable[Mapping[str, Any]]) -> list[str]:
     return notes
 
 
-def _record_notes(recs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Free-text ``note`` keys, one line per distinct (backend, note)."""
-    seen: dict[str, None] = {}
+def _record_notes(recs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Free-text ``note`` keys, each distinct note once with the backends it applies to
+    (no prefix when it applies to every backend in the table)."""
+    everyone = list(dict.fromkeys(backend_label(r) for r in recs))
+    by_note: dict[str, list[str]] = {}
     for rec in recs:
         note = rec.get("note")
         if isinstance(note, str) and note.strip():
-            seen[f"{backend_label(rec)}: {note.strip()}"] = None
-    return list(seen)
+            labels = by_note.setdefault(note.strip(), [])
+            if backend_label(rec) not in labels:
+                labels.append(backend_label(rec))
+    out = []
+    for note, labels in by_note.items():
+        if len(everyone) > 1 and labels == everyone:
+            out.append(note)
+        else:
+            out.append(f"{', '.join(labels)}: {note}")
+    return out
 
 
 def _vs(rec: Mapping[str, Any], index: Mapping, baseline: str) -> str:
