@@ -5,6 +5,7 @@ matmul, index, grad, sync, ...) on one framework and device. The trainer, the be
 suites and the CLI are written once against it. Importing vecx imports no framework.
 """
 
+from vecx.data import data_iter, load_airfoil, synthetic_data
 from vecx.protocol import (
     DTYPES,
     Backend,
@@ -15,15 +16,18 @@ from vecx.protocol import (
 )
 from vecx.registry import BackendEntry, BackendStatus, backend, backends, register
 from vecx.timing import Measurement, Timer, measure
+from vecx.train import PRESETS, History, fit, linreg, sgd, squared_loss, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DTYPES",
+    "PRESETS",
     "Backend",
     "BackendEntry",
     "BackendStatus",
     "BackendUnavailable",
+    "History",
     "Measurement",
     "Timer",
     "TrainingDiverged",
@@ -32,6 +36,14 @@ __all__ = [
     "__version__",
     "backend",
     "backends",
+    "data_iter",
+    "fit",
+    "linreg",
+    "load_airfoil",
     "measure",
     "register",
+    "sgd",
+    "squared_loss",
+    "synthetic_data",
+    "train",
 ]

@@ -1,0 +1,450 @@
+"""Linear regression by minibatch SGD, written once against the ``Backend`` protocol.
+
+This reproduces *Dive into Deep Learning*'s "linear regression from scratch" and
+"minibatch stochastic gradient descent" experiments on every backend. Why it is built
+this way:
+
+* The data, the initial parameters and the minibatch order come from host generators
+  (``vecx.data``), so NumPy, PyTorch, JAX and CuPy see the same numbers and the same
+  batches; their final parameters agree to float32 rounding (tests check it).
+* The training step is built once: ``be.jit(step)``, where ``step`` takes the gradient
+  with ``be.value_and_grad`` and applies :func:`sgd`. JAX compiles the whole step; the
+  eager frameworks run it as it is. Nothing in the loop reads a value back to the host,
+  so asynchronous devices stay busy.
+* The clock (``vecx.Timer``, synchronising the device at every read) stops around the
+  whole-data loss evaluation at each checkpoint, as d2l does, so ``History.times`` is
+  training time only.
+* A run that blows up raises ``vecx.TrainingDiverged`` at the next checkpoint instead of
+  reporting ``nan``.
+
+:func:`run_loop` is the loop itself with the step passed in, so the framework-native
+reference trainers (``vecx.backends.native``) differ from :func:`fit` in the step only.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from vecx.data import check_int, data_iter, host_rng, load_airfoil, rows_of, synthetic_data
+from vecx.protocol import Backend, TrainingDiverged
+from vecx.timing import Timer
+
+__all__ = [
+    "DIVERGENCE_FACTOR",
+    "PRESETS",
+    "Checkpoint",
+    "History",
+    "Preset",
+    "fit",
+    "init_params",
+    "linreg",
+    "run_loop",
+    "sgd",
+    "squared_loss",
+    "train",
+]
+
+Params = dict[str, Any]
+
+#: A checkpoint loss this many times the initial loss counts as divergence: a run that
+#: has grown its loss a millionfold is not coming back, and float32 overflow (then nan)
+#: may be many epochs away (airfoil-gd at lr=10 reaches 1e26, still finite, in 10 epochs).
+DIVERGENCE_FACTOR = 1e6
+
+
+# --- the model -------------------------------------------------------------------------
+
+
+def linreg(X: Any, w: Any, b: Any) -> Any:
+    """The linear model ``X @ w + b`` (d2l's ``linreg``)."""
+    return X @ w + b
+
+
+def squared_loss(y_hat: Any, y: Any) -> Any:
+    """Elementwise ``(y_hat - y)**2 / 2``; ``y`` is reshaped to ``y_hat``'s shape.
+
+    The reshape guards against d2l's classic bug: ``(n, 1) - (n,)`` broadcasts to (n, n).
+    """
+    if tuple(y.shape) != tuple(y_hat.shape):
+        y = y.reshape(y_hat.shape)
+    return (y_hat - y) ** 2 / 2
+
+
+def sgd(params: Params, grads: Params, lr: float) -> Params:
+    """One SGD update, ``p - lr * g`` for each parameter; returns new parameters.
+
+    Functional (no in-place update) so the same code runs under ``jax.jit`` and on
+    immutable arrays. The gradient is already that of the *mean* batch loss.
+    """
+    return {k: p - lr * grads[k] for k, p in params.items()}
+
+
+def batch_loss(params: Params, X: Any, y: Any) -> Any:
+    """Mean squared loss of the linear model on ``(X, y)``: what a step differentiates."""
+    return squared_loss(linreg(X, params["w"], params["b"]), y).mean()
+
+
+Step = Callable[[Params, Any, Any, Any, float], tuple[Any, Params]]
+
+
+def make_step(be: Backend) -> tuple[Step, Callable[[Params, Any, Any], Any]]:
+    """``step(params, X, y, idx, lr) -> (loss, new_params)`` and the whole-data loss, jitted.
+
+    The step gathers its minibatch (``be.index`` with the host indices ``idx``), takes
+    the gradient of the mean batch loss and applies :func:`sgd`, all inside ``be.jit``:
+    on JAX that is one compiled call per minibatch, where gathering outside would add two
+    eager dispatches that cost more than the compiled step itself. Eager frameworks run
+    it as it is (a future compiled mode plugs in here). ``lr`` is an argument, not a
+    constant baked in, so one compiled step serves every learning rate. Use
+    :func:`compiled` to get them: it builds them once per backend.
+    """
+    value_and_grad = be.value_and_grad(batch_loss)
+    index = be.index
+
+    def step(params: Params, X: Any, y: Any, idx: Any, lr: float) -> tuple[Any, Params]:
+        loss, grads = value_and_grad(params, index(X, idx), index(y, idx))
+        return loss, sgd(params, grads, lr)
+
+    return be.jit(step), be.jit(batch_loss)
+
+
+_compiled_lock = threading.Lock()
+_compiled: weakref.WeakKeyDictionary[Any, tuple[Step, Callable]] = weakref.WeakKeyDictionary()
+
+
+def compiled(be: Backend) -> tuple[Step, Callable[[Params, Any, Any], Any]]:
+    """:func:`make_step` cached per backend instance (weakly, thread-safely).
+
+    Without the cache every ``fit`` would hand ``jax.jit`` a fresh function and pay
+    tracing and XLA compilation again (~0.1 s, longer than a whole ``linreg`` run).
+    """
+    with _compiled_lock:
+        try:
+            return _compiled[be]
+        except KeyError:
+            pass
+        except TypeError:  # a third-party backend that cannot be weakly referenced
+            return make_step(be)
+        fns = _compiled[be] = make_step(be)
+        return fns
+
+
+def init_params(be: Backend, d: int, seed: int) -> Params:
+    """d2l's initialisation, drawn on the host: ``w ~ N(0, 0.01)`` (d, 1), ``b = 0`` (1,)."""
+    w = host_rng(seed, "init").normal(0.0, 0.01, (d, 1))
+    return {"w": be.asarray(w.astype(np.float32)), "b": be.asarray(np.zeros(1, np.float32))}
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One evaluation of the whole-data loss, as passed to ``fit(callback=...)``."""
+
+    step: int
+    epoch: int
+    examples: int
+    loss: float
+    time: float  # cumulative training seconds (evaluations excluded)
+    total_examples: int
+
+
+@dataclass
+class History:
+    """What a training run produced; ``to_dict()`` is the JSON contract of
+    docs/architecture.md (``vecx train --json`` and the ``train`` suite)."""
+
+    examples: list[int]
+    losses: list[float]
+    times: list[float]
+    params: dict[str, np.ndarray]
+    lr: float
+    batch_size: int
+    epochs: int
+    backend: str
+    preset: str | None = None
+    steps: list[int] = field(default_factory=list)
+
+    @property
+    def loss(self) -> float:
+        """The final whole-data loss."""
+        return self.losses[-1]
+
+    @property
+    def epoch_time(self) -> float:
+        """Mean training seconds per epoch (checkpoint evaluations excluded)."""
+        return self.times[-1] / self.epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict in the documented field order."""
+        return {
+            "preset": self.preset,
+            "backend": self.backend,
+            "lr": float(self.lr),
+            "batch_size": int(self.batch_size),
+            "epochs": int(self.epochs),
+            "examples": [int(e) for e in self.examples],
+            "losses": [float(v) for v in self.losses],
+            "times": [float(t) for t in self.times],
+            "loss": float(self.loss),
+            "epoch_time": float(self.epoch_time),
+            "params": {
+                "w": np.asarray(self.params["w"], dtype=float).tolist(),
+                "b": np.asarray(self.params["b"], dtype=float).reshape(-1).tolist(),
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> History:
+        """Inverse of :meth:`to_dict` (params come back as float32 arrays)."""
+        return cls(
+            examples=list(d["examples"]),
+            losses=list(d["losses"]),
+            times=list(d["times"]),
+            params={k: np.asarray(d["params"][k], dtype=np.float32) for k in ("w", "b")},
+            lr=d["lr"],
+            batch_size=d["batch_size"],
+            epochs=d["epochs"],
+            backend=d["backend"],
+            preset=d.get("preset"),
+        )
+
+
+# --- the loop --------------------------------------------------------------------------
+
+
+def check_args(
+    X: Any, y: Any, *, lr: Any, batch_size: Any, epochs: Any, seed: Any, log_every: Any
+) -> tuple[int, int]:
+    """Validate ``fit``'s arguments; return (rows, features). ``ValueError`` says which."""
+    if (
+        isinstance(lr, (bool, np.bool_))
+        or not isinstance(lr, (int, float, np.integer, np.floating))
+        or not math.isfinite(lr)
+        or lr <= 0
+    ):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise ValueError(f"X must be a 2-D array (examples x features), got shape {shape}")
+    n, d = int(shape[0]), int(shape[1])
+    if n < 1 or d < 1:
+        raise ValueError(f"X must have at least one row and one column, got shape {tuple(shape)}")
+    ny = rows_of(y, "y")
+    if ny != n:
+        raise ValueError(f"X and y must have the same number of rows: X has {n}, y has {ny}")
+    if len(y.shape) == 2 and y.shape[1] != 1:
+        raise ValueError(f"y must have shape ({n}, 1) or ({n},), got {tuple(y.shape)}")
+    check_int("batch_size", batch_size, 1, n)
+    check_int("epochs", epochs, 1)
+    check_int("seed", seed, 0)
+    check_int("log_every", log_every, 1)
+    return n, d
+
+
+def check_finite(be: Backend, x: Any, name: str) -> None:
+    """``ValueError`` if ``x`` holds nan or inf: they would surface as a silent nan loss."""
+    host = np.asarray(be.to_numpy(x))
+    if not np.isfinite(host).all():
+        bad = int(np.size(host) - np.count_nonzero(np.isfinite(host)))
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (nan or inf)")
+
+
+def run_loop(
+    be: Backend,
+    X: Any,
+    y: Any,
+    *,
+    step: Callable[[Any, Any, Any, Any, float], tuple[Any, Any]],
+    state: Any,
+    evaluate: Callable[[Any, Any, Any], Any],
+    export: Callable[[Any], dict[str, np.ndarray]],
+    lr: float,
+    batch_size: int,
+    epochs: int,
+    seed: int = 0,
+    replacement: bool = False,
+    log_every: int = 200,
+    preset: str | None = None,
+    callback: Callable[[Checkpoint], None] | None = None,
+    warmup: bool = True,
+    lr_arg: Any = None,
+) -> History:
+    """The training loop with the step passed in; arguments already validated.
+
+    ``state = step(state, X, y, idx, step_lr)[1]`` per minibatch, ``idx`` being the batch's
+    host row indices (int64, from ``vecx.data_iter``'s order); ``evaluate(state, X, y)`` is
+    the whole-data mean loss; ``export(state)`` returns ``{"w", "b"}`` as NumPy arrays.
+    Checkpoints fall where the example count crosses a multiple of ``log_every``, and
+    at the end. With ``warmup`` (only for a pure ``step``) the step runs once per batch
+    shape before the clock starts, so JAX's compilation is not counted as training.
+    ``lr_arg`` is what ``step`` receives as ``lr`` (default ``lr``): ``fit`` passes a
+    device scalar, so a jitted step is not handed a fresh host float at every call.
+    """
+    n = int(X.shape[0])
+    batches = data_iter(be, batch_size, X, y, seed=seed, replacement=replacement)
+    per_epoch = len(batches)
+    history = History([], [], [], {}, lr, batch_size, epochs, be.spec, preset)
+    step_lr = lr if lr_arg is None else lr_arg
+    total = n * epochs
+
+    def loss_of(s: Any) -> float:
+        return float(np.asarray(be.to_numpy(evaluate(s, X, y))).reshape(()))
+
+    if warmup:
+        for m in sorted({batch_size, n % batch_size} - {0}):
+            rows = np.arange(m, dtype=np.int64)
+            be.sync(step(state, X, y, rows, step_lr)[1])
+    initial = loss_of(state)
+    limit = DIVERGENCE_FACTOR * initial if initial > 0 else math.inf
+    # Sync on the latest state: it depends on every queued step, so waiting for it
+    # waits for all of them, whatever the framework's queueing rules.
+    timer = Timer(sync=lambda: be.sync(state))
+    examples = step_no = 0
+    next_log = log_every
+    timer.start()
+    for epoch in range(1, epochs + 1):
+        for i, idx in enumerate(batches.indices(), 1):
+            state = step(state, X, y, idx, step_lr)[1]
+            step_no += 1
+            examples += len(idx)
+            last = epoch == epochs and i == per_epoch
+            if examples < next_log and not last:
+                continue
+            timer.stop()
+            loss = loss_of(state)
+            if not loss <= limit:  # nan, inf, or a millionfold growth
+                raise TrainingDiverged(
+                    f"training diverged: the whole-data loss "
+                    f"{'is not finite' if not math.isfinite(loss) else f'grew to {loss:.3g}'} "
+                    f"(from {initial:.3g}) at step {step_no}, epoch {epoch}, "
+                    f"{examples} examples, with lr={lr:g}; lower the learning rate"
+                )
+            elapsed = timer.sum()
+            history.examples.append(examples)
+            history.losses.append(loss)
+            history.times.append(elapsed)
+            history.steps.append(step_no)
+            next_log = (examples // log_every + 1) * log_every
+            if callback is not None:
+                callback(Checkpoint(step_no, epoch, examples, loss, elapsed, total))
+            if not last:
+                timer.start()
+    history.params = export(state)
+    return history
+
+
+def fit(
+    be: Backend,
+    X: Any,
+    y: Any,
+    *,
+    lr: float,
+    batch_size: int,
+    epochs: int,
+    seed: int = 0,
+    replacement: bool = False,
+    log_every: int = 200,
+    preset: str | None = None,
+    callback: Callable[[Checkpoint], None] | None = None,
+) -> History:
+    """Fit ``y ~ X @ w + b`` by minibatch SGD on the mean squared loss, d2l style.
+
+    ``X`` (n, d) and ``y`` (n, 1) are arrays of ``be``. ``w`` starts at ``N(0, 0.01)``
+    and ``b`` at 0, drawn on the host from ``seed``, which also fixes the minibatch order
+    (``vecx.data_iter`` with the same seed). Every ``log_every`` examples and at the end,
+    the whole-data loss is evaluated outside the clock and passed to ``callback``.
+
+    Raises ``ValueError`` for bad arguments (which one and why) and
+    ``vecx.TrainingDiverged`` when a checkpoint loss is non-finite or has grown
+    ``DIVERGENCE_FACTOR`` times over the initial loss.
+    """
+    _, d = check_args(
+        X, y, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, log_every=log_every
+    )
+    check_finite(be, X, "X")
+    check_finite(be, y, "y")
+    if len(y.shape) == 1:
+        y = y.reshape(-1, 1)
+    lr = float(lr)
+    step, evaluate = compiled(be)
+    return run_loop(
+        be, X, y,
+        step=step,
+        state=init_params(be, d, seed),
+        evaluate=evaluate,
+        export=lambda p: {k: np.asarray(be.to_numpy(v), dtype=np.float32) for k, v in p.items()},
+        lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, replacement=replacement,
+        log_every=log_every, preset=preset, callback=callback, lr_arg=be.asarray(lr),
+    )  # fmt: skip
+
+
+# --- presets ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One of d2l's experiments: its data, hyperparameters and the loss the book reports."""
+
+    name: str
+    data: str  # "synthetic" or "airfoil"
+    lr: float
+    batch_size: int
+    epochs: int
+    d2l_loss: float
+    description: str
+
+    def load(self, be: Backend, seed: int = 0) -> tuple[Any, Any]:
+        """The preset's data on ``be``."""
+        if self.data == "synthetic":
+            return synthetic_data(be, [2.0, -3.4], 4.2, 1000, seed=seed)
+        return load_airfoil(be, 1500)
+
+
+#: d2l's experiments by name (read-only). ``d2l_loss`` is the book's final loss.
+PRESETS: Mapping[str, Preset] = MappingProxyType({
+    p.name: p
+    for p in (
+        Preset("linreg", "synthetic", 0.03, 10, 3, 5e-5,
+               "linear regression from scratch: w=[2,-3.4], b=4.2, n=1000"),
+        Preset("airfoil-gd", "airfoil", 1.0, 1500, 10, 0.247,
+               "airfoil, full-batch gradient descent"),
+        Preset("airfoil-sgd", "airfoil", 0.005, 1, 2, 0.245,
+               "airfoil, stochastic gradient descent (batch 1)"),
+        Preset("airfoil-mb100", "airfoil", 0.4, 100, 2, 0.246,
+               "airfoil, minibatch SGD, batch 100"),
+        Preset("airfoil-mb10", "airfoil", 0.05, 10, 2, 0.246,
+               "airfoil, minibatch SGD, batch 10"),
+    )
+})  # fmt: skip
+
+_OVERRIDES = ("lr", "batch_size", "epochs", "seed", "replacement", "log_every", "callback")
+
+
+def train(be: Backend, preset: str, **overrides: Any) -> History:
+    """Run a d2l preset (see ``PRESETS``) on ``be``; keyword overrides as in :func:`fit`.
+
+    ``seed`` (default 0) also fixes the synthetic data of ``linreg``.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    unknown = sorted(set(overrides) - set(_OVERRIDES))
+    if unknown:
+        raise ValueError(
+            f"unknown override(s) {', '.join(unknown)} for train(); "
+            f"allowed: {', '.join(_OVERRIDES)}"
+        )
+    p = PRESETS[preset]
+    kwargs: dict[str, Any] = {"lr": p.lr, "batch_size": p.batch_size, "epochs": p.epochs}
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    X, y = p.load(be, seed=kwargs.get("seed", 0))
+    return fit(be, X, y, preset=preset, **kwargs)
