@@ -283,3 +283,14 @@ def _root() -> object:
     from pathlib import Path
 
     return Path(__file__).resolve().parent.parent
+
+
+def test_vecx_backends_stays_a_function_after_backends_are_built() -> None:
+    """Building a backend imports vecx.backends.<name>; that must not shadow vecx.backends()."""
+    code = (
+        "import vecx; vecx.backend('numpy'); import vecx.backends.native;"
+        "print(callable(vecx.backends), vecx.backends()[0].spec)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=str(_root()))
+    assert out.stdout.split() == ["True", "numpy:cpu"]

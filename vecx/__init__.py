@@ -5,6 +5,12 @@ matmul, index, grad, sync, ...) on one framework and device. The trainer, the be
 suites and the CLI are written once against it. Importing vecx imports no framework.
 """
 
+# The subpackage vecx/backends/ and the function vecx.backends() share a name. Importing
+# the subpackage binds the attribute vecx.backends to the module, and a backend's
+# constructor imports it (vecx.backends.numpy, ...), which would silently replace the
+# function. Import the (framework-free) subpackage first, so the function below wins and
+# later submodule imports bind only inside the subpackage.
+import vecx.backends as _backends_package  # noqa: F401, I001
 from vecx.data import data_iter, load_airfoil, synthetic_data
 from vecx.protocol import (
     DTYPES,
