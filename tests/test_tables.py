@@ -413,3 +413,33 @@ def test_record_notes_are_grouped_by_text():
     assert "numpy:cpu, torch:cpu: y = -x" in notes and "jax:cpu: jit" in notes
     notes = _table(suite_tables({"results": recs[:2]}), "scaling").notes
     assert "y = -x" in notes  # every backend: no prefix
+
+
+def test_a_single_run_shows_no_spread():
+    rec = result(
+        "matmul",
+        "full",
+        "numpy",
+        "cpu",
+        params={"n": 8},
+        median_s=2e-3,
+        iqr_s=0.0,
+        n_runs=1,
+        value=1.0,
+        unit="GFLOP/s",
+    )
+    (t,) = suite_tables({"results": [rec]})
+    assert t.rows[0][3] == "2.00 ms"
+    (t,) = suite_tables({"results": [{**rec, "n_runs": 5}]})
+    assert t.rows[0][3] == "2.00 ms ±0%"
+
+
+def test_row_order_does_not_follow_the_shuffled_run_order():
+    doc = synthetic_doc(("matmul",))
+    reordered = {**doc, "results": list(reversed(doc["results"]))}
+    assert suite_tables(reordered) == suite_tables(doc)
+    t = _table(suite_tables(doc), "matmul")
+    assert [r[1] for r in t.rows[:3]] == ["numpy:cpu", "torch:cpu", "jax:cpu"]
+    # the baseline leads each case
+    t = _table(suite_tables(doc, baseline="jax"), "matmul")
+    assert [r[1] for r in t.rows[:3]] == ["jax:cpu", "numpy:cpu", "torch:cpu"]

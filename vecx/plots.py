@@ -33,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from vecx.tables import CASE_ORDER, backend_label, format_ratio, short_error
+from vecx.tables import (
+    CASE_ORDER,
+    backend_label,
+    backend_sort_key,
+    format_ratio,
+    short_error,
+)
 
 #: Formats `plot_train_history` and `plot_normal` accept, by file suffix.
 FORMATS: tuple[str, ...] = (".png", ".svg", ".pdf")
@@ -138,15 +144,8 @@ def _colors(labels: Sequence[str]) -> dict[str, str]:
 
 
 def _labels(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Backend labels in a stable order: numpy, torch, jax, cupy, others; cpu before cuda."""
-    order = list(_FRAMEWORK_COLORS)
-    labels = set(backend_label(r) for r in records)
-
-    def key(label: str) -> tuple:
-        name = label.split(":", 1)[0]
-        return (order.index(name) if name in order else len(order), name, label)
-
-    return sorted(labels, key=key)
+    """Backend labels in the tables' stable order (numpy, torch, jax, cupy; cpu first)."""
+    return sorted({backend_label(r) for r in records}, key=backend_sort_key)
 
 
 def _footnote(fig: Any, lines: Sequence[str], *, limit: int = 8) -> None:

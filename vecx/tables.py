@@ -116,7 +116,8 @@ def format_loss(x: float | None) -> str:
 def _with_spread(rec: Mapping[str, Any]) -> str:
     med, iqr = rec.get("median_s"), rec.get("iqr_s")
     text = format_time(med)
-    if isinstance(med, (int, float)) and med > 0 and isinstance(iqr, (int, float)):
+    single = isinstance(rec.get("n_runs"), int) and rec["n_runs"] < 2  # no spread to show
+    if _positive(med) and isinstance(iqr, (int, float)) and not single:
         text += f" ±{100 * iqr / med:.0f}%"
     return text
 
@@ -133,6 +134,21 @@ def backend_label(rec: Mapping[str, Any]) -> str:
     if ":" in name or not device:
         return name
     return f"{name}:{device}"
+
+
+#: Frameworks in the order tables and figures list them; others follow by name.
+FRAMEWORK_ORDER: tuple[str, ...] = ("numpy", "torch", "jax", "cupy")
+
+
+def backend_sort_key(label: str) -> tuple[int, str, int, str]:
+    """Stable order of backend labels: NumPy, PyTorch, JAX, CuPy, others; CPU before CUDA.
+
+    Runs shuffle the backends' order (to spread systematic bias), so tables and figures
+    must not follow the order of the records.
+    """
+    name, _, device = label.partition(":")
+    rank = FRAMEWORK_ORDER.index(name) if name in FRAMEWORK_ORDER else len(FRAMEWORK_ORDER)
+    return (rank, name, 0 if device in ("", "cpu") else 1, device)
 
 
 # --------------------------------------------------------------------------- baseline
@@ -221,7 +237,7 @@ def _order(records: Sequence[Mapping[str, Any]], suite: str, baseline: str) -> l
     for rec in records:
         if rec["case"] not in cases:
             cases.append(rec["case"])
-    backends = list(dict.fromkeys(backend_label(r) for r in records))
+    backends = sorted({backend_label(r) for r in records}, key=backend_sort_key)
 
     def key(item: tuple[int, Mapping[str, Any]]) -> tuple:
         i, rec = item
