@@ -1,0 +1,111 @@
+"""Tests of ``vecx train``: output, ``--json``/``--plot`` files, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import vecx.plots
+from vecx.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["train", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_python_m_vecx_train_writes_json(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vecx", "train", "--backend", "numpy", "--preset", "linreg",
+         "--json", str(target)],
+        capture_output=True, text=True, cwd=str(ROOT), timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(target.read_text())
+    assert doc["preset"] == "linreg" and doc["backend"] == "numpy:cpu"
+    assert doc["loss"] < 1e-4 and len(doc["losses"]) == 15
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("training linreg on numpy:cpu")
+    assert sum("examples" in line and "loss" in line for line in lines) == 15
+    assert "sec/epoch" in lines[-1] and "d2l" in lines[-1]
+    assert "nan" not in proc.stdout.lower()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no temp left
+
+
+def test_overrides_and_quiet(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "h.json"
+    code, out, err = run(capsys, "--backend", "numpy", "--preset", "airfoil-mb100", "--lr",
+                         "0.2", "--epochs", "1", "--batch-size", "50", "--seed", "3",
+                         "--log-every", "500", "--json", str(target), "--quiet")
+    assert code == 0 and err == ""
+    assert len(out.splitlines()) == 1 and "sec/epoch" in out
+    doc = json.loads(target.read_text())
+    assert (doc["lr"], doc["batch_size"], doc["epochs"]) == (0.2, 50, 1)
+    assert doc["examples"] == [500, 1000, 1500]
+
+
+@pytest.mark.skipif(not hasattr(vecx.plots, "plot_train_history"), reason="no plots yet")
+def test_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "curve.svg"
+    code, _, err = run(capsys, "--backend", "numpy", "--preset", "airfoil-gd", "--plot",
+                       str(target), "--quiet")
+    assert code == 0, err
+    assert target.read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_progress_bar_on_a_terminal(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code, out, _ = run(capsys, "--backend", "numpy", "--preset", "airfoil-gd")
+    assert code == 0
+    assert "epoch 1  examples" not in out  # the bar, not the plain lines
+    assert "15000/15000" in out and "loss 0.245" in out and "sec/epoch" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "numpy", "--preset", "nope"], "unknown preset 'nope'"),
+        (["--backend", "nope", "--preset", "linreg"], "unknown backend 'nope'"),
+        (["--backend", "numpy:cuda", "--preset", "linreg"], "numpy does not run on cuda"),
+        (["--backend", "numpy", "--preset", "linreg", "--lr", "0"], "--lr must be > 0"),
+        (["--backend", "numpy", "--preset", "linreg", "--lr", "-1"], "--lr must be > 0"),
+        (["--backend", "numpy", "--preset", "linreg", "--batch-size", "0"], "batch_size"),
+        (["--backend", "numpy", "--preset", "linreg", "--epochs", "0"], "epochs"),
+        (["--backend", "numpy", "--preset", "linreg", "--log-every", "0"], "log_every"),
+        (["--backend", "numpy", "--preset", "linreg", "--json", "/nonexistent-dir/x.json"],
+         "cannot write in folder /nonexistent-dir"),
+        (["--backend", "numpy", "--preset", "linreg", "--plot", "x.gif"], "suffix"),
+        (["--backend", "numpy", "--preset", "linreg", "--plot", "/nonexistent-dir/x.png"],
+         "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(capsys, args, message) -> None:
+    code, out, err = run(capsys, *args)
+    assert code != 0
+    assert err.count("\n") == 1 and err.startswith("vecx train: error: ")
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+def test_json_path_that_is_a_folder(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "--backend", "numpy", "--preset", "linreg", "--json",
+                       str(tmp_path))
+    assert code != 0 and "is a folder" in err and err.count("\n") == 1
+
+
+def test_divergence_leaves_no_json_and_prints_no_nan(capsys, tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    code, out, err = run(capsys, "--backend", "numpy", "--preset", "airfoil-gd", "--lr", "10",
+                         "--json", str(target))
+    assert code == 1
+    assert err.count("\n") == 1 and "diverged" in err and "lr=10" in err
+    assert "nan" not in (out + err).lower()
+    assert list(tmp_path.iterdir()) == []  # neither the JSON nor its temporary file

@@ -1,0 +1,172 @@
+"""``vecx train``: run one of d2l's experiments (``vecx.PRESETS``) on one backend.
+
+Prints the whole-data loss at each checkpoint (plain lines, or a progress bar on a
+terminal), then the final loss and the training seconds per epoch. ``--json`` writes
+``History.to_dict()`` and ``--plot`` the loss curve; both paths are checked before
+training starts, and the JSON is written atomically after it ends, so a failed run
+never leaves a half-written file. Errors are raised as ``ValueError``/``OSError``/
+``VecxError`` and become one line on stderr in ``vecx.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from vecx.train import PRESETS
+
+    p = sub.add_parser(
+        "train",
+        help="train linear regression by minibatch SGD (a d2l preset) on one backend",
+        description="Train linear regression by minibatch SGD on one backend. Presets: "
+        + "; ".join(f"{name} ({pr.description})" for name, pr in PRESETS.items()),
+    )
+    p.add_argument("--backend", required=True, metavar="SPEC",
+                   help="backend spec, e.g. numpy, torch:cuda, jax (see `vecx info`)")
+    p.add_argument("--preset", required=True, metavar="NAME",
+                   help=f"one of: {', '.join(PRESETS)}")
+    p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="minibatch size (default: the preset's)")
+    p.add_argument("--epochs", type=int, help="passes over the data (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the data, initial parameters and batch order (default 0)")
+    p.add_argument("--log-every", type=int, default=200, metavar="N",
+                   help="evaluate the whole-data loss every N examples (default 200)")
+    p.add_argument("--json", metavar="FILE", help="write the training history as JSON")
+    p.add_argument("--plot", metavar="FILE",
+                   help="plot loss against training time (.png, .svg or .pdf)")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the final line (no per-checkpoint output)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import vecx
+    from vecx.train import PRESETS
+
+    if args.preset not in PRESETS:
+        raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
+    if args.lr is not None and not args.lr > 0:  # also nan; fit checks the rest
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    _check_plot_path(args.plot)
+    reserved = _reserve(args.json) if args.json else None
+    try:
+        be = vecx.backend(args.backend)
+        preset = PRESETS[args.preset]
+        if not args.quiet:
+            lr = preset.lr if args.lr is None else args.lr
+            bs = preset.batch_size if args.batch_size is None else args.batch_size
+            epochs = preset.epochs if args.epochs is None else args.epochs
+            print(f"training {args.preset} on {be.spec}: lr {lr:g}, batch {bs}, "
+                  f"{epochs} epoch(s), seed {args.seed}")
+        with _Progress(enabled=not args.quiet) as progress:
+            history = vecx.train(
+                be, args.preset, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                seed=args.seed, log_every=args.log_every, callback=progress.update,
+            )  # fmt: skip
+        doc = history.to_dict()
+        if reserved is not None:
+            _write_json(reserved, Path(args.json), doc)
+            reserved = None
+    finally:
+        if reserved is not None:
+            reserved.unlink(missing_ok=True)
+    print(f"loss {history.loss:.6g} (d2l: {preset.d2l_loss:g}), "
+          f"{history.epoch_time:.4g} sec/epoch on {be.spec}")
+    if args.plot:
+        from vecx.plots import plot_train_history
+
+        plot_train_history(doc, args.plot)
+    return 0
+
+
+def _check_plot_path(path: str | None) -> None:
+    """Fail before training on a plot path that cannot be written."""
+    if not path:
+        return
+    import vecx.plots
+
+    formats = getattr(vecx.plots, "FORMATS", (".png", ".svg", ".pdf"))
+    if Path(path).suffix.lower() not in formats:
+        raise ValueError(f"--plot {path}: the suffix must be one of {', '.join(formats)}")
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"--plot {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"--plot {path}: folder {parent} is not writable")
+
+
+def _reserve(path: str) -> Path:
+    """A temporary file beside ``path``: proves the folder is writable before training."""
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"--json {path} is a folder, not a file")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise type(exc)(
+            f"--json {path}: cannot write in folder {target.parent}: {exc.strerror}"
+        ) from None
+    os.close(fd)
+    return Path(tmp)
+
+
+def _write_json(tmp: Path, target: Path, doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``tmp`` then rename it onto ``target`` (atomic on POSIX)."""
+    text = json.dumps(doc, indent=2, allow_nan=False)  # never write NaN into JSON
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+
+
+class _Progress:
+    """Checkpoint output: a rich progress bar on a terminal, plain lines otherwise.
+
+    The bar does not refresh on its own thread (``auto_refresh=False``): a thread waking
+    ten times a second would compete with the training it is timing. It is redrawn from
+    the checkpoint callback, which runs while the clock is stopped.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled and sys.stdout.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            from vecx.console import console
+
+            self.bar = Progress(
+                TextColumn("examples"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                console=console(), auto_refresh=False, transient=False,
+            )  # fmt: skip
+            self.bar.start()
+        return self
+
+    def update(self, cp: Any) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task("train", total=cp.total_examples, loss="-")
+            self.bar.update(self.task, completed=cp.examples, loss=f"{cp.loss:.6g}")
+            self.bar.refresh()
+            return
+        print(f"  epoch {cp.epoch}  examples {cp.examples}/{cp.total_examples}  "
+              f"loss {cp.loss:.6g}  training time {cp.time:.3g} s", flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
