@@ -76,7 +76,7 @@ def normalize_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
         shape = (shape,)
     try:
         out = tuple(int(s) for s in shape)
-    except TypeError:
+    except (TypeError, ValueError):  # ValueError: "ab" iterates into int("a")
         raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
     if any(s < 0 for s in out):
         raise ValueError(f"shape must not be negative, got {out}")

@@ -69,6 +69,8 @@ class NumpyBackend(BaseBackend):
             raise matmul_shape_error(a, b, exc) from None
 
     def index(self, x: Any, idx: Any) -> Any:
+        if type(idx) is tuple:  # x[(3, 0)] would index two axes, not gather two rows
+            idx = list(idx)
         return x[idx]  # NumPy raises IndexError out of range; a Tracer records the gather
 
     def exp(self, x: Any) -> Any:
