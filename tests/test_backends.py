@@ -1,0 +1,372 @@
+"""Cross-backend tests of the Backend protocol: every op, on every available backend, against
+a NumPy float64 reference at dtype-aware tolerances (``vecx.testing``).
+
+The ``backend`` fixture comes from vecx's pytest plugin; backends that cannot run here are
+skipped with their reason. JAX is imported only inside tests that already run on JAX, so
+this module runs where JAX is not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vecx
+from vecx.testing import assert_close
+
+HALF = ("float16", "bfloat16")
+
+
+def dtype_name(x: Any) -> str:
+    """``float32`` for a NumPy, CuPy, JAX or PyTorch (``torch.float32``) array."""
+    return str(x.dtype).removeprefix("torch.")
+
+
+def supports(backend: Any, dtype: str) -> bool:
+    return not (dtype == "bfloat16" and backend.name in ("numpy", "cupy"))
+
+
+@contextlib.contextmanager
+def float64_mode(backend: Any) -> Iterator[None]:
+    """Where float64 works: everywhere but JAX, which needs its 64-bit mode on."""
+    if backend.name == "jax":
+        import jax
+
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
+
+
+def available(spec: str) -> bool:
+    return any(s.spec == spec and s.available for s in vecx.backends())
+
+
+def host(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def test_backend_satisfies_the_protocol(backend: Any) -> None:
+    assert isinstance(backend, vecx.Backend)
+    assert backend.name in ("numpy", "torch", "jax", "cupy")
+    assert backend.dtype == "float32"
+    assert backend.spec == f"{backend.name}:{backend.device}"
+    assert backend.device == "cpu" or backend.device.startswith("cuda:")
+
+
+# --------------------------------------------------------------------------- creation
+
+
+def test_ones_zeros_default_to_float32(backend: Any) -> None:
+    ones, zeros = backend.ones((2, 3)), backend.zeros(4)
+    assert tuple(ones.shape) == (2, 3) and tuple(zeros.shape) == (4,)
+    assert dtype_name(ones) == dtype_name(zeros) == "float32"
+    assert_close(backend, ones, np.ones((2, 3)))
+    assert_close(backend, zeros, np.zeros(4))
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_half_dtypes_where_supported(backend: Any, dtype: str) -> None:
+    if not supports(backend, dtype):
+        with pytest.raises(vecx.UnsupportedDtype, match=dtype):
+            backend.ones((2,), dtype=dtype)
+        with pytest.raises(vecx.UnsupportedDtype):
+            vecx.backend(backend.spec, dtype=dtype)
+        return
+    for x in (
+        backend.ones((2, 3), dtype=dtype),
+        backend.zeros((2, 3), dtype=dtype),
+        backend.asarray([[0.5, 1.5, -2.0]] * 2, dtype=dtype),
+        backend.normal(0.0, 1.0, (2, 3), dtype=dtype),
+    ):
+        assert dtype_name(x) == dtype and tuple(x.shape) == (2, 3)
+    host_copy = backend.to_numpy(backend.asarray([0.5, 1.5, -2.0], dtype=dtype))
+    assert isinstance(host_copy, np.ndarray)  # NumPy has no bfloat16: widened, exactly
+    np.testing.assert_array_equal(host_copy, [0.5, 1.5, -2.0])
+    half = vecx.backend(backend.spec, dtype=dtype)
+    assert half.dtype == dtype and dtype_name(half.ones(3)) == dtype
+
+
+def test_float64_is_never_downcast(backend: Any) -> None:
+    third = np.array([1 / 3, 2 / 3], dtype=np.float64)
+    with float64_mode(backend):
+        for x in (backend.ones(2, dtype="float64"), backend.asarray(third, dtype="float64")):
+            assert dtype_name(x) == "float64"
+        back = backend.to_numpy(backend.asarray(third, dtype="float64"))
+        np.testing.assert_array_equal(back, third)  # bit for bit
+        be64 = vecx.backend(backend.spec, dtype="float64")
+        assert dtype_name(be64.normal(0.0, 1.0, 3)) == "float64"
+        assert dtype_name(be64.asarray(third)) == "float64"
+
+
+def test_jax_float64_without_x64_names_the_fix() -> None:
+    if not available("jax:cpu"):
+        pytest.skip("jax:cpu is not available")
+    import jax
+
+    if jax.config.jax_enable_x64:
+        pytest.skip("JAX 64-bit mode is on in this process")
+    be = vecx.backend("jax")
+    for make in (
+        lambda: vecx.backend("jax", dtype="float64"),
+        lambda: be.ones(2, dtype="float64"),
+        lambda: be.asarray([1.0], dtype="float64"),
+        lambda: be.normal(0.0, 1.0, 2, dtype="float64"),
+    ):
+        with pytest.raises(vecx.UnsupportedDtype, match="JAX_ENABLE_X64=1") as err:
+            make()
+        assert "jax_enable_x64" in str(err.value)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "float8", "double", ""])
+def test_unknown_dtype_lists_the_choices(backend: Any, dtype: str) -> None:
+    with pytest.raises(ValueError, match="float32, float64, float16, bfloat16"):
+        backend.zeros(2, dtype=dtype)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        vecx.backend(backend.spec, dtype=dtype)
+
+
+def test_asarray_and_to_numpy_round_trip(backend: Any) -> None:
+    data = host((3, 2))
+    x = backend.asarray(data)  # host float64 lands in the backend's default dtype
+    assert dtype_name(x) == "float32" and tuple(x.shape) == (3, 2)
+    back = backend.to_numpy(x)
+    assert type(back) is np.ndarray and back.dtype == np.float32
+    np.testing.assert_array_equal(back, data.astype(np.float32))
+    assert_close(backend, backend.asarray([[1.0, 2.0], [3.0, 4.0]]), [[1, 2], [3, 4]])
+    assert_close(backend, backend.asarray(x), data)  # a native array goes through too
+    assert_close(backend, backend.asarray(2.5), 2.5)
+
+
+def test_asarray_keeps_integers_integer(backend: Any) -> None:
+    for obj in ([3, 0, 2], np.array([3, 0, 2]), np.array([3, 0, 2], dtype=np.int32)):
+        x = backend.asarray(obj)
+        assert dtype_name(x).startswith("int"), dtype_name(x)
+        np.testing.assert_array_equal(backend.to_numpy(x), [3, 0, 2])
+    assert dtype_name(backend.asarray([3, 0, 2], dtype="float32")) == "float32"
+
+
+def test_bad_shapes_are_rejected(backend: Any) -> None:
+    with pytest.raises(ValueError, match="negative"):
+        backend.ones((2, -1))
+    with pytest.raises(TypeError, match="shape"):
+        backend.zeros("abc")
+
+
+# --------------------------------------------------------------------------- randomness
+
+
+def test_normal_same_seed_same_numbers(backend: Any) -> None:
+    a = vecx.backend(backend.spec, seed=7)
+    b = vecx.backend(backend.spec, seed=7)
+    first = a.to_numpy(a.normal(0.0, 1.0, (4, 3)))
+    np.testing.assert_array_equal(first, b.to_numpy(b.normal(0.0, 1.0, (4, 3))))
+    second = a.to_numpy(a.normal(0.0, 1.0, (4, 3)))
+    assert not np.array_equal(first, second)  # the generator moves on
+    a.seed(7)
+    np.testing.assert_array_equal(first, a.to_numpy(a.normal(0.0, 1.0, (4, 3))))
+    other = vecx.backend(backend.spec, seed=8)
+    assert not np.array_equal(first, other.to_numpy(other.normal(0.0, 1.0, (4, 3))))
+
+
+def test_normal_shape_dtype_and_moments(backend: Any) -> None:
+    x = backend.normal(2.0, 3.0, (200_000,))
+    assert tuple(x.shape) == (200_000,) and dtype_name(x) == "float32"
+    draws = backend.to_numpy(x).astype(np.float64)
+    # standard errors: 3/sqrt(2e5) = 0.0067 for the mean, ~0.005 for the std
+    assert abs(draws.mean() - 2.0) < 0.04
+    assert abs(draws.std() - 3.0) < 0.03
+    assert tuple(backend.normal(0.0, 1.0, 5).shape) == (5,)
+    assert tuple(backend.normal(0.0, 1.0, (0, 2)).shape) == (0, 2)
+
+
+def test_permutation_is_a_seeded_permutation(backend: Any) -> None:
+    p = backend.permutation(50)
+    values = backend.to_numpy(p)
+    assert dtype_name(p).startswith("int")
+    np.testing.assert_array_equal(np.sort(values), np.arange(50))
+    assert not np.array_equal(values, np.arange(50))
+    again = vecx.backend(backend.spec, seed=0)
+    np.testing.assert_array_equal(values, again.to_numpy(again.permutation(50)))
+    backend.seed(0)
+    np.testing.assert_array_equal(values, backend.to_numpy(backend.permutation(50)))
+    x = backend.asarray(np.arange(100.0).reshape(50, 2))
+    rows = backend.to_numpy(backend.index(x, p))  # usable as an index as it is
+    np.testing.assert_array_equal(rows[:, 0], 2.0 * values)
+
+
+# --------------------------------------------------------------------------- matmul
+
+SIZES = st.sampled_from([1, 3, 16])  # few shapes: JAX compiles once per shape
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(m=SIZES, k=SIZES, n=SIZES, seed=st.integers(0, 2**16))
+def test_matmul_matches_float64_reference(backend: Any, m: int, k: int, n: int, seed: int) -> None:
+    a = host((m, k), seed).astype(np.float32)
+    b = host((k, n), seed + 1).astype(np.float32)
+    got = backend.matmul(backend.asarray(a), backend.asarray(b))
+    assert tuple(got.shape) == (m, n) and dtype_name(got) == "float32"
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    assert_close(backend, got, want, scale=math.sqrt(k))
+
+
+def test_matmul_vector_cases(backend: Any) -> None:
+    a, v = host((4, 3)).astype(np.float32), host((3,), 1).astype(np.float32)
+    A, V = backend.asarray(a), backend.asarray(v)
+    assert_close(backend, backend.matmul(A, V), a.astype(np.float64) @ v)
+    assert_close(backend, backend.matmul(V, A.T), v.astype(np.float64) @ a.T)
+    assert_close(backend, backend.matmul(V, V), float(v.astype(np.float64) @ v))
+
+
+def test_matmul_float64(backend: Any) -> None:
+    a, b = host((5, 7)), host((7, 3), 1)
+    with float64_mode(backend):
+        be = vecx.backend(backend.spec, dtype="float64")
+        got = be.matmul(be.asarray(a), be.asarray(b))
+        assert dtype_name(got) == "float64"
+        assert_close(be, got, a @ b)
+
+
+def test_matmul_is_full_float32_by_default(backend: Any) -> None:
+    # TF32 keeps 10 mantissa bits: 1 + 2**-12 would round to 1 and this sum lose 2**-12 * k.
+    k = 64
+    a = np.full((1, k), 1 + 2**-12, dtype=np.float32)
+    b = np.ones((k, 1), dtype=np.float32)
+    got = backend.to_numpy(backend.matmul(backend.asarray(a), backend.asarray(b)))
+    assert got[0, 0] == pytest.approx(k * (1 + 2**-12), abs=2**-12)
+
+
+@pytest.mark.parametrize(("sa", "sb"), [((2, 3), (4, 5)), ((3,), (4,)), ((2, 3), (2,))])
+def test_matmul_shape_mismatch_names_both_shapes(
+    backend: Any, sa: tuple[int, ...], sb: tuple[int, ...]
+) -> None:
+    a, b = backend.ones(sa), backend.ones(sb)
+    with pytest.raises(ValueError) as err:
+        backend.matmul(a, b)
+    assert str(sa) in str(err.value) and str(sb) in str(err.value)
+
+
+def test_exp(backend: Any) -> None:
+    data = np.linspace(-3.0, 3.0, 13)
+    assert_close(backend, backend.exp(backend.asarray(data)), np.exp(data.astype(np.float32)))
+
+
+# --------------------------------------------------------------------------- index
+
+ROWS = np.arange(20.0).reshape(10, 2)
+
+
+def index_forms(backend: Any, rows: list[int]) -> dict[str, Any]:
+    return {
+        "list": rows,
+        "tuple": tuple(rows),
+        "numpy int64": np.array(rows, dtype=np.int64),
+        "numpy int32": np.array(rows, dtype=np.int32),
+        "backend": backend.asarray(rows),
+    }
+
+
+@pytest.mark.parametrize("rows", [[3, 0, 3, 9], [-1, -10, 2], [5]])
+def test_index_gathers_rows(backend: Any, rows: list[int]) -> None:
+    x = backend.asarray(ROWS)
+    for form, idx in index_forms(backend, rows).items():
+        got = backend.index(x, idx)
+        assert tuple(got.shape) == (len(rows), 2), form
+        np.testing.assert_array_equal(backend.to_numpy(got), ROWS[rows], err_msg=form)
+
+
+def test_index_empty_and_large(backend: Any) -> None:
+    x = backend.asarray(ROWS)
+    assert tuple(backend.index(x, []).shape) == (0, 2)
+    many = np.random.default_rng(0).integers(-10, 10, 1000)  # past the small-array fast path
+    np.testing.assert_array_equal(backend.to_numpy(backend.index(x, many)), ROWS[many])
+    reversed_view = np.arange(10)[::-1]  # negative strides
+    np.testing.assert_array_equal(backend.to_numpy(backend.index(x, reversed_view)), ROWS[::-1])
+
+
+@pytest.mark.parametrize("bad", [10, -11, 1000])
+def test_index_out_of_range_raises_on_every_backend(backend: Any, bad: int) -> None:
+    x = backend.asarray(ROWS)
+    for form, idx in index_forms(backend, [0, bad, 1]).items():
+        with pytest.raises(IndexError, match=f"{bad}"):
+            backend.index(x, idx)
+            pytest.fail(f"no IndexError for {form}")
+    many = np.zeros(1000, dtype=np.int64)
+    many[-1] = bad
+    with pytest.raises(IndexError):
+        backend.index(x, many)
+
+
+def test_jax_index_inside_jit_fills_instead_of_clamping() -> None:
+    if not available("jax:cpu"):
+        pytest.skip("jax:cpu is not available")
+    be = vecx.backend("jax")
+    x = be.asarray(ROWS)
+    got = be.to_numpy(be.jit(be.index)(x, be.asarray([1, 50])))
+    np.testing.assert_array_equal(got[0], ROWS[1])
+    assert np.isnan(got[1]).all()  # not row 9, which plain JAX would return
+
+
+# --------------------------------------------------------------------------- execution, info
+
+
+def test_sync_returns_its_argument(backend: Any) -> None:
+    x = backend.matmul(backend.ones((8, 8)), backend.ones((8, 8)))
+    assert backend.sync(x) is x
+    assert backend.sync() is None
+    pair = (x, x)
+    assert backend.sync(pair) is pair
+
+
+def test_jit_gives_a_callable_with_the_same_result(backend: Any) -> None:
+    def f(a: Any, b: Any) -> Any:
+        return (backend.matmul(a, b) * 2.0 + 1.0).sum()
+
+    a, b = backend.asarray(host((3, 4))), backend.asarray(host((4, 2), 1))
+    fast = backend.jit(f)
+    assert callable(fast)
+    want = float(backend.to_numpy(f(a, b)))
+    assert float(backend.to_numpy(fast(a, b))) == pytest.approx(want, rel=1e-5)
+    assert float(backend.to_numpy(fast(a, b))) == pytest.approx(want, rel=1e-5)  # cached
+
+
+def test_info_describes_the_backend(backend: Any) -> None:
+    info = backend.info()
+    assert info["framework"] == backend.name
+    assert isinstance(info["version"], str) and info["version"][0].isdigit()
+    assert isinstance(info["device_name"], str) and info["device_name"]
+    assert info["dtype"] == "float32"
+    assert info["device"] == backend.device
+    assert info["matmul_precision"] == "float32"
+    assert info["precision"] == "float32"
+
+
+def test_precision_tf32_is_reported_and_reset(backend: Any) -> None:
+    try:
+        tf32 = vecx.backend(backend.spec, precision="tf32")
+        info = tf32.info()
+        assert info["precision"] == "tf32"
+        # NumPy has no TF32 mode: it says what it does, full float32.
+        assert info["matmul_precision"] == ("float32" if backend.name == "numpy" else "tf32")
+    finally:  # the setting is process-wide in PyTorch, JAX and CuPy: a new backend resets it
+        full = vecx.backend(backend.spec)
+    assert full.info()["matmul_precision"] == "float32"
+
+
+@pytest.mark.parametrize("precision", ["tf16", "TF32", "high", ""])
+def test_bad_precision_is_a_value_error(backend: Any, precision: str) -> None:
+    with pytest.raises(ValueError, match="float32, tf32"):
+        vecx.backend(backend.spec, precision=precision)
