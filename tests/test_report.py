@@ -142,10 +142,10 @@ def test_report_finds_plots_beside_the_results(small_results):
     md = build_report(small_results)
     assert _images(md) == [] and "--plots DIR" in md
     assert main(["plot", str(small_results)]) == 0
-    assert default_plot_dir(small_results) == small_results.parent / "cpu-plots"
+    assert default_plot_dir(small_results) == small_results.parent
     assert set(find_plots(small_results)) == {"matmul", "vector-add"}
     md = build_report(small_results)
-    assert _images(md) == ["cpu-plots/vector-add.png", "cpu-plots/matmul.png"]
+    assert _images(md) == ["vector-add.png", "matmul.png"]
     assert "--plots DIR" not in md
 
 
@@ -253,7 +253,7 @@ def test_python_m_vecx_plot_and_report(small_results, tmp_path):
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    assert "](cpu-plots/matmul.png)" in run.stdout
+    assert "](matmul.png)" in run.stdout
     run = subprocess.run(
         [sys.executable, "-m", "vecx", "report", "missing.json"],
         capture_output=True,

@@ -7,7 +7,8 @@ report and ``vecx bench``'s terminal summary agree.
 
 Plots: `build_report` links the PNGs written by `vecx.plots.plot_results`. They are
 generated into ``plots_dir`` when one is given, otherwise looked for beside the results
-(``<stem>-plots/``, ``plots/``, then the results' own folder). Links are relative to the
+(the results' own folder, where ``vecx bench`` writes them, then ``<stem>-plots/`` and
+``plots/``). Links are relative to the
 folder the report will live in (``output``'s folder, or the results' folder when the report
 goes to stdout and is saved beside them, as ``vecx report r.json > REPORT.md`` does).
 """
@@ -51,19 +52,22 @@ NOISY = 0.10
 
 
 def default_plot_dir(results_path: str | os.PathLike[str]) -> Path:
-    """Where ``vecx plot`` puts the figures of ``results_path`` by default: ``<stem>-plots``.
+    """Where ``vecx plot`` puts the figures of ``results_path`` by default: its own folder.
 
-    One folder per results file, so several runs can sit in one folder (a CPU and a GPU run
-    under ``bench/results/``) without overwriting each other's figures.
+    That is where ``vecx bench`` writes them (``OUT/results.json`` beside ``OUT/*.png``),
+    so a run folder is self-contained and its report links ``matmul.png`` directly.
     """
-    p = Path(results_path)
-    return p.with_name(f"{p.stem}-plots")
+    return Path(results_path).parent
 
 
 def find_plots(results_path: str | os.PathLike[str]) -> dict[str, Path]:
-    """Existing figure PNGs beside ``results_path``, by stem (first folder with any wins)."""
+    """Existing figure PNGs beside ``results_path``, by stem.
+
+    Looked for in the results' folder, then ``<stem>-plots/`` and ``plots/`` below it; the
+    first folder holding any figure wins.
+    """
     p = Path(results_path)
-    for folder in (default_plot_dir(p), p.parent / "plots", p.parent):
+    for folder in (p.parent, p.with_name(f"{p.stem}-plots"), p.parent / "plots"):
         found = {s: folder / f"{s}.png" for s in FIGURES if (folder / f"{s}.png").is_file()}
         if found:
             return found

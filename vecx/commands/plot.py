@@ -1,10 +1,10 @@
 """``vecx plot``: figures of a results file, or d2l's normal densities on a backend.
 
 ``vecx plot RESULTS.json [--out DIR]`` writes every figure the results support (PNG and
-SVG, see `vecx.plots.plot_results`) into DIR (default: ``<results stem>-plots`` beside the
-file, where ``vecx report`` finds them). ``vecx plot normal [--backend SPEC] [--out DIR]``
-draws the normal densities computed through SPEC. A results file literally named
-``normal`` can be given as ``./normal``.
+SVG, see `vecx.plots.plot_results`) into DIR (default: the results file's folder, as
+``vecx bench`` does, where ``vecx report`` finds them).
+``vecx plot normal [--backend SPEC] [--out DIR]`` draws the normal densities computed
+through SPEC. A results file literally named ``normal`` can be given as ``./normal``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         metavar="DIR",
-        help="folder for the figures (default: <results stem>-plots beside the results; "
+        help="folder for the figures (default: the results file's folder; "
         "the current folder for 'normal')",
     )
     p.add_argument(
