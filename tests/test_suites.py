@@ -1,0 +1,357 @@
+"""Tests of the benchmark suites: fixed case names, sane metrics, correctness checks that bite.
+
+Sizes and timing budgets are shrunk through the suites' keyword arguments so the whole
+file runs in seconds; the full-size behaviour differs only in the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import vecx
+from vecx.results import RESULT_KEYS
+from vecx.suites import (
+    SUITES,
+    case_key,
+    cases,
+    matmul_gamma,
+    plan,
+    run_case,
+    run_suite,
+    suite_module,
+    write,
+)
+from vecx.suites import scaling as scaling_suite
+
+#: measure() settings that keep every case in the millisecond range
+FAST = {"min_run_time": 0.002, "max_run_time": 0.01, "min_blocks": 2, "max_blocks": 5,
+        "block_time": 0.0005, "warmup": 0}  # fmt: skip
+
+TINY: dict[str, dict] = {
+    "vector-add": {"n": 300, "loop_budget_s": 0.005, "timing": FAST},
+    "matmul": {"n": 80, "loop_budget_s": 0.005, "timing": FAST},  # 80: last block partial
+    "scaling": {"vector_sizes": [256, 4096], "matmul_sizes": [16, 48], "timing": FAST},
+    "train": {"presets": ["linreg", "airfoil-mb100"], "repeats": 1,
+              "overrides": {"linreg": {"epochs": 1}, "airfoil-mb100": {"epochs": 1}}},
+}  # fmt: skip
+
+EXPECTED_CASES = {
+    "vector-add": ["loop", "vectorized"],
+    "matmul": ["element", "column", "full", "block64"],
+    "scaling": ["vector-add"] * 2 + ["copy"] * 2 + ["matmul"] * 2,
+    "train": ["linreg", "airfoil-mb100"],
+}
+
+
+def _available(spec: str) -> bool:
+    return vecx.registry.status(spec).available
+
+
+BACKENDS = [
+    "numpy",
+    pytest.param("torch:cpu", marks=pytest.mark.skipif(
+        not _available("torch:cpu"), reason="torch not available")),
+    pytest.param("jax:cpu", marks=pytest.mark.skipif(
+        not _available("jax:cpu"), reason="jax not available")),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def numpy_be():
+    return vecx.backend("numpy")
+
+
+# --------------------------------------------------------------------------- case names, metrics
+
+
+@pytest.mark.parametrize("spec", BACKENDS)
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_suite_yields_fixed_cases_with_sane_metrics(suite, spec):
+    be = vecx.backend(spec)
+    recs = list(run_suite(suite, be, **TINY[suite]))
+    assert [r["case"] for r in recs if r["params"].get("impl", "vecx") == "vecx"] == (
+        EXPECTED_CASES[suite]
+    )
+    for rec in recs:
+        assert rec["error"] is None, rec["error"]
+        assert tuple(rec)[: len(RESULT_KEYS)] == RESULT_KEYS
+        assert rec["suite"] == suite and rec["backend"] == be.name and rec["device"] == "cpu"
+        assert rec["dtype"] == "float32"
+        assert rec["median_s"] > 0 and rec["iqr_s"] >= 0 and rec["n_runs"] >= 1
+        assert math.isfinite(rec["value"]) and rec["value"] > 0
+        assert rec["pct_of_ceiling"] is None  # filled by the runner, never by a suite
+        json.dumps(rec, allow_nan=False)
+    units = {r["case"]: (r["metric"], r["unit"]) for r in recs}
+    if suite == "vector-add":
+        assert units == {"loop": ("time", "s"), "vectorized": ("time", "s")}
+        vec = recs[1]
+        assert vec["value"] == vec["median_s"]
+    elif suite == "matmul":
+        assert set(units.values()) == {("gflops", "GFLOP/s")}
+        for rec in recs:  # GFLOP/s is 2 n^3 / time, time being the full-size time
+            assert rec["value"] == pytest.approx(2 * 80**3 / rec["median_s"] / 1e9)
+    elif suite == "scaling":
+        for rec in recs:
+            n = rec["params"]["n"]
+            if rec["case"] == "matmul":
+                assert rec["value"] == pytest.approx(2 * n**3 / rec["median_s"] / 1e9)
+            else:
+                arrays = 3 if rec["case"] == "vector-add" else 2
+                assert rec["unit"] == "GB/s"
+                assert rec["value"] == pytest.approx(arrays * 4 * n / rec["median_s"] / 1e9)
+    elif suite == "train":
+        impls = {r["params"]["impl"] for r in recs}
+        assert impls == ({"vecx", "native"} if be.name in ("torch", "jax") else {"vecx"})
+        for rec in recs:
+            assert rec["metric"] == "loss" and rec["agrees"] is None
+            curve = rec["curve"]
+            assert len(curve["times"]) == len(curve["losses"]) == len(curve["examples"]) >= 2
+            assert curve["losses"][-1] == pytest.approx(rec["value"])
+            assert rec["params"]["epochs"] == 1 and rec["params"]["overrides"] == {"epochs": 1}
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+@pytest.mark.parametrize("quick", [False, True])
+@pytest.mark.parametrize("spec", ["numpy:cpu", "torch:cpu", "jax:cuda:0", "cupy:cuda:0"])
+def test_plan_is_what_cases_run(suite, quick, spec):
+    """The runner relies on plan() to know which cases a crashed worker never finished."""
+    planned = plan(suite, spec, quick=quick)
+    assert planned, "a suite plans at least one case"
+    assert len({case_key(suite, c, p) for c, p in planned}) == len(planned)
+    if spec == "numpy:cpu":
+        be = vecx.backend("numpy")
+        built = cases(suite, be, quick=quick)
+        assert [(c.case, dict(c.params)) for c in built] == planned
+
+
+def test_scaling_sizes_by_device_and_quick():
+    full_cpu = plan("scaling", "numpy:cpu")
+    full_gpu = plan("scaling", "torch:cuda:0")
+    quick_cpu = plan("scaling", "numpy:cpu", quick=True)
+
+    def sizes(p, case):
+        return [params["n"] for c, params in p if c == case]
+
+    assert sizes(full_cpu, "vector-add") == [2**e for e in range(10, 25)]
+    assert sizes(full_gpu, "vector-add")[-1] == 2**26
+    assert sizes(full_cpu, "matmul") == [64, 128, 256, 512, 1024, 2048]
+    assert sizes(full_gpu, "matmul")[-1] == 8192
+    assert max(sizes(quick_cpu, "vector-add")) <= 2**20
+    assert max(sizes(quick_cpu, "matmul")) <= 512
+    assert sizes(full_cpu, "copy") == sizes(full_cpu, "vector-add")
+    be = vecx.backend("numpy")
+    copy = cases("scaling", be, vector_sizes=[64], matmul_sizes=[], timing=FAST)[1]
+    assert copy.case == "copy" and run_case(copy, be)["note"] == scaling_suite.COPY_NOTE
+
+
+def test_train_plans_native_only_for_torch_and_jax():
+    assert {p["impl"] for _, p in plan("train", "numpy:cpu")} == {"vecx"}
+    assert {p["impl"] for _, p in plan("train", "cupy:cuda:0")} == {"vecx"}
+    for spec in ("torch:cpu", "jax:cuda:0"):
+        assert {p["impl"] for _, p in plan("train", spec)} == {"vecx", "native"}
+    names = [c for c, p in plan("train", "numpy:cpu", quick=True)]
+    assert names == ["linreg", "airfoil-gd", "airfoil-sgd", "airfoil-mb100", "airfoil-mb10"]
+
+
+def test_quick_train_records_its_overrides(numpy_be):
+    (rec,) = run_suite("train", numpy_be, quick=True, presets=["airfoil-mb100"])
+    assert rec["error"] is None
+    assert rec["params"]["epochs"] == 1 and rec["params"]["overrides"] == {"epochs": 1}
+    assert rec["params"]["repeats"] == 1 and rec["params"]["batch_size"] == 100
+
+
+# --------------------------------------------------------------------------- extrapolation
+
+
+def test_slow_loop_is_timed_on_a_fraction_and_marked(numpy_be):
+    loop, vec = run_suite("vector-add", numpy_be, n=5000, loop_budget_s=1e-5, timing=FAST)
+    p = loop["params"]
+    assert p["extrapolated"] is True and 32 <= p["measured_n"] < 5000 and p["n"] == 5000
+    assert vec["params"] == {"n": 5000, "measured_n": 5000, "extrapolated": False}
+    # the reported time is for all n elements: far above the measured fraction's time
+    assert loop["median_s"] > vec["median_s"]
+    assert loop["write"] == "in-place"
+
+
+def test_fast_loop_runs_whole_n(numpy_be):
+    loop, _ = run_suite("vector-add", numpy_be, n=100, loop_budget_s=10.0, timing=FAST)
+    assert loop["params"] == {"n": 100, "measured_n": 100, "extrapolated": False}
+    assert loop["note"] is None
+
+
+def test_matmul_element_extrapolates_and_says_so(numpy_be):
+    element = run_case(
+        cases("matmul", numpy_be, n=64, loop_budget_s=1e-5, timing=FAST)[0], numpy_be
+    )
+    assert element["error"] is None
+    assert element["params"]["extrapolated"] is True
+    assert 16 <= element["params"]["measured_n"] < 64 * 64
+    assert "dot products" in element["note"]
+
+
+@pytest.mark.skipif(not _available("jax:cpu"), reason="jax not available")
+def test_jax_loops_use_at_set_and_say_so():
+    be = vecx.backend("jax")
+    loop, _ = run_suite("vector-add", be, n=200, loop_budget_s=0.002, timing=FAST)
+    assert loop["error"] is None and loop["write"] == "at-set"
+    assert "c.at[i].set" in loop["note"]
+    column = run_case(cases("matmul", be, n=16, timing=FAST)[1], be)
+    assert column["error"] is None and ".at[" in column["note"]
+
+
+def test_write_in_place_and_functional():
+    x = np.zeros(3, np.float32)
+    assert write(x, 1, 5.0) is x and x[1] == 5.0
+
+    class Functional:  # a stand-in for a JAX array's .at[...].set(...)
+        def __init__(self, data):
+            self.data = data
+
+        @property
+        def at(self):
+            parent = self
+
+            class Setter:
+                def __getitem__(self, idx):
+                    class S:
+                        def set(_, value):
+                            new = parent.data.copy()
+                            new[idx] = value
+                            return Functional(new)
+
+                    return S()
+
+            return Setter()
+
+    f = Functional(np.zeros(3))
+    g = write(f, 2, 7.0)
+    assert g is not f and g.data[2] == 7.0 and f.data[2] == 0.0
+
+
+# --------------------------------------------------------------------------- correctness checks
+
+
+class Wrapped:
+    """A numpy backend with one primitive replaced: to prove the suites check results."""
+
+    def __init__(self, **overrides):
+        self._be = vecx.backend("numpy")
+        self._overrides = overrides
+
+    def __getattr__(self, name):
+        if name in self._overrides:
+            return self._overrides[name].__get__(self)
+        return getattr(self._be, name)
+
+
+def test_wrong_matmul_is_an_error_not_a_result():
+    wrong = Wrapped(matmul=lambda self, a, b: a @ b + np.float32(0.05))
+    recs = list(run_suite("matmul", wrong, n=32, timing=FAST))
+    assert [r["case"] for r in recs] == ["element", "column", "full", "block64"]
+    for rec in recs:
+        assert rec["error"] and rec["error"].startswith("wrong result"), rec["error"]
+        assert rec["value"] is None and rec["median_s"] is None
+    scaling = list(run_suite("scaling", wrong, vector_sizes=[], matmul_sizes=[32], timing=FAST))
+    assert scaling[0]["error"].startswith("wrong result") and "Freivalds" in scaling[0]["error"]
+
+
+def test_transposed_matmul_is_caught():
+    wrong = Wrapped(matmul=lambda self, a, b: (a @ b).T if a.ndim == 2 == b.ndim else a @ b)
+    full = run_case(cases("matmul", wrong, n=32, timing=FAST)[2], wrong)
+    assert full["error"].startswith("wrong result")
+
+
+def test_correct_matmul_passes_the_same_checks():
+    right = Wrapped(matmul=lambda self, a, b: a @ b)
+    recs = list(run_suite("matmul", right, n=32, timing=FAST))
+    assert all(r["error"] is None for r in recs)
+
+
+class OffByOne(np.ndarray):
+    """Vectorized ``+`` is wrong; scalar reads (a[i]) are plain NumPy scalars and right."""
+
+    def __add__(self, other):
+        return np.asarray(np.add(np.asarray(self), np.asarray(other)) + np.float32(1e-3))
+
+
+class BadIndex(np.ndarray):
+    """``x[i]`` returns a wrong scalar; vectorized arithmetic is right."""
+
+    def __getitem__(self, idx):
+        value = np.asarray(self).__getitem__(idx)
+        return value + np.float32(1.0) if isinstance(idx, int) else value
+
+
+class BadNeg(np.ndarray):
+    def __neg__(self):
+        return np.asarray(self).copy()
+
+
+def _normal_as(cls):
+    def normal(self, mean, std, shape, dtype=None):
+        return self._be.normal(mean, std, shape, dtype).view(cls)
+
+    return normal
+
+
+def test_wrong_vectorized_add_is_caught_loop_still_fine():
+    wrong = Wrapped(normal=_normal_as(OffByOne))
+    loop, vec = run_suite("vector-add", wrong, n=64, timing=FAST)
+    assert loop["error"] is None
+    assert vec["error"].startswith("wrong result") and "a + b" in vec["error"]
+    rec = next(run_suite("scaling", wrong, vector_sizes=[64], matmul_sizes=[], timing=FAST))
+    assert rec["case"] == "vector-add" and rec["error"].startswith("wrong result")
+
+
+def test_wrong_loop_is_caught():
+    wrong = Wrapped(normal=_normal_as(BadIndex))
+    loop, vec = run_suite("vector-add", wrong, n=64, timing=FAST)
+    assert loop["error"].startswith("wrong result") and vec["error"] is None
+
+
+def test_wrong_copy_is_caught():
+    wrong = Wrapped(normal=_normal_as(BadNeg))
+    recs = list(run_suite("scaling", wrong, vector_sizes=[64], matmul_sizes=[], timing=FAST))
+    copy = [r for r in recs if r["case"] == "copy"][0]
+    assert copy["error"].startswith("wrong result")
+
+
+def test_a_failing_case_is_recorded_and_the_suite_goes_on():
+    def oom(self, a, b):
+        raise MemoryError("out of memory allocating 1 TB")
+
+    recs = list(run_suite("scaling", Wrapped(matmul=oom), vector_sizes=[64], matmul_sizes=[16],
+                          timing=FAST))  # fmt: skip
+    assert [r["case"] for r in recs] == ["vector-add", "copy", "matmul"]
+    assert recs[0]["error"] is None and recs[1]["error"] is None
+    assert recs[2]["error"] == "MemoryError: out of memory allocating 1 TB"
+    assert recs[2]["params"] == {"n": 16}
+
+
+def test_matmul_gamma_bounds():
+    assert matmul_gamma(256) == pytest.approx(1.01 * 256 * 2**-24)
+    assert matmul_gamma(256, "tf32") > 2 * 2**-11 > 10 * matmul_gamma(256)
+
+
+def test_unknown_suite_names_the_choices():
+    with pytest.raises(ValueError, match="unknown suite 'nope'.*vector-add"):
+        suite_module("nope")
+    with pytest.raises(ValueError, match="cannot import"):
+        suite_module("no.such.module")
+
+
+def test_suites_and_runner_import_no_framework():
+    code = (
+        "import sys, vecx.suites, vecx.suites.vector_add, vecx.suites.matmul, "
+        "vecx.suites.scaling, vecx.suites.train, vecx.runner, vecx.commands.bench, "
+        "vecx.commands.compare\n"
+        "print([m for m in ('torch', 'jax', 'cupy') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

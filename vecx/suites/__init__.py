@@ -1,0 +1,314 @@
+"""Benchmark suites: named cases over one backend, each producing one checked result record.
+
+Design rules (see ``docs/architecture.md``):
+
+* A suite imports no array framework. It uses the ``Backend`` protocol and the native
+  arrays' shared operators (``+ - @``, ``x[i]``, ``x[:, j]``, ``.shape``) only. NumPy appears
+  in suites solely on the host, for the float64 reference that every fast result is
+  checked against: a fast wrong result is recorded as an error, never as a number.
+* Every timing goes through :func:`vecx.timing.measure` with the backend's ``sync``.
+* A suite is a module with ``NAME``, ``plan(device, *, quick, **sizes)`` (which cases it
+  will run, without building a backend: the runner needs this to show progress and to
+  record an error for each case a crashed worker never finished) and
+  ``cases(be, *, quick, seed, **sizes)`` returning :class:`Case` objects in the same
+  order. Array data come from ``be``'s generator, which the runner reseeds with ``seed``
+  before each suite; ``seed`` itself serves suites that draw on the host (``train``).
+  ``run_<suite>(be, *, quick)`` is the plain iterator of records built on top.
+* Case names are fixed (``vector-add``: ``loop``, ``vectorized``; ``matmul``:
+  ``element``, ``column``, ``full``, ``block64``; ...) so runs compare across versions.
+  Sizes are keyword arguments so tests can shrink them.
+
+Third-party or test suites: any importable module following the same interface can be
+named by its dotted import path wherever a suite name is accepted (``--suites my.suite``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from vecx.results import result
+from vecx.timing import Measurement
+
+#: Built-in suites in their default running order, and the module of each.
+SUITES: dict[str, str] = {
+    "vector-add": "vecx.suites.vector_add",
+    "matmul": "vecx.suites.matmul",
+    "scaling": "vecx.suites.scaling",
+    "train": "vecx.suites.train",
+}
+
+#: Unit roundoff of float32 and of TF32 (10 explicit mantissa bits), for error bounds.
+U_FLOAT32 = 2.0**-24
+U_TF32 = 2.0**-11
+
+#: ``measure()`` settings: a full run aims for tight medians, ``--quick`` for a fast answer.
+TIMING_FULL: dict[str, Any] = {
+    "min_run_time": 0.2,
+    "max_run_time": 2.0,
+    "min_blocks": 5,
+    "max_blocks": 50,
+    "block_time": 0.01,
+    "warmup": 1,
+}
+TIMING_QUICK: dict[str, Any] = {
+    "min_run_time": 0.02,
+    "max_run_time": 0.08,
+    "min_blocks": 3,
+    "max_blocks": 20,
+    "block_time": 0.002,
+    "warmup": 1,
+}
+
+
+def timing_options(quick: bool) -> dict[str, Any]:
+    """Keyword arguments for :func:`vecx.measure` in a full or a quick run (a copy)."""
+    return dict(TIMING_QUICK if quick else TIMING_FULL)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case: what identifies it in a run, and how to run it.
+
+    ``params`` are the identity params (``n``, ``preset``, ``impl``); the record that
+    ``run()`` returns carries them plus whatever the run decided (``measured_n``, ...).
+    """
+
+    suite: str
+    case: str
+    params: Mapping[str, Any]
+    run: Callable[[], dict[str, Any]] = field(repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        return case_key(self.suite, self.case, self.params)
+
+
+def case_key(suite: str, case: str, params: Mapping[str, Any]) -> str:
+    """Canonical text naming a planned case (suite, case, identity params)."""
+    return json.dumps([suite, case, dict(params)], sort_keys=True, separators=(",", ":"))
+
+
+def suite_module(name: str) -> ModuleType:
+    """The module implementing suite ``name`` (a built-in name or a dotted import path)."""
+    path = SUITES.get(name)
+    if path is None:
+        if "." not in name:
+            raise ValueError(f"unknown suite {name!r}; choose from {', '.join(SUITES)}")
+        path = name
+    try:
+        module = importlib.import_module(path)
+    except ModuleNotFoundError as exc:
+        if name in SUITES:
+            raise
+        raise ValueError(f"unknown suite {name!r}: cannot import {path} ({exc})") from None
+    for attr in ("plan", "cases"):
+        if not callable(getattr(module, attr, None)):
+            raise ValueError(f"suite module {path} has no {attr}() function")
+    return module
+
+
+def suite_name(name: str) -> str:
+    """The name records carry for suite ``name`` (its module's ``NAME``)."""
+    return str(getattr(suite_module(name), "NAME", name))
+
+
+def plan(name: str, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
+    """``[(case, identity params), ...]`` that suite ``name`` will run on ``device``.
+
+    ``device`` is a backend spec (``"torch:cuda:0"``) or a bare device (``"cpu"``); suites
+    use it to pick GPU sizes and framework-specific cases (native training for torch/jax).
+    """
+    return list(suite_module(name).plan(device, quick=quick, **sizes))
+
+
+def cases(
+    name: str, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any
+) -> list[Case]:
+    """The runnable cases of suite ``name`` on backend ``be``."""
+    return list(suite_module(name).cases(be, quick=quick, seed=seed, **sizes))
+
+
+def run_case(case: Case, be: Any) -> dict[str, Any]:
+    """Run one case; an exception becomes that case's error record, so the run goes on."""
+    try:
+        return case.run()
+    except Exception as exc:  # OOM, unsupported dtype, a framework bug: record, go on
+        return failed(case.suite, case.case, be, case.params, exc)
+
+
+def run_suite(
+    name: str, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any
+) -> Iterator[dict]:
+    """Records of every case of suite ``name`` on ``be``, errors included, in plan order."""
+    for case in cases(name, be, quick=quick, seed=seed, **sizes):
+        yield run_case(case, be)
+
+
+# --------------------------------------------------------------------------- helpers for suites
+
+
+def device_kind(device: str) -> str:
+    """``"cuda"`` or ``"cpu"`` from a spec (``"torch:cuda:0"``) or a device (``"cuda:0"``)."""
+    return "cuda" if "cuda" in device.split(":") or device.startswith("cuda") else "cpu"
+
+
+def spec_name(device: str) -> str:
+    """The backend name of a spec (``"torch"`` from ``"torch:cuda:0"``), or ``""``."""
+    head = device.split(":")[0]
+    return "" if head in ("cpu", "cuda", "gpu") else head
+
+
+def error_text(exc: BaseException | str) -> str:
+    """One line naming the exception type, as records and tables show it."""
+    if isinstance(exc, str):
+        return exc
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def failed(
+    suite: str,
+    case: str,
+    be: Any,
+    params: Mapping[str, Any],
+    exc: BaseException | str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A record for a case that produced no trustworthy number."""
+    return result(
+        suite, case, be.name, be.device, dtype=be.dtype, params=dict(params),
+        error=error_text(exc), **extra,
+    )
+
+
+def timed(
+    suite: str,
+    case: str,
+    be: Any,
+    m: Measurement,
+    *,
+    params: Mapping[str, Any],
+    metric: str,
+    value: float,
+    unit: str,
+    scale: float = 1.0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A record from a measurement; ``scale`` multiplies every time (extrapolation)."""
+    return result(
+        suite,
+        case,
+        be.name,
+        be.device,
+        dtype=be.dtype,
+        params=dict(params),
+        median_s=m.median * scale,
+        iqr_s=m.iqr * scale,
+        first_call_s=m.first_call_s * scale,
+        n_runs=m.n_runs,
+        metric=metric,
+        value=value,
+        unit=unit,
+        noisy=m.warning,
+        **extra,
+    )
+
+
+def write(x: Any, index: Any, value: Any) -> Any:
+    """``x[index] = value`` for mutable arrays, ``x.at[index].set(value)`` for JAX's.
+
+    The protocol has no write primitive on purpose (JAX arrays are immutable), so the
+    suites detect JAX-style arrays by their ``.at`` property instead of importing JAX.
+    NumPy, PyTorch and CuPy arrays are written in place and returned; a JAX array is
+    copied with the element replaced, which is what d2l's loops cost a JAX user.
+    """
+    if hasattr(x, "at"):
+        return x.at[index].set(value)
+    x[index] = value
+    return x
+
+
+def writes_by_copy(x: Any) -> bool:
+    """True when :func:`write` has to copy (JAX arrays)."""
+    return hasattr(x, "at")
+
+
+def matmul_gamma(k: int, precision: str = "float32") -> float:
+    """Relative error bound of a length-``k`` float32 dot product (``|err| <= g |a||b|``).
+
+    ``k u`` is the classical worst case for any summation order (u: float32 unit
+    roundoff); TF32 rounds each input to 10 mantissa bits first, adding ``2 u_tf32``.
+    Worst-case bounds never flag a correct result; a wrong one (a transpose, a stale
+    buffer, garbage) is off by orders of magnitude more.
+    """
+    gamma = 1.01 * k * U_FLOAT32
+    if precision == "tf32":
+        gamma += 2.01 * U_TF32
+    return gamma
+
+
+def check_within(got: Any, ref: Any, bound: Any, what: str) -> str | None:
+    """None if ``|got - ref| <= bound`` everywhere (NumPy arrays), else a one-line reason."""
+    import numpy as np
+
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if got.shape != ref.shape:
+        return f"wrong result: {what} has shape {got.shape}, expected {ref.shape}"
+    if not np.all(np.isfinite(got)):
+        return f"wrong result: {what} has non-finite values"
+    excess = np.abs(got - ref) - np.asarray(bound, dtype=np.float64)
+    if np.any(excess > 0):
+        i = int(np.argmax(excess))
+        err = float(np.abs(got - ref).ravel()[i])
+        lim = float(np.broadcast_to(bound, ref.shape).ravel()[i])
+        return (
+            f"wrong result: {what} differs from the float64 reference by {err:.3g} "
+            f"(allowed {lim:.3g}) at flat index {i}"
+        )
+    return None
+
+
+def fmt_rate(value: float | None, unit: str | None) -> str:
+    """Short text of a metric for progress lines (``"12.3 GFLOP/s"``, ``"1.2 ms"``)."""
+    if value is None:
+        return "-"
+    if unit == "s":
+        from vecx.timing import _format_seconds
+
+        text, u = _format_seconds(value, value)
+        return f"{text} {u}"
+    if unit:
+        digits = 3 if abs(value) < 1000 else 0
+        return f"{value:.{digits}g} {unit}" if digits else f"{value:.0f} {unit}"
+    return f"{value:.4g}"
+
+
+def log2_sizes(lo: int, hi: int, step: int = 1) -> list[int]:
+    """``[2**lo, 2**(lo+step), ..., 2**hi]``."""
+    return [2**e for e in range(lo, hi + 1, step)]
+
+
+__all__ = [
+    "SUITES",
+    "TIMING_FULL",
+    "TIMING_QUICK",
+    "Case",
+    "case_key",
+    "cases",
+    "check_within",
+    "failed",
+    "matmul_gamma",
+    "plan",
+    "run_case",
+    "run_suite",
+    "suite_module",
+    "timed",
+    "timing_options",
+    "write",
+]

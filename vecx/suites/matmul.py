@@ -1,0 +1,173 @@
+"""``matmul``: d2l's four ways to compute ``A = BC`` for n x n float32 matrices (n = 256).
+
+* ``element``: ``A[i, j] = B[i, :] @ C[:, j]``, one dot product per element (n^2 of them,
+  65536 for n = 256: slow in any Python loop). It is timed on the first ``measured_n``
+  of the n^2 dot products (row by row) that fit the loop budget and scaled by
+  ``n^2 / measured_n`` (``extrapolated``, and said in ``note``). ``measured_n`` has the
+  same name as in ``vector-add`` so tables and comparisons treat both alike.
+* ``column``: ``A[:, j] = B @ C[:, j]``, one matrix-vector product per column.
+* ``full``: ``A = B @ C``, one call.
+* ``block64``: ``A[:, j:j+64] = B @ C[:, j:j+64]``, blocks of 64 columns.
+
+Every product goes through ``be.matmul`` (so a backend's matmul is what is measured and
+checked). Writes into the preallocated ``A`` are in place on NumPy, PyTorch and CuPy; on
+JAX, whose arrays are immutable, they are ``A = A.at[...].set(...)`` (a copy of A per
+write), the idiomatic translation of d2l's in-place code; records say so in ``note``.
+
+GFLOP/s is ``2 n^3 / time``: the exact count of multiply-adds, unlike d2l's rounded
+0.03 GFLOP. Each result is checked against ``B @ C`` in float64 on the host with the
+worst-case float32 bound ``|A - ref| <= n u |B||C|`` (plus the TF32 input rounding when
+``precision`` is ``tf32``); a violation is recorded as the case's error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from vecx.suites import (
+    Case,
+    check_within,
+    failed,
+    matmul_gamma,
+    timed,
+    timing_options,
+    write,
+    writes_by_copy,
+)
+from vecx.suites.vector_add import LOOP_BUDGET_QUICK_S, LOOP_BUDGET_S, fraction_size
+from vecx.timing import measure
+
+NAME = "matmul"
+DEFAULT_N = 256
+BLOCK = 64
+CASES = ("element", "column", "full", "block64")
+
+
+def plan(device: str, *, quick: bool = False, n: int = DEFAULT_N, **_: Any) -> list[tuple]:
+    """Same cases and n on every device and in quick runs, so runs compare."""
+    return [(case, {"n": n}) for case in CASES]
+
+
+def gflops(n: int, seconds: float) -> float:
+    """Rate of one n x n x n matmul (2 n^3 floating-point operations) in GFLOP/s."""
+    return 2.0 * n**3 / seconds / 1e9
+
+
+def cases(
+    be: Any,
+    *,
+    quick: bool = False,
+    n: int = DEFAULT_N,
+    loop_budget_s: float | None = None,
+    timing: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> list[Case]:
+    """The four strategies on ``be`` (``n``, loop budget and timing overridable for tests)."""
+    opts = timing if timing is not None else timing_options(quick)
+    budget = loop_budget_s if loop_budget_s is not None else (
+        LOOP_BUDGET_QUICK_S if quick else LOOP_BUDGET_S
+    )
+    precision = str(getattr(be, "precision", "float32"))
+    state: dict[str, Any] = {}
+    all_cols = slice(None)
+
+    def inputs() -> tuple[Any, Any, Any, Any]:
+        """B, C and the host reference (ref = B @ C in float64, bound per element)."""
+        if "B" not in state:
+            import numpy as np
+
+            B = be.normal(0.0, 1.0, (n, n))
+            C = be.normal(0.0, 1.0, (n, n))
+            B64 = np.asarray(be.to_numpy(B), np.float64)
+            C64 = np.asarray(be.to_numpy(C), np.float64)
+            bound = matmul_gamma(n, precision) * (np.abs(B64) @ np.abs(C64)) + 1e-30
+            state.update(B=B, C=C, ref=B64 @ C64, bound=bound)
+        return state["B"], state["C"], state["ref"], state["bound"]
+
+    def element(A: Any, B: Any, C: Any, count: int) -> Any:
+        """d2l's double loop over (i, j), stopped after ``count`` dot products."""
+        rows, rest = divmod(count, n)
+        for i in range(rows):
+            for j in range(n):
+                A = write(A, (i, j), be.matmul(B[i, :], C[:, j]))
+        for j in range(rest):  # a partial last row, so a slow backend needs not a whole row
+            A = write(A, (rows, j), be.matmul(B[rows, :], C[:, j]))
+        return A
+
+    def column(A: Any, B: Any, C: Any) -> Any:
+        for j in range(n):
+            A = write(A, (all_cols, j), be.matmul(B, C[:, j]))
+        return A
+
+    def block64(A: Any, B: Any, C: Any) -> Any:
+        for j in range(0, n, BLOCK):
+            cols = slice(j, min(j + BLOCK, n))
+            A = write(A, (all_cols, cols), be.matmul(B, C[:, cols]))
+        return A
+
+    def record(case: str, fn: Callable[[], Any], count: int = n * n) -> dict[str, Any]:
+        """Time ``fn`` (computing the first ``count`` elements of A), check, make the record."""
+        _, _, ref, bound = inputs()
+        last: dict[str, Any] = {}
+
+        def timed_fn() -> Any:
+            last["A"] = out = fn()
+            return out
+
+        meas = measure(timed_fn, be, label=f"matmul {case}", **opts)
+        params: dict[str, Any] = {"n": n}
+        if case == "element":
+            params.update(measured_n=count, extrapolated=count < n * n)
+        got = be.to_numpy(last["A"]).reshape(-1)[:count]
+        problem = check_within(
+            got, ref.reshape(-1)[:count], bound.reshape(-1)[:count], f"matmul {case}"
+        )
+        if problem:
+            return failed(NAME, case, be, params, problem)
+        notes = []
+        if case != "full" and writes_by_copy(last["A"]):
+            notes.append("JAX arrays are immutable: writes into A are A = A.at[...].set(...)")
+        if count < n * n:
+            notes.append(
+                f"element timed on {count:,} of {n * n:,} dot products, scaled by "
+                "n^2/measured_n"
+            )
+        scale = n * n / count
+        return timed(
+            NAME, case, be, meas, params=params, metric="gflops",
+            value=gflops(n, meas.median * scale), unit="GFLOP/s", scale=scale,
+            note="; ".join(notes) or None,
+        )  # fmt: skip
+
+    def run_element() -> dict[str, Any]:
+        B, C, _, _ = inputs()
+        A0 = be.zeros((n, n))
+        count = fraction_size(lambda k: element(A0, B, C, k), n * n, budget, be, pilot=16)
+        return record("element", lambda: element(A0, B, C, count), count)
+
+    def run_column() -> dict[str, Any]:
+        B, C, _, _ = inputs()
+        A0 = be.zeros((n, n))
+        return record("column", lambda: column(A0, B, C))
+
+    def run_full() -> dict[str, Any]:
+        B, C, _, _ = inputs()
+        return record("full", lambda: be.matmul(B, C))
+
+    def run_block64() -> dict[str, Any]:
+        B, C, _, _ = inputs()
+        A0 = be.zeros((n, n))
+        return record("block64", lambda: block64(A0, B, C))
+
+    runners = {
+        "element": run_element, "column": run_column, "full": run_full, "block64": run_block64,
+    }
+    return [Case(NAME, case, params, runners[case]) for case, params in plan(be.spec, n=n)]
+
+
+def run_matmul(be: Any, *, quick: bool = False, **sizes: Any) -> Iterator[dict[str, Any]]:
+    """Records of the four strategies on ``be`` (errors recorded, never raised)."""
+    from vecx.suites import run_suite
+
+    yield from run_suite(NAME, be, quick=quick, **sizes)

@@ -1,0 +1,136 @@
+"""``train``: d2l's linear-regression presets, with vecx's trainer and the framework-native way.
+
+One case per preset (``linreg``, ``airfoil-gd``, ``airfoil-sgd``, ``airfoil-mb100``,
+``airfoil-mb10``) and implementation: ``impl = "vecx"`` is :func:`vecx.train.train`
+(written once against the Backend protocol) on every backend; ``impl = "native"`` is
+:func:`vecx.backends.native.native_fit` (PyTorch ``nn.Linear`` + ``torch.optim.SGD``, a
+``jax.jit`` step) on the same data, initial parameters and minibatches, for torch and jax.
+
+* ``median_s``: training seconds per epoch (the trainer's clock, synchronised, excluding
+  the whole-data loss evaluations and, with its warm-up, JAX's compilation), the median
+  over ``repeats`` runs (3 in a full run, 1 with ``--quick``); ``iqr_s`` their spread.
+* ``value``: the final whole-data loss; ``curve``: the loss against training time.
+* ``agrees`` is set by the runner once every backend has run
+  (``vecx.runner.check_agreement``): a final loss that disagrees with the others is a
+  wrong result, however fast.
+
+``--quick`` keeps every preset's name and hyperparameters but runs fewer epochs; the
+override is recorded in ``params["overrides"]`` so a quick record never passes for a
+full one (and the params differ, so ``vecx compare`` never matches the two).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+from collections.abc import Iterator
+from typing import Any
+
+from vecx.suites import Case, spec_name, timed
+from vecx.timing import Measurement
+
+NAME = "train"
+#: Backends with a framework-native reference trainer in ``vecx.backends.native``.
+NATIVE = ("torch", "jax")
+#: Fewer epochs in quick runs (GD's ten full-batch epochs cost next to nothing: kept).
+QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
+    "linreg": {"epochs": 1},
+    "airfoil-sgd": {"epochs": 1},
+    "airfoil-mb100": {"epochs": 1},
+    "airfoil-mb10": {"epochs": 1},
+}
+NATIVE_NOTES = {
+    "torch": "native: nn.Linear + torch.optim.SGD, loss.backward()",
+    "jax": "native: jax.jit step built from jax.value_and_grad",
+}
+REPEATS = 3
+REPEATS_QUICK = 1
+
+
+def _presets() -> list[str]:
+    from vecx.train import PRESETS
+
+    return list(PRESETS)
+
+
+def _has_native() -> bool:
+    return importlib.util.find_spec("vecx.backends.native") is not None
+
+
+def plan(
+    device: str,
+    *,
+    quick: bool = False,
+    presets: list[str] | None = None,
+    native: bool = True,
+    **_: Any,
+) -> list[tuple]:
+    """Every preset with ``impl = "vecx"``; torch and jax also with ``impl = "native"``."""
+    names = presets if presets is not None else _presets()
+    impls = ["vecx"]
+    if native and spec_name(device) in NATIVE and _has_native():
+        impls.append("native")
+    return [(p, {"preset": p, "impl": impl}) for p in names for impl in impls]
+
+
+def cases(
+    be: Any,
+    *,
+    quick: bool = False,
+    presets: list[str] | None = None,
+    native: bool = True,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    repeats: int | None = None,
+    seed: int = 0,
+) -> list[Case]:
+    """The planned cases on ``be``; ``overrides`` (per preset) and ``repeats`` for tests.
+
+    ``seed`` fixes the synthetic data, initial parameters and minibatch order (host
+    generators in ``vecx.data``), identical on every backend.
+    """
+    from vecx.train import PRESETS
+
+    extra = overrides if overrides is not None else (QUICK_OVERRIDES if quick else {})
+    runs = repeats if repeats is not None else (REPEATS_QUICK if quick else REPEATS)
+
+    def run(preset: str, impl: str) -> dict[str, Any]:
+        p = PRESETS[preset]
+        over = dict(extra.get(preset, {}))
+        hyper = {"lr": p.lr, "batch_size": p.batch_size, "epochs": p.epochs, **over}
+        histories = []
+        for _ in range(runs):
+            if impl == "native":
+                from vecx.backends.native import native_fit
+
+                X, y = p.load(be, seed=seed)
+                h = native_fit(be, X, y, seed=seed, preset=preset, **hyper)
+            else:
+                from vecx.train import train
+
+                h = train(be, preset, seed=seed, **over)
+            histories.append(h)
+        times = [h.epoch_time for h in histories]
+        median = statistics.median(times)
+        h = min(histories, key=lambda x: abs(x.epoch_time - median))
+        meas = Measurement(tuple(times), 1, 0.0, f"train {preset} {impl}")
+        params = {"preset": preset, "impl": impl, **hyper, "overrides": over, "repeats": runs}
+        rec = timed(
+            NAME, preset, be, meas, params=params, metric="loss", value=float(h.loss), unit="",
+            curve={"times": h.times, "losses": h.losses, "examples": h.examples},
+            agrees=None, note=NATIVE_NOTES.get(be.name) if impl == "native" else None,
+        )  # fmt: skip
+        rec["median_s"] = median  # seconds per epoch, over the runs
+        rec["first_call_s"] = None  # the trainer warms up (compiles) before its clock starts
+        return rec
+
+    return [
+        Case(NAME, case, params, lambda p=params["preset"], i=params["impl"]: run(p, i))
+        for case, params in plan(be.spec, quick=quick, presets=presets, native=native)
+    ]
+
+
+def run_train(be: Any, *, quick: bool = False, **sizes: Any) -> Iterator[dict[str, Any]]:
+    """Records of every preset (and native implementation) on ``be``."""
+    from vecx.suites import run_suite
+
+    yield from run_suite(NAME, be, quick=quick, **sizes)

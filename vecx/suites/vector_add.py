@@ -1,0 +1,148 @@
+"""``vector-add``: d2l's Python loop ``c[i] = a[i] + b[i]`` against the vectorized ``a + b``.
+
+The point of the suite is the gap between the two, per framework: a Python loop pays the
+framework's per-call dispatch cost n times, the vectorized add once.
+
+* Inputs are float32 ``N(0, 1)`` vectors from the backend's seeded generator (not d2l's
+  ones: ``1 + 1`` everywhere would hide an indexing bug).
+* The loop writes with item assignment on NumPy, PyTorch and CuPy. JAX arrays are
+  immutable, so there the loop is ``c = c.at[i].set(a[i] + b[i])``, which copies ``c`` at
+  every step; the record's ``note`` says so. The write primitive is chosen by
+  :func:`vecx.suites.write` (``hasattr(c, "at")``), not by importing JAX.
+* A loop that would take longer than the budget per call (JAX: ~0.4 ms per element on
+  this CPU, 4 s for n = 10000) is timed on its first ``measured_n`` elements and scaled
+  by ``n / measured_n``; ``c`` keeps its full size, so the per-element cost is the same.
+  Such records carry ``extrapolated: true``.
+* Both results are checked elementwise against ``a + b`` computed in float64 on the host
+  (one float32 rounding allowed); a mismatch is recorded as the case's error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from vecx.suites import (
+    U_FLOAT32,
+    Case,
+    check_within,
+    failed,
+    timed,
+    timing_options,
+    write,
+    writes_by_copy,
+)
+from vecx.timing import measure
+
+NAME = "vector-add"
+DEFAULT_N = 10_000
+#: Seconds one timed loop may take before the loop is cut to a measured fraction.
+LOOP_BUDGET_S = 0.5
+LOOP_BUDGET_QUICK_S = 0.03
+
+
+def plan(device: str, *, quick: bool = False, n: int = DEFAULT_N, **_: Any) -> list[tuple]:
+    """Same cases on every device; ``n`` stays 10000 in quick runs so they compare."""
+    return [("loop", {"n": n}), ("vectorized", {"n": n})]
+
+
+def fraction_size(run_part: Any, total: int, budget_s: float, be: Any, pilot: int) -> int:
+    """How many of ``total`` units fit in ``budget_s`` seconds, from a timed pilot.
+
+    The pilot (``run_part(pilot)``) is timed with :func:`vecx.measure` (first call apart,
+    so compilation does not shrink the fraction); the answer is at least ``pilot`` and
+    becomes ``total`` when the whole job fits or nearly fits (no extrapolation then).
+    """
+    pilot = max(1, min(pilot, total))
+    m = measure(
+        lambda: run_part(pilot), be, min_run_time=1e-6, max_run_time=1e-6,
+        min_blocks=1, max_blocks=1, block_time=1e-9, warmup=0,
+    )  # fmt: skip
+    per_unit = max(m.median / pilot, 1e-12)
+    units = max(pilot, int(budget_s / per_unit))
+    return total if units >= 0.8 * total else units
+
+
+def cases(
+    be: Any,
+    *,
+    quick: bool = False,
+    n: int = DEFAULT_N,
+    loop_budget_s: float | None = None,
+    timing: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> list[Case]:
+    """The ``loop`` and ``vectorized`` cases on ``be`` (``n``, budget, timing for tests)."""
+    opts = timing if timing is not None else timing_options(quick)
+    budget = loop_budget_s if loop_budget_s is not None else (
+        LOOP_BUDGET_QUICK_S if quick else LOOP_BUDGET_S
+    )
+    state: dict[str, Any] = {}
+
+    def inputs() -> tuple[Any, Any, Any]:
+        """(a, b, float64 host reference of a + b), made once for both cases."""
+        if "a" not in state:
+            import numpy as np
+
+            a = be.normal(0.0, 1.0, n)
+            b = be.normal(0.0, 1.0, n)
+            ref = np.asarray(be.to_numpy(a), np.float64) + np.asarray(be.to_numpy(b), np.float64)
+            state.update(a=a, b=b, ref=ref)
+        return state["a"], state["b"], state["ref"]
+
+    def run_loop() -> dict[str, Any]:
+        a, b, ref = inputs()
+        c0 = be.zeros(n)
+        functional = writes_by_copy(c0)
+
+        def loop(m: int) -> Any:
+            c = c0
+            for i in range(m):
+                c = write(c, i, a[i] + b[i])
+            return c
+
+        m = fraction_size(loop, n, budget, be, pilot=32)
+        last: dict[str, Any] = {}
+
+        def timed_loop() -> Any:
+            last["c"] = out = loop(m)
+            return out
+
+        meas = measure(timed_loop, be, label="vector-add loop", **opts)
+        params = {"n": n, "measured_n": m, "extrapolated": m < n}
+        got = be.to_numpy(last["c"])[:m]
+        problem = check_within(got, ref[:m], 1.01 * U_FLOAT32 * abs(ref[:m]), "c[i] = a[i] + b[i]")
+        if problem:
+            return failed(NAME, "loop", be, params, problem)
+        notes = []
+        if functional:
+            notes.append("JAX arrays are immutable: the loop is c = c.at[i].set(a[i] + b[i]), "
+                         "a copy of c per element")
+        time_full = meas.median * n / m
+        return timed(
+            NAME, "loop", be, meas, params=params, metric="time", value=time_full, unit="s",
+            scale=n / m, note="; ".join(notes) or None,
+            write="at-set" if functional else "in-place",
+        )  # fmt: skip
+
+    def run_vectorized() -> dict[str, Any]:
+        a, b, ref = inputs()
+        meas = measure(lambda: a + b, be, label="vector-add vectorized", **opts)
+        params = {"n": n, "measured_n": n, "extrapolated": False}
+        problem = check_within(be.to_numpy(a + b), ref, 1.01 * U_FLOAT32 * abs(ref), "a + b")
+        if problem:
+            return failed(NAME, "vectorized", be, params, problem)
+        return timed(
+            NAME, "vectorized", be, meas, params=params, metric="time", value=meas.median,
+            unit="s",
+        )  # fmt: skip
+
+    runners = {"loop": run_loop, "vectorized": run_vectorized}
+    return [Case(NAME, case, params, runners[case]) for case, params in plan(be.spec, n=n)]
+
+
+def run_vector_add(be: Any, *, quick: bool = False, **sizes: Any) -> Iterator[dict[str, Any]]:
+    """Records of both cases on ``be`` (errors recorded, never raised)."""
+    from vecx.suites import run_suite
+
+    yield from run_suite(NAME, be, quick=quick, **sizes)
