@@ -352,7 +352,7 @@ def _matmul(
     labels = _labels(recs)
     width = 0.8 / len(labels)
     x = np.arange(len(cases))
-    fig = _figure(figsize=(max(6.0, 1.6 * len(cases) * max(1, len(labels) / 2)), 4.4))
+    fig = _figure(figsize=(min(12.0, max(6.0, 1.6 * len(cases) * max(1, len(labels) / 2))), 4.4))
     ax = fig.subplots()
     for i, label in enumerate(labels):
         values = []
@@ -583,8 +583,8 @@ def _scaling(
     ]
     panels = [p for p in panels if p[2]]
     fig = _figure(figsize=(_PANEL_W * 1.4 * len(panels), 4.6))
-    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).flat
-    for ax, (_kind, unit, prs, title, ceiling_name) in zip(axes, panels, strict=False):
+    axes_list = list(np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).flat)
+    for ax, (_kind, unit, prs, title, ceiling_name) in zip(axes_list, panels, strict=True):
         devices = list(dict.fromkeys(r["device"] for r in prs))
         for label in _labels(prs):
             for case in _case_order("scaling", prs):
@@ -624,7 +624,7 @@ def _scaling(
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.margins(y=0.2)
-        ax.legend(fontsize=7, loc="lower right")
+    _legend_from_axes(fig, list(axes_list))
     fig.suptitle("Scaling: achieved rate against problem size, with the measured ceiling")
     _footnote(fig, _failed(records))
     return _save_both(fig, out, "scaling")
