@@ -1,0 +1,137 @@
+"""Tests of ``vecx compare``: verdicts beyond noise, exit codes, bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vecx.cli import main
+from vecx.results import ResultWriter, result
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _doc(path: Path, records: list[dict]) -> Path:
+    w = ResultWriter(path)
+    for rec in records:
+        w.add(rec)
+    w.finish({"settings": {}})
+    return path
+
+
+def _rec(case, median, iqr=0.0, error=None, **params):
+    return result("matmul", case, "numpy", "cpu", params={"n": 256, **params},
+                  median_s=None if error else median, iqr_s=None if error else iqr,
+                  error=error)  # fmt: skip
+
+
+@pytest.fixture
+def docs(tmp_path):
+    old = _doc(tmp_path / "old.json", [
+        _rec("full", 1.0, 0.01),                  # -> 1.5: regression
+        _rec("column", 1.0, 0.01),                # -> 0.5: improvement
+        _rec("block64", 1.0, 0.3),                # -> 1.5 but noisy: same
+        _rec("element", 1.0, measured_n=79, extrapolated=True),  # run-chosen params differ
+        _rec("gone", 1.0),
+        _rec("broken", 1.0),
+    ])  # fmt: skip
+    new = _doc(tmp_path / "new.json", [
+        _rec("full", 1.5, 0.01),
+        _rec("column", 0.5, 0.01),
+        _rec("block64", 1.5, 0.3),
+        _rec("element", 1.02, measured_n=81, extrapolated=True),
+        _rec("added", 1.0),
+        _rec("broken", None, error="MemoryError"),
+    ])  # fmt: skip
+    return old, new
+
+
+def test_table_and_verdicts(docs, capsys):
+    old, new = docs
+    assert main(["compare", str(old), str(new)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[2].strip(): line for line in out.splitlines() if line.count("|") > 8}
+    assert "REGRESSION" in rows["full"] and "1.5x" in rows["full"]
+    assert "improvement" in rows["column"] and "0.5x" in rows["column"]
+    assert "same" in rows["block64"]
+    assert "same" in rows["element"]  # matched although measured_n differs
+    assert "only-old" in rows["gone"] and "only-new" in rows["added"]
+    assert "error" in rows["broken"]
+    assert ("7 cases: 1 regression, 1 improvement, 1 error, 2 same, 1 only-old, 1 only-new"
+            in out)  # fmt: skip
+
+
+def test_fail_on_regression_exits_1(docs, capsys):
+    old, new = docs
+    assert main(["compare", str(old), str(new), "--fail-on-regression"]) == 1
+    assert "1 regression(s) beyond noise" in capsys.readouterr().err
+    assert main(["compare", str(old), str(old), "--fail-on-regression"]) == 0
+
+
+def test_threshold_decides(docs, capsys):
+    old, new = docs
+    # a 50% slowdown is no regression when only changes above 60% count
+    assert main(["compare", str(old), str(new), "--threshold", "0.6",
+                 "--fail-on-regression"]) == 0  # fmt: skip
+
+
+def test_changes_only(docs, capsys):
+    old, new = docs
+    main(["compare", str(old), str(new), "--changes-only"])
+    out = capsys.readouterr().out
+    assert "full" in out and "column" in out and "broken" in out
+    assert "block64" not in out and "only-old" not in out.split("vecx compare: 7")[0]
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "vecx", "compare", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env)  # fmt: skip
+
+
+def test_missing_and_malformed_files_are_one_line_exit_2(tmp_path, docs):
+    old, _ = docs
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"hello": 1}))
+    for args, message in [
+        ((str(tmp_path / "none.json"), str(old)), "does not exist"),
+        ((str(old), str(bad)), "is not valid JSON: line 1 column 2"),
+        ((str(old), str(wrong)), "is not a vecx results file"),
+        ((str(old), str(old), "--threshold", "-1"), "--threshold must be"),
+    ]:
+        proc = _cli(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        assert proc.stderr.startswith("vecx compare: error:")
+
+
+def test_help_documents_the_rule():
+    proc = _cli("--help")
+    assert proc.returncode == 0
+    assert "--fail-on-regression" in proc.stdout and "IQR" in proc.stdout
+    assert "--threshold" in proc.stdout
+
+
+def test_compare_two_real_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    paths = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        proc = subprocess.run(
+            [sys.executable, "-m", "vecx", "bench", "--quick", "--backends", "numpy",
+             "--suites", "vector-add,matmul", "--out", str(out), "--no-plots", "--quiet"],
+            capture_output=True, text=True, cwd=ROOT, env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        paths.append(out / "results.json")
+    proc = _cli(str(paths[0]), str(paths[1]))
+    assert proc.returncode == 0, proc.stderr
+    assert "only-old" not in proc.stdout and "only-new" not in proc.stdout  # every case matched
+    assert "vecx compare: 6 cases:" in proc.stdout

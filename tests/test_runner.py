@@ -1,0 +1,341 @@
+"""Tests of vecx.runner: worker subprocesses, crashes, interruption, post-processing.
+
+Fake suites (a module written to a temporary folder and put on PYTHONPATH, so workers can
+import it too) make crashes and slow cases deterministic and cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import vecx
+from vecx.results import ResultWriter, load, result
+from vecx.runner import (
+    BenchOptions,
+    add_ceilings,
+    busy_warning,
+    candidate_specs,
+    check_agreement,
+    check_suites,
+    run_bench,
+    shuffled_order,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAKE_SUITE = '''
+"""A suite for tests: cases c0..c{count-1}; c1 misbehaves on the backends in crash_on."""
+import os, time
+from vecx.results import result
+from vecx.suites import Case
+
+NAME = "fake"
+
+def plan(device, *, quick=False, count=3, **_):
+    return [(f"c{i}", {"i": i}) for i in range(count)]
+
+def cases(be, *, quick=False, seed=0, count=3, mode="ok", crash_on="", sleep=0.0,
+          pidfile=None):
+    if pidfile:
+        with open(pidfile, "w") as f:
+            f.write(str(os.getpid()))
+
+    def run(i):
+        time.sleep(sleep)
+        if i == 1 and be.name in crash_on.split(","):
+            if mode == "exit":
+                os._exit(3)
+            if mode == "kill":
+                os.kill(os.getpid(), 9)
+            if mode == "raise":
+                raise RuntimeError("boom in c1")
+        return result(NAME, f"c{i}", be.name, be.device, params={"i": i}, median_s=1e-3,
+                      iqr_s=0.0, n_runs=1, metric="time", value=1e-3, unit="s",
+                      env=os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"), seed=seed)
+
+    return [Case(NAME, f"c{i}", {"i": i}, lambda i=i: run(i)) for i in range(count)]
+'''
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """Name of the fake suite module, importable here and in workers."""
+    pkg = tmp_path / "fakesuites"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "fake.py").write_text(FAKE_SUITE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    )
+    return "fakesuites.fake"
+
+
+def _opts(tmp_path, suites, sizes=None, backends=("numpy",), **kw):
+    return BenchOptions(
+        backends=list(backends), suites=list(suites), out=tmp_path / "out", quiet=True,
+        plots=False, tables=False, sizes=sizes or {}, **kw,
+    )  # fmt: skip
+
+
+def _jax_available() -> bool:
+    return vecx.registry.status("jax:cpu").available
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_worker_records_stream_and_validate(tmp_path, fake):
+    outcome = run_bench(_opts(tmp_path, [fake], seed=5))
+    doc = load(outcome.path)  # the file validates
+    assert outcome.exit_status == 0 and outcome.errors == 0 and not outcome.interrupted
+    assert [r["case"] for r in doc["results"]] == ["c0", "c1", "c2"]
+    assert all(r["env"] == "false" for r in doc["results"])  # XLA_PYTHON_CLIENT_PREALLOCATE
+    assert all(r["seed"] == 5 for r in doc["results"])
+    settings = doc["settings"]
+    assert settings["order"] == ["numpy:cpu"] and settings["seed"] == 5
+    assert settings["dtype"] == "float32" and settings["precision"] == "float32"
+    assert settings["quick"] is False and settings["suites"] == ["fake"]
+    assert "env" in settings and settings["interrupted"] is None
+    assert settings["workers"]["numpy:cpu"]["blas"] is not None  # threadpoolctl, in the worker
+    assert len(settings["load"]["numpy:cpu"]["start"]) == 3
+    assert doc["backends"]["numpy:cpu"]["framework"] == "numpy"
+    assert not ResultWriter.partial_path(outcome.path).exists()
+    assert not list((tmp_path / "out").glob("worker-*.log"))  # logs kept only on failure
+
+
+def test_a_raising_case_is_an_error_and_the_rest_runs(tmp_path, fake):
+    outcome = run_bench(_opts(tmp_path, [fake], {fake: {"mode": "raise", "crash_on": "numpy"}}))
+    recs = load(outcome.path)["results"]
+    assert [r["case"] for r in recs] == ["c0", "c1", "c2"]
+    assert recs[1]["error"] == "RuntimeError: boom in c1"
+    assert recs[0]["error"] is None and recs[2]["error"] is None
+    assert outcome.errors == 1 and outcome.exit_status == 1
+
+
+@pytest.mark.parametrize("mode, why", [("exit", "exit status 3"), ("kill", "killed by SIGKILL")])
+def test_a_crashing_worker_is_recorded_and_the_run_goes_on(tmp_path, fake, mode, why):
+    backends = ("numpy", "jax:cpu") if _jax_available() else ("numpy",)
+    outcome = run_bench(
+        _opts(tmp_path, [fake], {fake: {"mode": mode, "crash_on": "numpy"}}, backends=backends)
+    )
+    recs = load(outcome.path)["results"]
+    numpy = {r["case"]: r for r in recs if r["backend"] == "numpy"}
+    assert numpy["c0"]["error"] is None
+    assert numpy["c1"]["error"].startswith(f"worker crashed during this case ({why}")
+    assert numpy["c2"]["error"].startswith("not run: the numpy:cpu worker crashed earlier")
+    assert numpy["c1"]["params"] == {"i": 1} and numpy["c1"]["device"] == "cpu"
+    assert (tmp_path / "out" / "worker-numpy-cpu.log").exists()  # kept for the post-mortem
+    if len(backends) == 2:  # the other backend ran all its cases
+        jax = [r for r in recs if r["backend"] == "jax"]
+        assert [r["case"] for r in jax] == ["c0", "c1", "c2"]
+        assert all(r["error"] is None for r in jax)
+    assert outcome.exit_status == 1
+
+
+def test_a_backend_that_cannot_start_records_each_planned_case(tmp_path, fake):
+    opts = _opts(tmp_path, [fake])
+    opts.precision = "fp8"  # the worker's backend constructor rejects it
+    outcome = run_bench(opts)
+    recs = load(outcome.path)["results"]
+    assert [r["case"] for r in recs] == ["c0", "c1", "c2"]
+    for rec in recs:
+        assert rec["error"].startswith("numpy:cpu could not start: ValueError: unknown precision")
+    assert outcome.errors == 3 and outcome.exit_status == 1
+
+
+def test_unwritable_out_fails_before_running(tmp_path, fake):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    opts = _opts(tmp_path, [fake], {fake: {"sleep": 5.0}})
+    opts.out = blocker / "results"
+    t0 = time.perf_counter()
+    with pytest.raises(OSError, match="cannot write results"):
+        run_bench(opts)
+    assert time.perf_counter() - t0 < 2.0  # no worker, no probe
+
+
+def test_unknown_backend_or_suite_fails_before_running(tmp_path):
+    with pytest.raises(ValueError, match="unknown backend 'nope'"):
+        run_bench(_opts(tmp_path, ["vector-add"], backends=["nope"]))
+    with pytest.raises(ValueError, match="unknown suite 'nope'"):
+        run_bench(_opts(tmp_path, ["nope"]))
+    assert not (tmp_path / "out").exists()
+
+
+def test_only_unavailable_backends_is_one_clear_error(tmp_path):
+    if vecx.registry.status("cupy:cuda").available:
+        pytest.skip("a GPU is available here")
+    with pytest.raises(RuntimeError, match="no selected backend is available.*cupy:cuda"):
+        run_bench(_opts(tmp_path, ["vector-add"], backends=["cupy"]))
+    assert not ResultWriter.partial_path(tmp_path / "out" / "results.json").exists()
+
+
+def _start_bench(tmp_path, fake, extra_sizes):
+    """`vecx bench` in a subprocess with SIGINT delivered as KeyboardInterrupt."""
+    sizes = {fake: {"count": 40, "sleep": 0.15, "pidfile": str(tmp_path / "pid"), **extra_sizes}}
+    code = textwrap.dedent(f"""
+        import signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignored
+        from pathlib import Path
+        from vecx.runner import BenchOptions, run_bench
+        opts = BenchOptions(backends=["numpy"], suites=[{fake!r}], quiet=True, plots=False,
+                            out=Path({str(tmp_path / "out")!r}), sizes={sizes!r})
+        outcome = run_bench(opts)
+        print("SUMMARY", outcome.interrupted, len(outcome.doc["results"]), flush=True)
+        sys.exit(outcome.exit_status)
+    """)
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+@pytest.mark.parametrize("sig, name", [(signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")])
+def test_interruption_keeps_completed_cases_and_prints_summary(tmp_path, fake, sig, name):
+    proc = _start_bench(tmp_path, fake, {})
+    partial = tmp_path / "out" / "results.json.partial.jsonl"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if partial.exists() and partial.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("no record streamed within 30 s")
+    seen = partial.read_text().count("\n")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    doc = load(tmp_path / "out" / "results.json")
+    n = len(doc["results"])
+    assert seen <= n < 40 and all(r["error"] is None for r in doc["results"])
+    assert doc["settings"]["interrupted"] == name and doc["settings"]["cases_planned"] == 40
+    assert f"SUMMARY {name} {n}" in out
+    assert "fake" in out  # the table of what completed was printed
+    worker = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):  # the worker was stopped, not orphaned
+        for _ in range(50):
+            os.kill(worker, 0)
+            time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- order, selection
+
+
+def test_shuffled_order_is_seeded_and_recorded(tmp_path, fake):
+    specs = ["numpy:cpu", "torch:cpu", "jax:cpu", "cupy:cuda"]
+    assert shuffled_order(specs, 1) == shuffled_order(specs, 1)
+    assert sorted(shuffled_order(specs, 1)) == sorted(specs)
+    assert len({tuple(shuffled_order(specs, s)) for s in range(20)}) > 1
+
+
+def test_candidate_specs():
+    assert candidate_specs(["numpy"]) == ["numpy:cpu"]
+    assert candidate_specs(["torch"]) == ["torch:cpu", "torch:cuda"]
+    assert candidate_specs(["torch:gpu", "torch:cuda"]) == ["torch:cuda"]
+    assert candidate_specs(["jax:cuda:1"]) == ["jax:cuda:1"]
+    every = candidate_specs(None)
+    assert "numpy:cpu" in every and "cupy:cuda" in every
+    with pytest.raises(ValueError, match="unknown backend"):
+        candidate_specs(["tensorflow"])
+    with pytest.raises(ValueError, match="does not run on cuda"):
+        candidate_specs(["numpy:cuda"])
+
+
+def test_check_suites():
+    assert check_suites(None) == ["vector-add", "matmul", "scaling", "train"]
+    assert check_suites(["matmul", "matmul"]) == ["matmul"]
+    with pytest.raises(ValueError, match="unknown suite"):
+        check_suites(["matmull"])
+
+
+# --------------------------------------------------------------------------- post-processing
+
+
+def _scaling(case, backend, device, n, value, unit, error=None):
+    metric = "gflops" if case == "matmul" else "bandwidth"
+    return result("scaling", case, backend, device, params={"n": n}, median_s=1.0, metric=metric,
+                  value=None if error else value, unit=unit, error=error)  # fmt: skip
+
+
+def test_add_ceilings_per_device():
+    recs = [
+        _scaling("copy", "numpy", "cpu", 1024, 40.0, "GB/s"),
+        _scaling("copy", "torch", "cpu", 4096, 80.0, "GB/s"),
+        _scaling("vector-add", "numpy", "cpu", 4096, 60.0, "GB/s"),
+        _scaling("vector-add", "jax", "cpu", 4096, 88.0, "GB/s"),  # above the copy: >100%
+        _scaling("matmul", "numpy", "cpu", 512, 100.0, "GFLOP/s"),
+        _scaling("matmul", "jax", "cpu", 512, 50.0, "GFLOP/s"),
+        _scaling("copy", "torch", "cuda:0", 2**20, 2000.0, "GB/s"),
+        _scaling("vector-add", "torch", "cuda:0", 2**20, 1500.0, "GB/s"),
+        _scaling("matmul", "torch", "cuda:0", 4096, None, "GFLOP/s", error="OOM"),
+        _scaling("vector-add", "cupy", "cuda:1", 64, 10.0, "GB/s"),  # no copy on cuda:1
+        result("matmul", "full", "numpy", "cpu", metric="gflops", value=999.0, unit="GFLOP/s"),
+    ]
+    ceilings = add_ceilings(recs)
+    pct = [r["pct_of_ceiling"] for r in recs]
+    assert pct[:6] == pytest.approx([50.0, 100.0, 75.0, 110.0, 100.0, 50.0])
+    assert pct[6:8] == pytest.approx([100.0, 75.0])
+    assert pct[8] is None and pct[9] is None and pct[10] is None  # other suites untouched
+    assert ceilings["cpu"]["bandwidth"]["value"] == 80.0
+    assert ceilings["cpu"]["bandwidth"]["backend"] == "torch"
+    assert ceilings["cpu"]["gflops"]["value"] == 100.0
+    assert "gflops" not in ceilings["cuda:0"]
+    assert recs[2]["ceiling"]["n"] == 4096 and recs[2]["ceiling"]["case"] == "copy"
+
+
+def _train(backend, preset, loss, impl="vecx", error=None):
+    return result("train", preset, backend, "cpu", params={"preset": preset, "impl": impl},
+                  median_s=0.1, metric="loss", value=None if error else loss, unit="",
+                  error=error, agrees=None)  # fmt: skip
+
+
+def test_check_agreement_flags_the_odd_one_out():
+    recs = [
+        _train("numpy", "linreg", 4.8466e-05),
+        _train("torch", "linreg", 4.8465e-05),
+        _train("torch", "linreg", 4.8467e-05, impl="native"),
+        _train("jax", "linreg", 5.3e-05),  # 10% off: wrong
+        _train("jax", "airfoil-gd", 0.2451732),
+        _train("numpy", "airfoil-gd", 0.2451733),
+        _train("torch", "airfoil-sgd", 0.2465),  # alone: nothing to compare with
+        _train("numpy", "airfoil-sgd", None, error="TrainingDiverged: nan"),
+    ]
+    assert check_agreement(recs) == 1
+    assert [r["agrees"] for r in recs] == [True, True, True, False, True, True, None, None]
+    assert "disagrees with the median" in recs[3]["note"]
+
+
+def test_check_agreement_two_that_differ_are_both_flagged():
+    recs = [_train("numpy", "linreg", 1.0), _train("jax", "linreg", 2.0)]
+    assert check_agreement(recs) == 2
+    assert [r["agrees"] for r in recs] == [False, False]
+
+
+def test_busy_warning():
+    doc = {"machine": {"cores": 2}, "settings": {"load": {"numpy:cpu": {"start": [1.9, 1, 1]}}}}
+    assert busy_warning(doc) is None
+    doc["settings"]["load"]["jax:cpu"] = {"start": [1.0, 1, 1], "end": [3.2, 2, 1]}
+    assert "3.20 on 2 cores" in busy_warning(doc)
+    assert busy_warning({"machine": {}, "settings": {}}) is None
+
+
+def test_worker_protocol_usage_line():
+    out = subprocess.run([sys.executable, "-m", "vecx.runner"], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert out.returncode == 2 and "usage" in out.stderr
+
+
+def test_probe_subprocess_reports_availability():
+    out = subprocess.run([sys.executable, "-m", "vecx.runner", "probe", "numpy:cpu"],
+                         capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert json.loads(out.stdout) == [{"spec": "numpy:cpu", "available": True, "reason": ""}]

@@ -1,0 +1,110 @@
+"""``vecx bench``: run the suites on every available backend x device; tables, JSON, plots."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DESCRIPTION = """\
+Run the benchmark suites (vector-add, matmul, scaling, train) on every available backend
+x device, each in its own subprocess, in a shuffled order (seeded by --seed, recorded).
+Every case is synchronised, warmed up, repeated and checked against a float64 reference;
+a wrong result is recorded as an error. Results stream to OUT/results.json.partial.jsonl
+as each case finishes, so Ctrl-C keeps what completed; at the end OUT/results.json (schema
+in vecx/results.py and the README), a table per suite and plots (PNG + SVG) are written.
+
+Exit status: 0 all cases ran and agree; 1 a case failed or a training loss disagrees
+across backends; 2 bad arguments or an unwritable --out; 130 interrupted (results of
+the completed cases are still written).
+"""
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark every backend x device; tables, results.json and plots",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--backends", type=_csv, metavar="LIST",
+        help="comma-separated names or specs, e.g. numpy,torch,jax:cpu "
+        "(default: every available backend x device; unavailable ones are listed)",
+    )  # fmt: skip
+    p.add_argument(
+        "--suites", type=_csv, metavar="LIST",
+        help="comma-separated suites: vector-add, matmul, scaling, train (default: all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--quick", action="store_true",
+        help="small sizes, short timings and few epochs: under a minute on 2 CPU cores",
+    )  # fmt: skip
+    p.add_argument(
+        "--out", type=Path, default=Path("vecx-results"), metavar="DIR",
+        help="folder for results.json and the plots (default: ./vecx-results)",
+    )  # fmt: skip
+    p.add_argument(
+        "--precision", choices=("float32", "tf32"), default="float32",
+        help="float32 matmul precision: full float32 (TF32 off, default) or tf32",
+    )  # fmt: skip
+    p.add_argument(
+        "--baseline", default="numpy", metavar="BACKEND",
+        help="backend the tables compare speed against (default: numpy)",
+    )  # fmt: skip
+    p.add_argument(
+        "--quiet", action="store_true",
+        help="plain progress lines instead of the live display (as when not a terminal)",
+    )  # fmt: skip
+    p.add_argument(
+        "--seed", type=int, default=0,
+        help="seeds the data and the shuffled backend order (default: 0)",
+    )  # fmt: skip
+    p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vecx.runner import BenchOptions, run_bench
+
+    opts = BenchOptions(
+        backends=args.backends,
+        suites=args.suites,
+        quick=args.quick,
+        out=args.out,
+        precision=args.precision,
+        baseline=args.baseline,
+        quiet=args.quiet,
+        seed=args.seed,
+        plots=not args.no_plots,
+    )
+    outcome = run_bench(opts)
+    settings = outcome.doc.get("settings", {})
+    n = len(outcome.doc["results"])
+    backends = ", ".join(settings.get("order", [])) or "none"
+    status = f"{n} cases on {backends} in {outcome.elapsed_s:.1f} s"
+    if outcome.interrupted:
+        status = (
+            f"interrupted ({outcome.interrupted}) after {n} of "
+            f"{settings.get('cases_planned', '?')} cases on {backends}"
+        )
+    problems = []
+    if outcome.errors:
+        problems.append(f"{outcome.errors} failed")
+    if outcome.disagreements:
+        problems.append(f"{outcome.disagreements} with a disagreeing final loss")
+    if problems:
+        status += f" ({', '.join(problems)})"
+    print(f"vecx bench: {status}")
+    print(f"vecx bench: results written to {outcome.path}")
+    if outcome.plots:
+        print(f"vecx bench: {len(outcome.plots)} plot files written to {outcome.path.parent}")
+    if outcome.busy:
+        print(f"vecx bench: warning: {outcome.busy}", file=sys.stderr)
+    if outcome.plot_error:
+        print(f"vecx bench: plots failed: {outcome.plot_error}", file=sys.stderr)
+    return outcome.exit_status

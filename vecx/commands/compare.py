@@ -1,0 +1,134 @@
+"""``vecx compare OLD.json NEW.json``: the same cases of two runs side by side, judged by noise."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+DESCRIPTION = """\
+Match the cases of two results files (same suite, case, backend, device, dtype and
+parameters) and show their median times side by side with the ratio NEW/OLD (above 1:
+slower). A case is a regression only if it is slower by more than the threshold factor
+AND the intervals [median - IQR, median + IQR] of the two runs do not overlap:
+
+  regression   new > old x (1 + threshold)  and  new - IQR_new > old + IQR_old
+  improvement  new < old / (1 + threshold)  and  new + IQR_new < old - IQR_old
+  same         otherwise (a change within either run's noise is no change)
+
+A case with an error in either run shows "error"; a case in one run only shows
+"only-old" / "only-new". Parameters a run chooses for itself (measured_n and
+extrapolated: how much of a slow loop was timed before scaling to the full size) are not
+part of a case's identity, so extrapolated loops of two runs still match.
+
+Exit status: 0; 1 with --fail-on-regression when any case regressed; 2 for a missing or
+malformed file.
+"""
+
+#: Params that say how a case was measured, not which case it is (see DESCRIPTION).
+VOLATILE_PARAMS = frozenset({"measured_n", "extrapolated"})
+
+VERDICT_ORDER = ("regression", "improvement", "error", "same", "only-old", "only-new")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare two results files: ratio and regression/improvement beyond noise",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("old", metavar="OLD.json", help="results of the earlier run")
+    p.add_argument("new", metavar="NEW.json", help="results of the later run")
+    p.add_argument(
+        "--threshold", type=float, default=0.10, metavar="F",
+        help="smallest relative change that can count, beyond noise (default: 0.10 = 10%%)",
+    )  # fmt: skip
+    p.add_argument(
+        "--fail-on-regression", action="store_true",
+        help="exit with status 1 if any case regressed (for CI)",
+    )  # fmt: skip
+    p.add_argument(
+        "--changes-only", action="store_true",
+        help="list only regressions, improvements and errors",
+    )  # fmt: skip
+    p.set_defaults(func=run)
+
+
+def normalized(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``doc`` whose records' params lack `VOLATILE_PARAMS`."""
+    out = copy.deepcopy(dict(doc))
+    for rec in out["results"]:
+        rec["params"] = {k: v for k, v in (rec.get("params") or {}).items()
+                         if k not in VOLATILE_PARAMS}
+    return out
+
+
+def _params_text(params_key: str) -> str:
+    try:
+        params = json.loads(params_key)
+    except ValueError:
+        return params_key
+    shown = [f"{k}={v}" for k, v in params.items() if not isinstance(v, (dict, list))]
+    return ", ".join(shown) or "-"
+
+
+def _time(seconds: float | None, iqr: float | None) -> str:
+    from vecx.tables import format_time
+
+    if seconds is None:
+        return "-"
+    text = format_time(seconds)
+    if iqr and seconds > 0:
+        text += f" ±{100 * iqr / seconds:.0f}%"
+    return text
+
+
+def _ratio(r: float | None) -> str:
+    if r is None:
+        return "-"
+    if math.isinf(r):
+        return "inf"
+    return f"{r:.3g}x"
+
+
+def run(args: argparse.Namespace) -> int:
+    from vecx.results import compare, has_regression, load
+
+    if not args.threshold >= 0 or math.isinf(args.threshold):
+        raise ValueError(f"--threshold must be a finite number >= 0, got {args.threshold}")
+    old, new = load(args.old), load(args.new)
+    comparisons = compare(normalized(old), normalized(new), threshold=args.threshold)
+    counts = {v: sum(1 for c in comparisons if c.verdict == v) for v in VERDICT_ORDER}
+    shown = comparisons
+    if args.changes_only:
+        shown = [c for c in comparisons if c.verdict in ("regression", "improvement", "error")]
+
+    from vecx.console import console, make_table
+
+    table = make_table(
+        f"vecx compare: {args.old} -> {args.new} (threshold {args.threshold:g})",
+        ["suite", "case", "backend", "params", "old", "new", "new/old", "verdict"],
+        right=("old", "new", "new/old"),
+    )
+    for c in shown:
+        verdict = c.verdict.upper() if c.verdict == "regression" else c.verdict
+        table.add_row(
+            c.suite, c.case, f"{c.backend}:{c.device}", _params_text(c.params_key),
+            _time(c.old_s, c.old_iqr_s), _time(c.new_s, c.new_iqr_s), _ratio(c.ratio), verdict,
+        )  # fmt: skip
+    out = console()
+    if not out.is_terminal:  # a log or a pipe has no width: never fold a row
+        out.width = 10_000
+        out.width = max(80, out.measure(table).maximum)
+    out.print(table)
+    summary = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if counts[v])
+    print(f"vecx compare: {len(comparisons)} cases: {summary or 'none'}")
+    if args.fail_on_regression and has_regression(comparisons):
+        print(f"vecx compare: {counts['regression']} regression(s) beyond noise", file=sys.stderr)
+        return 1
+    return 0
