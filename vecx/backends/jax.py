@@ -14,6 +14,7 @@ import numpy as np
 
 from vecx.backends._base import (
     BaseBackend,
+    check_argnums,
     check_index_bounds,
     matmul_shape_error,
     normalize_argnums,
@@ -187,6 +188,7 @@ class JaxBackend(BaseBackend):
         vg = self.jax.value_and_grad(scalar_f, argnums=nums[0] if single else nums, has_aux=True)
 
         def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
+            check_argnums(nums, len(args))  # a ValueError as elsewhere, not JAX's TypeError
             (_, value), grads = vg(*args)
             return value, grads
 

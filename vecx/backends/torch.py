@@ -151,6 +151,8 @@ class TorchBackend(BaseBackend):
                 traced.append((leaves, rebuild))
             with torch.enable_grad():
                 out = f(*args)
+                if not isinstance(out, torch.Tensor):  # a constant: f ignores its arguments
+                    out = torch.as_tensor(out)
                 if out.numel() != 1:
                     raise ValueError(
                         f"value_and_grad needs f to return a scalar, got shape {tuple(out.shape)}"
