@@ -314,6 +314,15 @@ def test_check_agreement_flags_the_odd_one_out():
     assert "disagrees with the median" in recs[3]["note"]
 
 
+def test_check_agreement_tolerance_follows_precision():
+    def recs():
+        return [_train("numpy", "linreg", 0.2450), _train("torch", "linreg", 0.2450),
+                _train("jax", "linreg", 0.2462)]  # 0.5% off  # fmt: skip
+
+    assert check_agreement(recs()) == 1  # float32: rounding alone never moves it that far
+    assert check_agreement(recs(), precision="tf32") == 0  # TF32 matmuls may
+
+
 def test_check_agreement_two_that_differ_are_both_flagged():
     recs = [_train("numpy", "linreg", 1.0), _train("jax", "linreg", 2.0)]
     assert check_agreement(recs) == 2
