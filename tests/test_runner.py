@@ -182,7 +182,7 @@ def test_only_unavailable_backends_is_one_clear_error(tmp_path):
 
 def _start_bench(tmp_path, fake, extra_sizes):
     """`vecx bench` in a subprocess with SIGINT delivered as KeyboardInterrupt."""
-    sizes = {fake: {"count": 40, "sleep": 0.15, "pidfile": str(tmp_path / "pid"), **extra_sizes}}
+    sizes = {fake: {"count": 40, "sleep": 0.3, "pidfile": str(tmp_path / "pid"), **extra_sizes}}
     code = textwrap.dedent(f"""
         import signal, sys
         signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignored
@@ -221,10 +221,8 @@ def test_interruption_keeps_completed_cases_and_prints_summary(tmp_path, fake, s
     assert f"SUMMARY {name} {n}" in out
     assert "fake" in out  # the table of what completed was printed
     worker = int((tmp_path / "pid").read_text())
-    with pytest.raises(ProcessLookupError):  # the worker was stopped, not orphaned
-        for _ in range(50):
-            os.kill(worker, 0)
-            time.sleep(0.1)
+    with pytest.raises(ProcessLookupError):  # stopped and reaped by the parent, not orphaned
+        os.kill(worker, 0)
 
 
 # --------------------------------------------------------------------------- order, selection
