@@ -180,10 +180,12 @@ def test_y_of_shape_n_is_accepted() -> None:
     np.testing.assert_array_equal(h1.params["w"], h2.params["w"])
 
 
-def test_compiled_step_is_built_once_per_backend() -> None:
-    be = vecx.backend("numpy")
-    assert compiled(be) is compiled(be)
-    assert compiled(vecx.backend("numpy")) is not compiled(be)
+def test_compiled_step_is_built_once_per_backend(backend) -> None:
+    fns = compiled(backend)
+    assert fns is compiled(backend)
+    assert fns.jitted == (backend.name == "jax")
+    vecx.train(backend, "airfoil-gd", epochs=1)
+    assert [key[1:] for key in fns.warmed] == [((1500, 5), 1500)]
 
 
 # --- bad input and divergence -------------------------------------------------------------

@@ -92,35 +92,67 @@ def batch_loss(params: Params, X: Any, y: Any) -> Any:
     return squared_loss(linreg(X, params["w"], params["b"]), y).mean()
 
 
-Step = Callable[[Params, Any, Any, Any, float], tuple[Any, Params]]
+State = tuple[Any, Any]  # (w, b): a flat tuple is cheaper for jax.jit to take than a dict
+Step = Callable[[State, Any, Any, Any, Any], State]
 
 
-def make_step(be: Backend) -> tuple[Step, Callable[[Params, Any, Any], Any]]:
-    """``step(params, X, y, idx, lr) -> (loss, new_params)`` and the whole-data loss, jitted.
+def make_step(be: Backend) -> tuple[Step, Callable[[State, Any, Any], Any]]:
+    """``step((w, b), X, y, idx, lr) -> (w, b)`` and the whole-data loss, jitted.
 
     The step gathers its minibatch (``be.index`` with the host indices ``idx``), takes
-    the gradient of the mean batch loss and applies :func:`sgd`, all inside ``be.jit``:
-    on JAX that is one compiled call per minibatch, where gathering outside would add two
-    eager dispatches that cost more than the compiled step itself. Eager frameworks run
-    it as it is (a future compiled mode plugs in here). ``lr`` is an argument, not a
-    constant baked in, so one compiled step serves every learning rate. Use
-    :func:`compiled` to get them: it builds them once per backend.
+    ``be.value_and_grad`` of the mean batch loss and applies :func:`sgd`, all inside
+    ``be.jit``: on JAX that is one compiled call per minibatch, where gathering outside
+    would add two eager dispatches costing more than the compiled step itself. Eager
+    frameworks run it as it is (a future compiled mode plugs in here).
+
+    Measured choices for a loop where dispatch, not arithmetic, is the cost (JAX, ~11 us
+    a step on a CPU): the batch loss is not returned, since nothing reads it (checkpoints
+    evaluate the whole data set) and each output array costs ~3 us; the parameters cross
+    the jit boundary as a tuple, ~0.5 us cheaper than a dict; ``lr`` is an argument, so
+    one compiled step serves every learning rate. Use :func:`compiled` to get them: it
+    builds them once per backend.
     """
     value_and_grad = be.value_and_grad(batch_loss)
     index = be.index
 
-    def step(params: Params, X: Any, y: Any, idx: Any, lr: float) -> tuple[Any, Params]:
-        loss, grads = value_and_grad(params, index(X, idx), index(y, idx))
-        return loss, sgd(params, grads, lr)
+    def step(state: State, X: Any, y: Any, idx: Any, lr: Any) -> State:
+        params = {"w": state[0], "b": state[1]}
+        _, grads = value_and_grad(params, index(X, idx), index(y, idx))
+        new = sgd(params, grads, lr)
+        return new["w"], new["b"]
 
-    return be.jit(step), be.jit(batch_loss)
+    def loss(state: State, X: Any, y: Any) -> Any:
+        return batch_loss({"w": state[0], "b": state[1]}, X, y)
+
+    return be.jit(step), be.jit(loss)
+
+
+@dataclass
+class Compiled:
+    """A backend's jitted step and loss, and the problem shapes they have already run on."""
+
+    step: Step
+    evaluate: Callable[[State, Any, Any], Any]
+    jitted: bool  # False where be.jit returns the function itself (eager frameworks)
+    warmed: set[tuple[Any, ...]] = field(default_factory=set)
+    _lrs: dict[float, Any] = field(default_factory=dict)
+
+    def lr(self, be: Backend, lr: float) -> Any:
+        """``lr`` as a device scalar, kept for the next run (a transfer costs ~70 us on JAX)."""
+        try:
+            return self._lrs[lr]
+        except KeyError:
+            if len(self._lrs) >= 32:
+                self._lrs.clear()
+            value = self._lrs[lr] = be.asarray(lr)
+            return value
 
 
 _compiled_lock = threading.Lock()
-_compiled: weakref.WeakKeyDictionary[Any, tuple[Step, Callable]] = weakref.WeakKeyDictionary()
+_compiled: weakref.WeakKeyDictionary[Any, Compiled] = weakref.WeakKeyDictionary()
 
 
-def compiled(be: Backend) -> tuple[Step, Callable[[Params, Any, Any], Any]]:
+def compiled(be: Backend) -> Compiled:
     """:func:`make_step` cached per backend instance (weakly, thread-safely).
 
     Without the cache every ``fit`` would hand ``jax.jit`` a fresh function and pay
@@ -132,9 +164,14 @@ def compiled(be: Backend) -> tuple[Step, Callable[[Params, Any, Any], Any]]:
         except KeyError:
             pass
         except TypeError:  # a third-party backend that cannot be weakly referenced
-            return make_step(be)
-        fns = _compiled[be] = make_step(be)
+            return _build(be)
+        fns = _compiled[be] = _build(be)
         return fns
+
+
+def _build(be: Backend) -> Compiled:
+    step, evaluate = make_step(be)
+    return Compiled(step, evaluate, jitted=be.jit(batch_loss) is not batch_loss)
 
 
 def init_params(be: Backend, d: int, seed: int) -> Params:
@@ -264,7 +301,7 @@ def run_loop(
     X: Any,
     y: Any,
     *,
-    step: Callable[[Any, Any, Any, Any, float], tuple[Any, Any]],
+    step: Callable[[Any, Any, Any, Any, Any], Any],
     state: Any,
     evaluate: Callable[[Any, Any, Any], Any],
     export: Callable[[Any], dict[str, np.ndarray]],
@@ -281,9 +318,9 @@ def run_loop(
 ) -> History:
     """The training loop with the step passed in; arguments already validated.
 
-    ``state = step(state, X, y, idx, step_lr)[1]`` per minibatch, ``idx`` being the batch's
-    host row indices (int64, from ``vecx.data_iter``'s order); ``evaluate(state, X, y)`` is
-    the whole-data mean loss; ``export(state)`` returns ``{"w", "b"}`` as NumPy arrays.
+    ``state = step(state, X, y, idx, lr)`` per minibatch, ``idx`` being the batch's host
+    row indices (int64, in ``vecx.data_iter``'s order); ``evaluate(state, X, y)`` is the
+    whole-data mean loss; ``export(state)`` returns ``{"w", "b"}`` as NumPy arrays.
     Checkpoints fall where the example count crosses a multiple of ``log_every``, and
     at the end. With ``warmup`` (only for a pure ``step``) the step runs once per batch
     shape before the clock starts, so JAX's compilation is not counted as training.
@@ -292,7 +329,6 @@ def run_loop(
     """
     n = int(X.shape[0])
     batches = data_iter(be, batch_size, X, y, seed=seed, replacement=replacement)
-    per_epoch = len(batches)
     history = History([], [], [], {}, lr, batch_size, epochs, be.spec, preset)
     step_lr = lr if lr_arg is None else lr_arg
     total = n * epochs
@@ -302,23 +338,23 @@ def run_loop(
 
     if warmup:
         for m in sorted({batch_size, n % batch_size} - {0}):
-            rows = np.arange(m, dtype=np.int64)
-            be.sync(step(state, X, y, rows, step_lr)[1])
+            be.sync(step(state, X, y, np.arange(m, dtype=np.int64), step_lr))
     initial = loss_of(state)
     limit = DIVERGENCE_FACTOR * initial if initial > 0 else math.inf
     # Sync on the latest state: it depends on every queued step, so waiting for it
     # waits for all of them, whatever the framework's queueing rules.
     timer = Timer(sync=lambda: be.sync(state))
     examples = step_no = 0
-    next_log = log_every
+    next_log = min(log_every, total)  # the last step always reaches ``total``
     timer.start()
     for epoch in range(1, epochs + 1):
-        for i, idx in enumerate(batches.indices(), 1):
-            state = step(state, X, y, idx, step_lr)[1]
+        # The hot loop: one step call and two integer updates per minibatch, nothing
+        # that reads from the device (a read would stall an asynchronous device).
+        for idx in batches.indices():
+            state = step(state, X, y, idx, step_lr)
             step_no += 1
             examples += len(idx)
-            last = epoch == epochs and i == per_epoch
-            if examples < next_log and not last:
+            if examples < next_log:
                 continue
             timer.stop()
             loss = loss_of(state)
@@ -334,10 +370,10 @@ def run_loop(
             history.losses.append(loss)
             history.times.append(elapsed)
             history.steps.append(step_no)
-            next_log = (examples // log_every + 1) * log_every
+            next_log = min((examples // log_every + 1) * log_every, total)
             if callback is not None:
                 callback(Checkpoint(step_no, epoch, examples, loss, elapsed, total))
-            if not last:
+            if examples < total:
                 timer.start()
     history.params = export(state)
     return history
@@ -376,16 +412,26 @@ def fit(
     if len(y.shape) == 1:
         y = y.reshape(-1, 1)
     lr = float(lr)
-    step, evaluate = compiled(be)
-    return run_loop(
+    fns = compiled(be)
+    # Compile (JAX) before the clock starts, once per problem shape and backend.
+    shapes = (str(X.dtype), tuple(X.shape), batch_size)
+    init = init_params(be, d, seed)
+    history = run_loop(
         be, X, y,
-        step=step,
-        state=init_params(be, d, seed),
-        evaluate=evaluate,
-        export=lambda p: {k: np.asarray(be.to_numpy(v), dtype=np.float32) for k, v in p.items()},
+        step=fns.step,
+        state=(init["w"], init["b"]),
+        evaluate=fns.evaluate,
+        export=lambda s: {"w": _host(be, s[0]), "b": _host(be, s[1])},
         lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, replacement=replacement,
-        log_every=log_every, preset=preset, callback=callback, lr_arg=be.asarray(lr),
+        log_every=log_every, preset=preset, callback=callback, lr_arg=fns.lr(be, lr),
+        warmup=fns.jitted and shapes not in fns.warmed,
     )  # fmt: skip
+    fns.warmed.add(shapes)
+    return history
+
+
+def _host(be: Backend, x: Any) -> np.ndarray:
+    return np.asarray(be.to_numpy(x), dtype=np.float32)
 
 
 # --- presets ---------------------------------------------------------------------------

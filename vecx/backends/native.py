@@ -2,7 +2,7 @@
 
 ``native_fit`` trains the same linear model as ``vecx.fit`` with each framework's own
 idioms: PyTorch ``nn.Linear`` with ``torch.optim.SGD`` and ``backward()``, JAX a
-``jax.jit`` step built from ``jax.value_and_grad``. It reuses the trainer's loop
+``jax.jit`` step built from ``jax.grad``. It reuses the trainer's loop
 (``vecx.train.run_loop``): the same host data order, initial parameters, checkpoints and
 clock, so the step is the only difference. The benchmark's ``train`` suite compares the
 two implementations, and the tests check they end with the same parameters.
@@ -81,13 +81,13 @@ def _torch_parts(be: Backend, d: int, lr: float, seed: int) -> Parts:
         net.bias.copy_(init["b"])
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
 
-    def step(net: Any, X: Any, y: Any, idx: np.ndarray, lr: float) -> tuple[Any, Any]:
+    def step(net: Any, X: Any, y: Any, idx: np.ndarray, lr: float) -> Any:
         rows = torch.as_tensor(idx, device=X.device)
         loss = F.mse_loss(net(X[rows]), y[rows]) / 2  # d2l's squared loss, batch mean
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return loss.detach(), net
+        return net
 
     def evaluate(net: Any, X: Any, y: Any) -> Any:
         with torch.no_grad():
@@ -112,15 +112,15 @@ def _jax_functions() -> tuple[Callable[..., Any], Callable[..., Any]]:
         return jnp.mean((X @ params["w"] + params["b"] - y) ** 2 / 2)
 
     @jax.jit
-    def step(params: dict[str, Any], X: Any, y: Any, idx: Any, lr: float) -> tuple[Any, Any]:
-        value, grads = jax.value_and_grad(loss)(params, X[idx], y[idx])
-        return value, jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+    def step(params: dict[str, Any], X: Any, y: Any, idx: Any, lr: float) -> Any:
+        grads = jax.grad(loss)(params, X[idx], y[idx])
+        return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
 
     return step, jax.jit(loss)
 
 
 def _jax_parts(be: Backend, d: int, lr: float, seed: int) -> Parts:
-    """A ``jax.jit`` step (gather, ``value_and_grad``, SGD via ``tree_map``); pure."""
+    """A ``jax.jit`` step (gather, ``jax.grad``, SGD via ``tree_map``); pure."""
     step, evaluate = _jax_functions()
 
     def export(params: dict[str, Any]) -> dict[str, np.ndarray]:
