@@ -73,10 +73,10 @@ def hand_array(xp: Any) -> Callable[[Any, Any], Any]:
         for _ in range(EPOCHS):
             order = next_order()
             for i in range(0, n, BATCH):
-                idx = order[i : i + BATCH]
+                idx = xp.asarray(order[i : i + BATCH])  # to the device (CuPy); free on NumPy
                 Xb, yb = X[idx], y[idx]
                 err = Xb @ w + b - yb  # d(mean of err^2/2)/d(Xw+b) = err / m
-                m = len(idx)
+                m = idx.shape[0]
                 w = w - LR * (Xb.T @ err) / m
                 b = b - LR * err.mean(axis=0)
             err = X @ w + b - y
@@ -152,7 +152,10 @@ def hand_loop(be: Any) -> Callable[[Any, Any], Any]:
     if be.name == "torch":
         return hand_torch(be.device)
     if be.name == "jax":
-        return hand_jax(be._device)
+        import jax
+
+        kind, _, ordinal = be.device.partition(":")  # "cpu" or "cuda:N"
+        return hand_jax(jax.devices("gpu" if kind == "cuda" else "cpu")[int(ordinal or 0)])
     raise NotImplementedError(be.name)
 
 
