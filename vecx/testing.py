@@ -52,6 +52,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "xfail_backends(*names, reason): expect these backends to fail"
     )
+    # Check the selection now: raised while collecting, a typo was a collection error with
+    # a traceback (exit 2), or went unnoticed in a run with no test using the fixture.
+    selected_specs(*_selection(config))
+
+
+def _selection(config: pytest.Config) -> tuple[str | None, str]:
+    option = config.getoption("--vecx-backends", None)
+    if option:
+        return option, "--vecx-backends"
+    return os.environ.get(ENV_VAR), ENV_VAR
 
 
 def all_specs() -> list[str]:
@@ -59,7 +69,7 @@ def all_specs() -> list[str]:
     return [f"{e.name}:{kind}" for e in entries().values() for kind in e.devices]
 
 
-def selected_specs(selection: str | None) -> list[str]:
+def selected_specs(selection: str | None, source: str = ENV_VAR) -> list[str]:
     """Filter ``all_specs()`` by a comma-separated list of names (``torch``) or specs."""
     specs = all_specs()
     if not selection:
@@ -67,7 +77,7 @@ def selected_specs(selection: str | None) -> list[str]:
     wanted = [w.strip().lower() for w in selection.split(",") if w.strip()]
     for w in wanted:  # a typo must not silently select nothing
         if not any(_matches(s, w) for s in specs):
-            raise pytest.UsageError(f"{ENV_VAR}: unknown backend {w!r}; known: {', '.join(specs)}")
+            raise pytest.UsageError(f"{source}: unknown backend {w!r}; known: {', '.join(specs)}")
     return [s for s in specs if any(_matches(s, w) for w in wanted)]
 
 
@@ -88,8 +98,7 @@ def _status(spec: str) -> BackendStatus:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" not in metafunc.fixturenames:
         return
-    selection = metafunc.config.getoption("--vecx-backends") or os.environ.get(ENV_VAR)
-    specs = selected_specs(selection)
+    specs = selected_specs(*_selection(metafunc.config))
     metafunc.parametrize("backend", specs, ids=[_id(s) for s in specs], indirect=True)
 
 
