@@ -172,6 +172,12 @@ def test_replacement_trains_too(backend) -> None:
     assert h.examples[-1] == 3000
 
 
+def test_float64_runs_keep_their_dtype() -> None:
+    be = vecx.backend("numpy", dtype="float64")
+    h = vecx.train(be, "linreg")
+    assert h.params["w"].dtype == np.float64 and h.loss < 1e-4
+
+
 def test_y_of_shape_n_is_accepted() -> None:
     be = vecx.backend("numpy")
     X, y = LINREG.load(be)

@@ -431,7 +431,7 @@ def fit(
 
 
 def _host(be: Backend, x: Any) -> np.ndarray:
-    return np.asarray(be.to_numpy(x), dtype=np.float32)
+    return np.array(be.to_numpy(x))  # a copy in the run's own dtype (float32 for bfloat16)
 
 
 # --- presets ---------------------------------------------------------------------------

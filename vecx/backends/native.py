@@ -94,10 +94,7 @@ def _torch_parts(be: Backend, d: int, lr: float, seed: int) -> Parts:
             return F.mse_loss(net(X), y) / 2
 
     def export(net: Any) -> dict[str, np.ndarray]:
-        return {
-            "w": net.weight.detach().T.cpu().numpy().copy(),
-            "b": net.bias.detach().cpu().numpy().copy(),
-        }
+        return {"w": np.array(be.to_numpy(net.weight.T)), "b": np.array(be.to_numpy(net.bias))}
 
     return step, net, evaluate, export, False
 
@@ -124,6 +121,6 @@ def _jax_parts(be: Backend, d: int, lr: float, seed: int) -> Parts:
     step, evaluate = _jax_functions()
 
     def export(params: dict[str, Any]) -> dict[str, np.ndarray]:
-        return {k: np.asarray(v, dtype=np.float32).copy() for k, v in params.items()}
+        return {k: np.array(be.to_numpy(v)) for k, v in params.items()}
 
     return step, init_params(be, d, seed), evaluate, export, True
