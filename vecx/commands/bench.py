@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         status += f" ({', '.join(problems)})"
     print(f"vecx bench: {status}")
+    unavailable = settings.get("unavailable") or {}
+    if unavailable:
+        print(f"vecx bench: not available here: {', '.join(unavailable)} (see 'vecx info')")
     print(f"vecx bench: results written to {outcome.path}")
     if outcome.plots:
         print(f"vecx bench: {len(outcome.plots)} plot files written to {outcome.path.parent}")
