@@ -160,7 +160,11 @@ class JaxBackend(BaseBackend):
                     check_index_bounds(idx, n)
             return self._take(x, idx)
         if isinstance(idx, self.jax.Array):
-            if isinstance(idx, self.jax.core.Tracer):
+            tracer = self.jax.core.Tracer
+            if isinstance(idx, tracer):
+                return self._take(x, idx)
+            if isinstance(x, tracer):  # inside jit or grad, a constant index: check on host
+                check_index_bounds(self.to_numpy(idx), x.shape[0])  # (JAX ops would trace)
                 return self._take(x, idx)
             rows, out_of_range = self._take_checked(x, idx)  # one dispatch, one read
             if out_of_range:
