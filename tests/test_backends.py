@@ -310,6 +310,19 @@ def test_index_out_of_range_raises_on_every_backend(backend: Any, bad: int) -> N
         backend.index(x, many)
 
 
+def test_index_with_a_constant_backend_index_inside_jit_and_grad(backend: Any) -> None:
+    x = backend.asarray(ROWS)
+    good, bad = backend.asarray([9, 0, 9]), backend.asarray([0, 10])
+    picked = backend.jit(lambda x: backend.index(x, good).sum())(x)
+    assert float(backend.to_numpy(picked)) == ROWS[[9, 0, 9]].sum()
+    grad = backend.jit(backend.grad(lambda x: backend.index(x, good).sum()))(x)
+    np.testing.assert_array_equal(backend.to_numpy(grad)[:, 0], [1, 0, 0, 0, 0, 0, 0, 0, 0, 2])
+    with pytest.raises(IndexError, match="10"):
+        backend.jit(lambda x: backend.index(x, bad).sum())(x)
+    with pytest.raises(IndexError, match="10"):
+        backend.grad(lambda x: backend.index(x, bad).sum())(x)
+
+
 def test_jax_index_inside_jit_fills_instead_of_clamping() -> None:
     if not available("jax:cpu"):
         pytest.skip("jax:cpu is not available")
