@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 device_name = backend(st.spec).info().get("device_name", "")
             except Exception as exc:  # available by probe, yet failed to build: say why
-                st = type(st)(st.spec, st.name, st.device, False, f"{type(exc).__name__}: {exc}", st.version)
+                reason = f"{type(exc).__name__}: {exc}"
+                st = replace(st, available=False, reason=reason)
         rows.append({**st.__dict__, "device_name": device_name})
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
