@@ -117,8 +117,20 @@ def backend(request: pytest.FixtureRequest) -> Any:
             )
     state = _status(spec)
     if not state.available:
+        _not_covered[state.spec] = state.reason
         pytest.skip(f"{state.spec}: {state.reason}")
     return make_backend(spec)
+
+
+_not_covered: dict[str, str] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say once per backend what this run did not cover, however many tests it skipped."""
+    if _not_covered:
+        terminalreporter.section("vecx backends not covered")
+        for spec, reason in sorted(_not_covered.items()):
+            terminalreporter.line(f"{spec}: {reason}")
 
 
 def tolerance(dtype: str) -> tuple[float, float]:
