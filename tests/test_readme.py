@@ -1,0 +1,53 @@
+"""The README cannot rot: its Python examples run here; its shell commands run in .ci/run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def test_readme_has_the_two_quick_start_commands() -> None:
+    shell = "\n".join(blocks("bash"))
+    assert 'python -m pip install -e . && vecx bench --quick' in shell
+    assert 'python -m pip install -e ".[test]" && python -m pytest' in shell
+
+
+def test_library_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    library = next(b for b in blocks("python") if "vecx.backend(" in b)
+    exec(compile(library, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "airfoil-mb10" in out  # the last prints ran
+
+
+def test_fixture_example_runs_as_a_third_party_test(tmp_path: Path) -> None:
+    example = next(b for b in blocks("python") if "def test_" in b)
+    (tmp_path / "test_example.py").write_text(example)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VECX_BACKENDS": "numpy,torch:cpu,jax:cpu"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "vecx.testing", "-rs", str(tmp_path)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "passed" in proc.stdout
+
+
+def test_every_cli_command_in_the_readme_exists() -> None:
+    from vecx.cli import COMMANDS, build_parser
+
+    build_parser()  # every listed command module imports and registers
+    used = set(re.findall(r"^vecx (\w+)", "\n".join(blocks("bash")), flags=re.M))
+    used |= set(re.findall(r"`vecx (\w+)", README))
+    assert used <= set(COMMANDS), used - set(COMMANDS)
+    assert set(COMMANDS) <= used, "every command is documented"
