@@ -46,6 +46,7 @@ __all__ = [
     "fit",
     "init_params",
     "linreg",
+    "prepare",
     "run_loop",
     "sgd",
     "squared_loss",
@@ -296,6 +297,21 @@ def check_finite(be: Backend, x: Any, name: str) -> None:
         raise ValueError(f"{name} contains {bad} non-finite value(s) (nan or inf)")
 
 
+def prepare(
+    be: Backend, X: Any, y: Any, *, lr: float, batch_size: int, epochs: int, seed: int,
+    log_every: int,
+) -> tuple[int, Any, float]:
+    """Validate a training call; return (features, y as a column, lr as a float)."""
+    _, d = check_args(
+        X, y, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, log_every=log_every
+    )
+    check_finite(be, X, "X")
+    check_finite(be, y, "y")
+    if len(y.shape) == 1:
+        y = y.reshape(-1, 1)
+    return d, y, float(lr)
+
+
 def run_loop(
     be: Backend,
     X: Any,
@@ -404,14 +420,9 @@ def fit(
     ``vecx.TrainingDiverged`` when a checkpoint loss is non-finite or has grown
     ``DIVERGENCE_FACTOR`` times over the initial loss.
     """
-    _, d = check_args(
-        X, y, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, log_every=log_every
+    d, y, lr = prepare(
+        be, X, y, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, log_every=log_every
     )
-    check_finite(be, X, "X")
-    check_finite(be, y, "y")
-    if len(y.shape) == 1:
-        y = y.reshape(-1, 1)
-    lr = float(lr)
     fns = compiled(be)
     # Compile (JAX) before the clock starts, once per problem shape and backend.
     shapes = (str(X.dtype), tuple(X.shape), batch_size)

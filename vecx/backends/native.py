@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from vecx.protocol import Backend
-from vecx.train import Checkpoint, History, check_args, check_finite, init_params, run_loop
+from vecx.train import Checkpoint, History, init_params, prepare, run_loop
 
 __all__ = ["native_fit"]
 
@@ -50,14 +50,9 @@ def native_fit(
             f"native_fit has framework-native reference trainers for "
             f"{' and '.join(builders)} only, not {be.name!r}; use vecx.fit for {be.spec}"
         )
-    _, d = check_args(
-        X, y, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, log_every=log_every
+    d, y, lr = prepare(
+        be, X, y, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, log_every=log_every
     )
-    check_finite(be, X, "X")
-    check_finite(be, y, "y")
-    if len(y.shape) == 1:
-        y = y.reshape(-1, 1)
-    lr = float(lr)
     step, state, evaluate, export, pure = builders[be.name](be, d, lr, seed)
     return run_loop(
         be, X, y, step=step, state=state, evaluate=evaluate, export=export, lr=lr,
