@@ -62,8 +62,7 @@ class CupyBackend(NumpyBackend):
         reason = probe(device)
         if reason:
             raise BackendUnavailable(f"cupy:{device}", reason)
-        import cupy
-
+        cupy = self._import_module()
         self._cuda_device = cupy.cuda.Device(int(device.split(":")[1]))
         with self._cuda_device:
             super().__init__(device, **kwargs)
@@ -92,8 +91,10 @@ class CupyBackend(NumpyBackend):
             return super().normal(mean, std, shape, dtype)
 
     def permutation(self, n: int) -> Any:
+        # cupy.random.Generator has no permutation (CuPy 14); sorting uniform keys drawn
+        # from the same seeded generator gives one, as RandomState.permutation does.
         with self._cuda_device:
-            return self._rng.permutation(int(n))
+            return self.xp.argsort(self._rng.random(int(n)))
 
     def to_numpy(self, x: Any) -> Any:
         return self.xp.asnumpy(x)
