@@ -157,7 +157,7 @@ def test_timer_sync_real_clock():
 
 
 def test_timer_accumulates_with_fake_clock():
-    clock = iter([0.0, 1.0, 10.0, 12.5, 20.0, 20.25]).__next__
+    clock = iter([-5.0, 0.0, 1.0, 10.0, 12.5, 20.0, 20.25]).__next__  # -5: construction
     timer = Timer(_clock=clock)
     for _ in range(3):
         timer.start()
@@ -168,13 +168,27 @@ def test_timer_accumulates_with_fake_clock():
     assert timer.cumsum() == pytest.approx([1.0, 3.5, 3.75])
 
 
-def test_timer_stop_without_start_raises():
-    timer = Timer(_clock=iter([0.0, 1.0]).__next__)
-    with pytest.raises(RuntimeError, match="start"):
-        timer.stop()
-    timer.start()
+def test_timer_starts_on_construction_like_d2l():
+    # d2l: ``timer = Timer(); ...; timer.stop()``; the timer runs from its construction
+    timer = Timer(_clock=iter([0.0, 1.5, 4.0, 4.25]).__next__)
+    assert timer.stop() == 1.5
+    timer.start()  # start() restarts
+    assert timer.stop() == 0.25
+    assert timer.times == [1.5, 0.25]
+
+
+def test_timer_construction_syncs_so_earlier_work_is_excluded():
+    dev = VirtualDevice()
+    dev.launch(1.0)  # queued before the timer exists: waited out by the constructor
+    timer = Timer(sync=dev.sync, _clock=dev.now)
+    dev.launch(0.5)
+    assert timer.stop() == pytest.approx(0.5)
+
+
+def test_timer_stop_twice_raises():
+    timer = Timer(_clock=iter([0.0, 1.0, 2.0]).__next__)
     timer.stop()
-    with pytest.raises(RuntimeError):  # each start pairs with one stop
+    with pytest.raises(RuntimeError, match="start"):  # each interval stops once
         timer.stop()
     with pytest.raises(RuntimeError):
         Timer().avg()

@@ -45,6 +45,10 @@ def _no_sync(x: Any = None) -> Any:
 class Timer:
     """Record intervals like d2l's ``Timer``, but correct for asynchronous devices.
 
+    As in d2l, the timer starts on construction (``timer = Timer(); ...; timer.stop()``);
+    :meth:`start` restarts it. Each :meth:`stop` ends the running interval, so a second
+    ``stop()`` without a ``start()`` in between raises.
+
     ``sync`` (for example a backend's ``be.sync``) is called with no argument before
     every clock read, in :meth:`start` and in :meth:`stop`, so work queued on a device
     is counted in the interval it belongs to. ``_clock`` exists for deterministic tests.
@@ -59,6 +63,7 @@ class Timer:
         self._clock = _clock
         self._start: float | None = None
         self.times: list[float] = []
+        self.start()
 
     def start(self) -> None:
         """Start (or restart) an interval once all previously queued work is done."""
