@@ -346,3 +346,50 @@ def test_probe_subprocess_reports_availability():
                          capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert json.loads(out.stdout) == [{"spec": "numpy:cpu", "available": True, "reason": ""}]
+
+
+# --------------------------------------------------------------------------- progress display
+
+
+class _FakeTerminal:
+    """A text stream that says it is a terminal, so Progress goes live."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+
+    def write(self, text: str) -> int:
+        return self.buffer.write(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_live_progress_redraws_only_on_events():
+    """The live bar must not take CPU from the worker it is timing: no refresh thread, no
+    spinner, no output while nothing happens (rich's default redraws 10 times a second)."""
+    import threading
+
+    from vecx.runner import Progress
+
+    stream = _FakeTerminal()
+    threads = threading.active_count()
+    progress = Progress(2, quiet=False, stream=stream)
+    try:
+        assert progress.live
+        assert threading.active_count() == threads  # no refresh thread started
+        columns = [type(c).__name__ for c in progress._bar.columns]
+        assert "SpinnerColumn" not in columns
+        progress.begin("numpy:cpu", "matmul", "full", {"n": 256})
+        assert "matmul/full (n=256)" in stream.buffer.getvalue()  # drawn on the event
+        size = len(stream.buffer.getvalue())
+        time.sleep(0.35)
+        assert len(stream.buffer.getvalue()) == size  # nothing redrawn while idle
+        progress.finish_case("numpy:cpu", "matmul", "full", {"n": 256}, "12 GFLOP/s")
+        assert "1/2" in stream.buffer.getvalue()
+    finally:
+        progress.close()
