@@ -322,6 +322,57 @@ def test_wrong_copy_is_caught():
     assert copy["error"].startswith("wrong result")
 
 
+def _timed() -> bool:
+    """True inside measure()'s timed blocks, which run with the garbage collector paused."""
+    import gc
+
+    return not gc.isenabled()
+
+
+class WrongWhenTimed(np.ndarray):
+    """``+`` and ``-x`` are right when called on their own and wrong inside timed blocks:
+    a check that recomputes the result after timing sees only right answers."""
+
+    def __add__(self, other):
+        out = np.add(np.asarray(self), np.asarray(other))
+        return out + np.float32(1e-3) if _timed() else out
+
+    def __neg__(self):
+        out = np.negative(np.asarray(self))
+        return out + np.float32(1.0) if _timed() else out
+
+
+def test_checks_look_at_the_timed_output_not_a_recomputation():
+    wrong = Wrapped(normal=_normal_as(WrongWhenTimed))
+    _, vec = run_suite("vector-add", wrong, n=64, timing=FAST)
+    assert vec["error"] and vec["error"].startswith("wrong result"), vec["error"]
+    recs = list(run_suite("scaling", wrong, vector_sizes=[64], matmul_sizes=[], timing=FAST))
+    assert [r["case"] for r in recs] == ["vector-add", "copy"]
+    for rec in recs:
+        assert rec["error"] and rec["error"].startswith("wrong result"), rec
+
+    def matmul(self, a, b):
+        return a @ b + np.float32(0.5) if _timed() else a @ b
+
+    wrong_mm = Wrapped(matmul=matmul)
+    (mm,) = run_suite("scaling", wrong_mm, vector_sizes=[], matmul_sizes=[32], timing=FAST)
+    assert mm["error"] and mm["error"].startswith("wrong result"), mm["error"]
+    full = run_case(cases("matmul", wrong_mm, n=32, timing=FAST)[2], wrong_mm)
+    assert full["error"] and full["error"].startswith("wrong result"), full["error"]
+
+
+def test_measurement_keeps_the_last_timed_output():
+    calls = []
+
+    def fn():
+        calls.append(object())
+        return calls[-1]
+
+    m = vecx.measure(fn, None, min_run_time=0.001, max_run_time=0.005, warmup=0)
+    assert m.output is calls[-1]
+    assert "output" not in m.to_dict()
+
+
 def test_a_failing_case_is_recorded_and_the_suite_goes_on():
     def oom(self, a, b):
         raise MemoryError("out of memory allocating 1 TB")

@@ -25,7 +25,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -129,12 +129,16 @@ class Measurement:
     """Per-call times of a benchmarked function, one entry per block of ``number`` calls.
 
     Statistics are robust ones (median, IQR) because shared machines produce outliers.
+    ``output`` is what the last timed call returned (:func:`measure` keeps it), so a
+    benchmark can check the result it timed rather than a recomputation; it takes no
+    part in equality, ``repr`` or :meth:`to_dict`.
     """
 
     times: tuple[float, ...]
     number: int
     first_call_s: float
     label: str = ""
+    output: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         times = tuple(float(t) for t in self.times)
@@ -260,6 +264,8 @@ def measure(
        measurement;
     4. more blocks of ``number`` calls, each giving a per-call time (block time / number).
 
+    The returned measurement keeps the last timed call's return value as ``output``.
+
     Stopping rule, checked after every block, where ``elapsed`` is the wall time since
     step 3 began (calibration included; first call and warm-up excluded): stop when
     ``blocks >= max_blocks``, or ``elapsed >= max_run_time``, or
@@ -298,7 +304,10 @@ def measure(
     if not isinstance(label, str):
         raise TypeError(f"label must be a str, got {label!r}")
 
+    last: list[Any] = [None]  # the latest timed call's output
+
     def run_block(number: int) -> float:
+        last[0] = None  # free the previous block's output before making new ones
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -308,7 +317,9 @@ def measure(
             for _ in itertools.repeat(None, number):
                 out = fn()
             sync(out)
-            return _clock() - t0
+            elapsed = _clock() - t0
+            last[0] = out
+            return elapsed
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -348,4 +359,4 @@ def measure(
                 break
         times.append(run_block(number) / number)
 
-    return Measurement(tuple(times), number, first_call_s, label)
+    return Measurement(tuple(times), number, first_call_s, label, output=last[0])
