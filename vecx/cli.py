@@ -47,9 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # blame the subcommand that was given them, not ``vecx`` itself
+        _parser_of(parser, getattr(args, "command", None)).error(
+            f"unrecognized arguments: {' '.join(extras)}"
+        )
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
