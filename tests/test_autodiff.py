@@ -35,6 +35,18 @@ def float64_backend(backend: Any) -> Iterator[Any]:
         yield vecx.backend(backend.spec, dtype="float64")
 
 
+@contextlib.contextmanager
+def float64_mode(backend: Any) -> Iterator[None]:
+    """Where float64 arrays can be made next to the float32 ones (JAX: its 64-bit mode)."""
+    if backend.name == "jax":
+        import jax
+
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
+
+
 def available_specs() -> list[str]:
     return [s.spec for s in vecx.backends() if s.available]
 
@@ -232,6 +244,43 @@ def test_bad_argnums(backend: Any) -> None:
         backend.grad(lambda x: x.sum(), argnums=3)(x)
 
 
+def test_comparisons_are_constant_masks_of_the_values(backend: Any) -> None:
+    """``x == y`` inside f is the comparison of the values, not differentiated (JAX's rule)."""
+    data, other = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 2.0, 5.0, 4.0])
+    x, y = backend.asarray(data), backend.asarray(other)
+    masks = {
+        "==": lambda x, y: x == y, "!=": lambda x, y: x != y, "<": lambda x, y: x < y,
+        "<=": lambda x, y: x <= y, ">": lambda x, y: x > y, ">=": lambda x, y: x >= y,
+        "< const": lambda x, y: x < 2.5, "const <": lambda x, y: 2.5 < x,
+    }
+    want = {
+        "==": data == other, "!=": data != other, "<": data < other, "<=": data <= other,
+        ">": data > other, ">=": data >= other, "< const": data < 2.5, "const <": 2.5 < data,
+    }
+    for op, mask in masks.items():
+        value, g = backend.value_and_grad(lambda x, mask=mask: (x * x * mask(x, y)).sum())(x)
+        assert float(backend.to_numpy(value)) == (data * data * want[op]).sum(), op
+        np.testing.assert_array_equal(backend.to_numpy(g), 2 * data * want[op], err_msg=op)
+        # y traced too: the mask still carries no gradient
+        gy = backend.grad(lambda x, y, mask=mask: (y * mask(x, y)).sum(), 1)(x, y)
+        np.testing.assert_array_equal(backend.to_numpy(gy), want[op].astype(float), err_msg=op)
+    # Python control flow on a compared value picks the branch, as in eager JAX and PyTorch
+    branch = backend.grad(lambda x: (x * 3.0).sum() if x.sum() > 5 else (x * 2.0).sum())
+    np.testing.assert_array_equal(backend.to_numpy(branch(x)), np.full(4, 3.0))
+
+
+def test_gradients_keep_the_dtype_of_their_argument(backend: Any) -> None:
+    """float32 parameters times a float64 constant: float32 gradients (as in JAX, PyTorch)."""
+    with float64_mode(backend):
+        w = backend.asarray([1.0, 2.0])
+        c = backend.asarray([0.5, 3.0], dtype="float64")
+        g = backend.grad(lambda w: (w * c).sum() + (w * w).mean())(w)
+        assert str(g.dtype).removeprefix("torch.") == "float32"
+        np.testing.assert_allclose(backend.to_numpy(g), [1.5, 5.0])
+        gd = backend.grad(lambda d: (d["w"] * c).sum(), 0)({"w": w})
+        assert str(gd["w"].dtype).removeprefix("torch.") == "float32"
+
+
 # --------------------------------------------------------------------------- NumPy specifics
 
 
@@ -242,9 +291,11 @@ def test_bad_argnums(backend: Any) -> None:
         lambda x, y: np.exp(x).sum(),  # be.exp is the supported spelling
         lambda x, y: (x**y).sum(),
         lambda x, y: (2.0**x).sum(),
-        lambda x, y: x.sum() if x.sum() > 0 else y.sum(),
+        lambda x, y: x.sum() if x.sum() else y.sum(),
+        lambda x, y: np.asarray(x).sum(),  # would be an object array, cut off from the tape
+        lambda x, y: (x + np.asarray(y)).sum(),
     ],
-    ids=["np.sin", "np.exp", "x**tracer", "2**x", "truth value"],
+    ids=["np.sin", "np.exp", "x**tracer", "2**x", "truth value", "np.asarray", "asarray arg"],
 )
 def test_unsupported_op_on_numpy_tracer_is_a_type_error(f: Callable[..., Any]) -> None:
     be = vecx.backend("numpy")
@@ -277,6 +328,44 @@ def test_numpy_gradients_are_plain_writeable_arrays(case: Case) -> None:
         g += 1.0  # must not fail, nor change anything the caller owns
     for a, before in zip(args, case.inputs(), strict=True):
         np.testing.assert_array_equal(a, before)
+
+
+def test_numpy_nested_differentiation_is_a_type_error_not_zero() -> None:
+    be = vecx.backend("numpy")
+    x, ones = be.asarray(2.0), be.ones(3)
+    nested = [
+        lambda: be.grad(be.grad(lambda x: x**3))(x),  # the outer tracer as the argument
+        lambda: be.grad(lambda x: be.grad(lambda y: (x * y).sum())(ones).sum())(ones),
+        lambda: be.grad(lambda x: be.grad(lambda y: (y @ x))(ones).sum())(ones),
+        lambda: be.value_and_grad(lambda x: be.grad(lambda y: x.sum())(ones).sum())(ones),
+        lambda: be.grad(lambda x: be.grad(lambda p: p["a"].sum())({"a": x}).sum())(ones),
+    ]
+    for make in nested:
+        with pytest.raises(TypeError, match="nested differentiation is not supported"):
+            make()
+    assert float(be.grad(lambda x: x**3)(x)) == 12.0  # one level is fine
+
+
+def test_numpy_float_arguments_are_accepted_integer_ones_refused() -> None:
+    for dtype in ("float32", "float64"):
+        be = vecx.backend("numpy", dtype=dtype)
+        g = be.grad(lambda x: x**3)(2.0)
+        assert float(g) == 12.0 and g.dtype == np.dtype(dtype)
+    be = vecx.backend("numpy")
+    g64 = be.grad(lambda x: (x**2).sum())(np.array([1.0, 2.0]))  # a host array keeps its dtype
+    assert g64.dtype == np.float64
+    for bad in (2, np.array([1, 2]), [1.0, 2]):
+        with pytest.raises(TypeError, match="floating-point"):
+            be.grad(lambda x: (x[0] if isinstance(x, list) else x).sum())(bad)
+
+
+def test_numpy_gradient_dtype_follows_the_argument_not_the_constants() -> None:
+    be = vecx.backend("numpy")
+    for dtype in (np.float16, np.float32):
+        w = np.array([1.0, 2.0], dtype=dtype)
+        g = be.grad(lambda w: (w * np.float64(2.0)).sum() + (w * np.ones(2)).sum())(w)
+        assert g.dtype == dtype and g.flags.writeable
+        np.testing.assert_array_equal(g, [3.0, 3.0])
 
 
 def test_numpy_float32_gradients_stay_float32() -> None:

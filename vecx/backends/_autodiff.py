@@ -7,8 +7,12 @@ body of code serves both, as in array-api-compat.
 
 Covered: ``+ - * /`` with broadcasting (gradients are summed back over broadcast axes),
 ``**`` by a constant, unary minus, ``@``, ``.sum()``/``.mean()`` with ``axis``,
-``.reshape``, ``.T``, indexing along axis 0, and ``exp``. Anything else on a tracer
-raises ``TypeError`` instead of silently returning a wrong gradient.
+``.reshape``, ``.T``, indexing along axis 0, and ``exp``. Comparisons (``== < ...``)
+give the plain comparison of the values, a constant mask (not differentiable, as in
+JAX). Gradients have the dtype of their argument. Anything else on a tracer raises
+``TypeError`` instead of silently returning a wrong gradient: an unsupported operation,
+converting a tracer to an array (``np.asarray``), an integer argument, and nested
+differentiation (``grad(grad(f))``).
 
 Kept lean on purpose: the d2l linear-regression step is ~6 operations on tiny arrays, so
 Python overhead per node, not arithmetic, decides the speed (bench/overhead.py).
@@ -20,6 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 from vecx.backends._base import check_argnums, flatten, normalize_argnums
+
+NESTED = (
+    "nested differentiation is not supported by vecx's NumPy/CuPy autodiff (a traced array "
+    "reached another grad/value_and_grad); use the jax or torch backend for higher derivatives"
+)
 
 
 class Tape:
@@ -76,9 +85,40 @@ class Tracer:
     def __bool__(self) -> bool:
         raise TypeError("a traced array has no truth value inside a differentiated function")
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        # np.asarray(tracer) would build an object array, and silently cut the gradient
+        raise TypeError(
+            "a traced array cannot be converted to an array inside a function differentiated "
+            "by vecx's NumPy/CuPy autodiff: use the array operators and the backend's "
+            "methods (be.exp, be.matmul, be.index)"
+        )
+
+    # comparisons: the plain comparison of the values, a constant (as in JAX)
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return self.value == (other.value if type(other) is Tracer else other)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return self.value != (other.value if type(other) is Tracer else other)
+
+    def __lt__(self, other: Any) -> Any:
+        return self.value < (other.value if type(other) is Tracer else other)
+
+    def __le__(self, other: Any) -> Any:
+        return self.value <= (other.value if type(other) is Tracer else other)
+
+    def __gt__(self, other: Any) -> Any:
+        return self.value > (other.value if type(other) is Tracer else other)
+
+    def __ge__(self, other: Any) -> Any:
+        return self.value >= (other.value if type(other) is Tracer else other)
+
+    __hash__ = None  # type: ignore[assignment]  # like arrays, once == is elementwise
+
     # arithmetic
     def __add__(self, other: Any) -> Tracer:
         if type(other) is Tracer:
+            if other.tape is not self.tape:
+                raise TypeError(NESTED)
             return Tracer(self.value + other.value, self.tape, ((self, None), (other, None)))
         return Tracer(self.value + other, self.tape, ((self, None),))
 
@@ -86,6 +126,8 @@ class Tracer:
 
     def __sub__(self, other: Any) -> Tracer:
         if type(other) is Tracer:
+            if other.tape is not self.tape:
+                raise TypeError(NESTED)
             return Tracer(self.value - other.value, self.tape, ((self, None), (other, _neg)))
         return Tracer(self.value - other, self.tape, ((self, None),))
 
@@ -98,6 +140,8 @@ class Tracer:
     def __mul__(self, other: Any) -> Tracer:
         a = self.value
         if type(other) is Tracer:
+            if other.tape is not self.tape:
+                raise TypeError(NESTED)
             b = other.value
             return Tracer(
                 a * b, self.tape, ((self, lambda g: g * b), (other, lambda g: g * a))
@@ -109,6 +153,8 @@ class Tracer:
     def __truediv__(self, other: Any) -> Tracer:
         a = self.value
         if type(other) is Tracer:
+            if other.tape is not self.tape:
+                raise TypeError(NESTED)
             b = other.value
             return Tracer(
                 a / b,
@@ -231,6 +277,8 @@ def _matmul(a: Any, b: Any) -> Tracer:
     if type(a) is Tracer:
         parents.append((a, lambda g: _matmul_grad_a(g, av, bv)))
     if type(b) is Tracer:
+        if b.tape is not tape:
+            raise TypeError(NESTED)
         parents.append((b, lambda g: _matmul_grad_b(g, av, bv)))
     return Tracer(av @ bv, tape, tuple(parents))
 
@@ -282,8 +330,13 @@ def backward(out: Tracer) -> None:
 def value_and_grad(
     f: Callable[..., Any], argnums: int | tuple[int, ...], xp: Any, asarray: Callable[[Any], Any]
 ) -> Callable[..., tuple[Any, Any]]:
-    """JAX-style ``value_and_grad`` over arrays of module ``xp``."""
+    """JAX-style ``value_and_grad`` over arrays of module ``xp``.
+
+    ``asarray`` turns an argument leaf that is not yet an ``xp.ndarray`` (a Python float,
+    a host array for CuPy) into one; the backend decides the dtype of Python scalars.
+    """
     nums, single = normalize_argnums(argnums)
+    ndarray = xp.ndarray
 
     def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
         check_argnums(nums, len(args))
@@ -292,12 +345,22 @@ def value_and_grad(
         traced = []
         for i in nums:
             leaves, rebuild = flatten(args[i])
-            tracers = [Tracer(asarray(leaf), tape) for leaf in leaves]
+            tracers = []
+            for leaf in leaves:
+                if type(leaf) is not ndarray:
+                    leaf = _leaf_array(leaf, asarray)
+                if leaf.dtype.kind not in "fc":
+                    raise TypeError(
+                        f"grad needs floating-point arguments, got {leaf.dtype} (argument {i})"
+                    )
+                tracers.append(Tracer(leaf, tape))
             args[i] = rebuild(tracers)
             traced.append((tracers, rebuild))
         try:
             out = f(*args)
             traced_out = type(out) is Tracer  # else f does not depend on the arguments
+            if traced_out and out.tape is not tape:  # f returned an outer grad's tracer
+                raise TypeError(NESTED)
             value = out.value if traced_out else out
             if getattr(value, "size", 1) != 1:
                 raise ValueError(
@@ -317,12 +380,23 @@ def value_and_grad(
     return value_and_grad_f
 
 
+def _leaf_array(leaf: Any, asarray: Callable[[Any], Any]) -> Any:
+    if type(leaf) is Tracer:
+        raise TypeError(NESTED)
+    return asarray(leaf)
+
+
 def _finish(t: Tracer, xp: Any) -> Any:
     g = t.g
+    dtype = t.value.dtype
     if g is None:
         return xp.zeros_like(t.value)
     if type(g) is not xp.ndarray:  # a NumPy scalar, for a 0-d argument
-        return xp.asarray(g, dtype=t.value.dtype)
+        return xp.asarray(g, dtype=dtype)
+    if g.dtype is not dtype and g.dtype != dtype:
+        # a float32 argument times a float64 constant: the gradient keeps the argument's
+        # dtype (as in JAX and PyTorch); astype hands back a fresh array
+        return g.astype(dtype)
     if 0 in g.strides or not getattr(g.flags, "writeable", True):
         return g.copy()  # a broadcast view (read-only in NumPy): hand back an array of its own
     return g

@@ -78,7 +78,14 @@ class NumpyBackend(BaseBackend):
 
     # transformations
     def value_and_grad(self, f: Callable[..., Any], argnums: Any = 0) -> Callable:
-        return _autodiff.value_and_grad(f, argnums, self.xp, self.xp.asarray)
+        return _autodiff.value_and_grad(f, argnums, self.xp, self._grad_leaf)
+
+    def _grad_leaf(self, obj: Any) -> Any:
+        """A differentiated argument that is not an array of ours yet: a Python float in
+        the backend's dtype (as JAX and the torch backend do), anything else as it is."""
+        if isinstance(obj, float):
+            return self.xp.asarray(obj, dtype=self._np_dtype(None))
+        return self.xp.asarray(obj)
 
     def sync(self, x: Any = None) -> Any:
         return x
