@@ -9,8 +9,13 @@ this module runs where JAX is not installed.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +27,7 @@ import vecx
 from vecx.testing import assert_close
 
 HALF = ("float16", "bfloat16")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def dtype_name(x: Any) -> str:
@@ -383,3 +389,42 @@ def test_precision_tf32_is_reported_and_reset(backend: Any) -> None:
 def test_bad_precision_is_a_value_error(backend: Any, precision: str) -> None:
     with pytest.raises(ValueError, match="float32, tf32"):
         vecx.backend(backend.spec, precision=precision)
+
+
+# --------------------------------------------------------------------------- JAX, GPU memory
+
+PREALLOCATE = "XLA_PYTHON_CLIENT_PREALLOCATE"
+JAX_FIRST = """
+import json, os, sys
+import vecx
+{before}
+vecx.{call}
+print(json.dumps([os.environ.get("{var}"), "jax" in sys.modules]))
+"""
+
+
+def test_jax_does_not_preallocate_gpu_memory_unless_asked() -> None:
+    if not available("jax:cpu"):
+        pytest.skip("jax:cpu is not available")
+    cases = [  # (preset value, code before, vecx call, the variable jax then sees)
+        (None, "", 'backend("jax:cpu")', "false"),  # vecx imports jax first: no 75% grab
+        (None, "", "backends()", "false"),  # discovery (vecx info, the pytest plugin) too
+        ("true", "", 'backend("jax:cpu")', "true"),  # the user's setting wins
+        (None, "import jax", 'backend("jax:cpu")', None),  # jax imported first: left alone
+    ]
+    procs = []
+    for preset, before, call, _ in cases:  # in parallel: each one imports jax (~1.5 s)
+        env = {k: v for k, v in os.environ.items() if k != PREALLOCATE}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+        if preset is not None:
+            env[PREALLOCATE] = preset
+        code = JAX_FIRST.format(before=before, call=call, var=PREALLOCATE)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        ))
+    for proc, (preset, before, call, want) in zip(procs, cases, strict=True):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        value, imported = json.loads(out.splitlines()[-1])
+        assert imported and value == want, (preset, before, call)

@@ -3,10 +3,21 @@
 JAX differs from the others in three ways this module hides: arrays are immutable, random
 numbers come from explicit keys (kept and split here), and out-of-range gathers clamp
 silently (checked here, so ``index`` raises ``IndexError`` like everywhere else).
+
+GPU memory: by default JAX grabs 75% of every GPU's memory when it first initialises,
+and with jax[cuda] installed even ``jax.devices("cpu")`` initialises CUDA. vecx runs JAX
+next to PyTorch and CuPy in one process (``vecx info``, ``vecx train``, the pytest
+plugin), so when this module is the first to import jax it sets
+``XLA_PYTHON_CLIENT_PREALLOCATE=false``: JAX then allocates as it goes. The variable is
+only set where it is unset, so ``XLA_PYTHON_CLIENT_PREALLOCATE=true`` (or
+``XLA_PYTHON_CLIENT_MEM_FRACTION``) in the environment still wins, and a program that
+imported jax itself keeps its own settings.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +35,17 @@ from vecx.backends.numpy import _cpu_name, _is_integer
 from vecx.protocol import UnsupportedDtype
 
 
-def _devices(kind: str) -> list[Any]:
+def _import_jax() -> Any:
+    """``import jax``; the first import in the process does not preallocate GPU memory."""
+    if "jax" not in sys.modules:
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     import jax
+
+    return jax
+
+
+def _devices(kind: str) -> list[Any]:
+    jax = _import_jax()
 
     try:
         return jax.devices(kind)
@@ -60,7 +80,7 @@ class JaxBackend(BaseBackend):
 
     def __init__(self, device: str = "cpu", **kwargs: Any) -> None:
         super().__init__(device, **kwargs)
-        import jax
+        jax = _import_jax()
         import jax.numpy as jnp
 
         from vecx.protocol import BackendUnavailable
