@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -177,6 +178,56 @@ def test_slow_loop_is_timed_on_a_fraction_and_marked(numpy_be):
     # the reported time is for all n elements: far above the measured fraction's time
     assert loop["median_s"] > vec["median_s"]
     assert loop["write"] == "in-place"
+
+
+def test_extrapolated_first_call_is_never_scaled(numpy_be):
+    # the cold loop over all n is stopped at its deadline: its first call is unknown,
+    # not a warm call multiplied by n / measured_n
+    loop, _ = run_suite("vector-add", numpy_be, n=5000, loop_budget_s=1e-5, timing=FAST)
+    assert loop["params"]["extrapolated"] is True
+    assert loop["first_call_s"] is None
+    assert "first call not recorded" in loop["note"]
+    element = run_case(
+        cases("matmul", numpy_be, n=64, loop_budget_s=1e-5, timing=FAST)[0], numpy_be
+    )
+    assert element["params"]["extrapolated"] is True and element["first_call_s"] is None
+    assert "first call not recorded" in element["note"]
+
+
+COMPILE_S = 0.05
+
+
+class CompilesOnFirstRead(np.ndarray):
+    """The first scalar read in the process costs COMPILE_S (like a JIT compilation)."""
+
+    compiled = False
+
+    def __getitem__(self, idx):
+        if isinstance(idx, int) and not CompilesOnFirstRead.compiled:
+            CompilesOnFirstRead.compiled = True
+            time.sleep(COMPILE_S)
+        return np.asarray(self).__getitem__(idx)
+
+
+def test_first_call_is_cold_and_comes_before_any_pilot():
+    CompilesOnFirstRead.compiled = False
+    be = Wrapped(normal=_normal_as(CompilesOnFirstRead))
+    loop, vec = run_suite("vector-add", be, n=100, loop_budget_s=10.0, timing=FAST)
+    assert loop["error"] is None and loop["params"]["extrapolated"] is False
+    assert loop["first_call_s"] >= COMPILE_S > loop["median_s"]
+
+    state = {"compiled": False}
+
+    def matmul(self, a, b):
+        if a.ndim == 1 and not state["compiled"]:
+            state["compiled"] = True
+            time.sleep(COMPILE_S)
+        return a @ b
+
+    be = Wrapped(matmul=matmul)
+    element = run_case(cases("matmul", be, n=16, loop_budget_s=10.0, timing=FAST)[0], be)
+    assert element["error"] is None and element["params"]["extrapolated"] is False
+    assert element["first_call_s"] >= COMPILE_S > element["median_s"]
 
 
 def test_fast_loop_runs_whole_n(numpy_be):

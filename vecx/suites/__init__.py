@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from vecx.results import result
-from vecx.timing import Measurement
+from vecx.timing import Measurement, Timer
 
 #: Built-in suites in their default running order, and the module of each.
 SUITES: dict[str, str] = {
@@ -186,6 +187,10 @@ def failed(
     )
 
 
+#: ``timed(first_call_s=...)`` default: the measurement's own first call.
+MEASURED = object()
+
+
 def timed(
     suite: str,
     case: str,
@@ -197,9 +202,17 @@ def timed(
     value: float,
     unit: str,
     scale: float = 1.0,
+    first_call_s: Any = MEASURED,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A record from a measurement; ``scale`` multiplies every time (extrapolation)."""
+    """A record from a measurement; ``scale`` multiplies the steady-state times
+    (``median_s``, ``iqr_s``: extrapolation), never the first call.
+
+    ``first_call_s`` is ``m.first_call_s`` unless given (a float, or ``None`` when no
+    honest first call exists): a first call is one cold call, compilation included, and
+    scaling it would multiply a one-off cost as if it were paid per element.
+    """
+    first = m.first_call_s if first_call_s is MEASURED else first_call_s
     return result(
         suite,
         case,
@@ -209,7 +222,7 @@ def timed(
         params=dict(params),
         median_s=m.median * scale,
         iqr_s=m.iqr * scale,
-        first_call_s=m.first_call_s * scale,
+        first_call_s=first,
         n_runs=m.n_runs,
         metric=metric,
         value=value,
@@ -217,6 +230,38 @@ def timed(
         noisy=m.warning,
         **extra,
     )
+
+
+def cold_first_call(
+    run_range: Callable[[Any, int, int], Any],
+    state: Any,
+    total: int,
+    *,
+    chunk: int,
+    deadline_s: float,
+    be: Any,
+) -> float | None:
+    """Seconds of the first, cold run of a loop over ``total`` units, or ``None``.
+
+    ``state = run_range(state, start, stop)`` runs units ``start .. stop - 1`` (the loop
+    being benchmarked, cut into ranges of ``chunk`` units). This is the loop's first call:
+    it must run before any pilot or warm-up, so that compilation, kernel loading and cold
+    caches land in it. A loop that would take minutes (JAX's copying loops) is stopped
+    once ``deadline_s`` has passed after a chunk; its first call is then unknown (``None``),
+    never extrapolated. The clock is read through :class:`vecx.Timer`, synchronised on
+    the loop's latest state.
+    """
+    timer = Timer(sync=lambda: be.sync(state))
+    start = time.perf_counter()  # only a budget check: the measurement is the Timer's
+    done = 0
+    while done < total:
+        stop = min(total, done + chunk)
+        state = run_range(state, done, stop)
+        done = stop
+        if done < total and time.perf_counter() - start > deadline_s:
+            be.sync(state)  # let the abandoned work finish before anything else is timed
+            return None
+    return timer.stop()
 
 
 def write(x: Any, index: Any, value: Any) -> Any:
@@ -302,6 +347,7 @@ __all__ = [
     "case_key",
     "cases",
     "check_within",
+    "cold_first_call",
     "failed",
     "matmul_gamma",
     "plan",

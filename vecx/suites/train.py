@@ -118,9 +118,9 @@ def cases(
             NAME, preset, be, meas, params=params, metric="loss", value=float(h.loss), unit="",
             curve={"times": h.times, "losses": h.losses, "examples": h.examples},
             agrees=None, note=NATIVE_NOTES.get(be.name) if impl == "native" else None,
+            first_call_s=None,  # the trainer warms up (compiles) before its clock starts
         )  # fmt: skip
         rec["median_s"] = median  # seconds per epoch, over the runs
-        rec["first_call_s"] = None  # the trainer warms up (compiles) before its clock starts
         return rec
 
     return [

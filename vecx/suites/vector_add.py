@@ -13,6 +13,11 @@ framework's per-call dispatch cost n times, the vectorized add once.
   this CPU, 4 s for n = 10000) is timed on its first ``measured_n`` elements and scaled
   by ``n / measured_n``; ``c`` keeps its full size, so the per-element cost is the same.
   Such records carry ``extrapolated: true``.
+* ``first_call_s`` is the loop's real first call: the whole loop over n, run cold before
+  anything else touches it (no pilot, no warm-up), so JAX's compilations are in it. It
+  is never scaled. When that cold loop runs past ``FIRST_CALL_FACTOR`` x the budget it
+  is stopped and ``first_call_s`` is ``None`` (said in ``note``): a loop that slow is
+  extrapolated anyway, and a scaled first call would multiply one-off costs by n/m.
 * Both results are checked elementwise against ``a + b`` computed in float64 on the host
   (one float32 rounding allowed); a mismatch is recorded as the case's error. What is
   checked is the output of the last timed call (``Measurement.output``), not a
@@ -28,6 +33,7 @@ from vecx.suites import (
     U_FLOAT32,
     Case,
     check_within,
+    cold_first_call,
     failed,
     timed,
     timing_options,
@@ -41,11 +47,37 @@ DEFAULT_N = 10_000
 #: Seconds one timed loop may take before the loop is cut to a measured fraction.
 LOOP_BUDGET_S = 0.5
 LOOP_BUDGET_QUICK_S = 0.03
+#: The cold first call of a loop may run this many loop budgets before it is stopped.
+FIRST_CALL_FACTOR = 2.0
+#: Elements per chunk of the cold first call (the deadline is checked between chunks).
+CHUNK = 256
+FIRST_CALL_NOTE = (
+    "first call not recorded: the cold run of the whole loop was stopped after {:.2g} s"
+)
 
 
 def plan(device: str, *, quick: bool = False, n: int = DEFAULT_N, **_: Any) -> list[tuple]:
     """Same cases on every device; ``n`` stays 10000 in quick runs so they compare."""
     return [("loop", {"n": n}), ("vectorized", {"n": n})]
+
+
+def loop_size(
+    run_range: Any, state: Any, total: int, budget_s: float, be: Any, *, pilot: int, chunk: int
+) -> tuple[int, float | None]:
+    """``(m, first_call_s)``: how many of ``total`` units to time, and the cold first call.
+
+    The whole loop first runs once cold (:func:`vecx.suites.cold_first_call`, stopped
+    after ``FIRST_CALL_FACTOR * budget_s``). If it finished within ``budget_s / 0.8`` the
+    warm loop fits too and ``m = total``; otherwise a warm pilot decides
+    (:func:`fraction_size`). ``first_call_s`` is ``None`` when the cold loop was stopped.
+    """
+    first = cold_first_call(
+        run_range, state, total, chunk=chunk, deadline_s=FIRST_CALL_FACTOR * budget_s, be=be
+    )
+    if first is not None and first <= budget_s / 0.8:
+        return total, first
+    m = fraction_size(lambda k: run_range(state, 0, k), total, budget_s, be, pilot=pilot)
+    return m, first
 
 
 def fraction_size(run_part: Any, total: int, budget_s: float, be: Any, pilot: int) -> int:
@@ -97,14 +129,14 @@ def cases(
         c0 = be.zeros(n)
         functional = writes_by_copy(c0)
 
-        def loop(m: int) -> Any:
-            c = c0
-            for i in range(m):
+        def loop(c: Any, start: int, stop: int) -> Any:
+            """d2l's loop over elements ``start .. stop - 1`` of ``c``."""
+            for i in range(start, stop):
                 c = write(c, i, a[i] + b[i])
             return c
 
-        m = fraction_size(loop, n, budget, be, pilot=32)
-        meas = measure(lambda: loop(m), be, label="vector-add loop", **opts)
+        m, first = loop_size(loop, c0, n, budget, be, pilot=32, chunk=CHUNK)
+        meas = measure(lambda: loop(c0, 0, m), be, label="vector-add loop", **opts)
         params = {"n": n, "measured_n": m, "extrapolated": m < n}
         got = be.to_numpy(meas.output)[:m]  # the result the last timed call produced
         problem = check_within(got, ref[:m], 1.01 * U_FLOAT32 * abs(ref[:m]), "c[i] = a[i] + b[i]")
@@ -114,10 +146,12 @@ def cases(
         if functional:
             notes.append("JAX arrays are immutable: the loop is c = c.at[i].set(a[i] + b[i]), "
                          "a copy of c per element")
+        if first is None:
+            notes.append(FIRST_CALL_NOTE.format(FIRST_CALL_FACTOR * budget))
         time_full = meas.median * n / m
         return timed(
             NAME, "loop", be, meas, params=params, metric="time", value=time_full, unit="s",
-            scale=n / m, note="; ".join(notes) or None,
+            scale=n / m, first_call_s=first, note="; ".join(notes) or None,
             write="at-set" if functional else "in-place",
         )  # fmt: skip
 
