@@ -385,6 +385,58 @@ def test_precision_tf32_is_reported_and_reset(backend: Any) -> None:
     assert full.info()["matmul_precision"] == "float32"
 
 
+def test_torch_precision_is_read_back_from_the_process() -> None:
+    """PyTorch's setting is process-wide: info() reports what is set now, and never raises
+    (the legacy getter raises once anything used the torch >= 2.9 API)."""
+    if not available("torch:cpu"):
+        pytest.skip("torch:cpu is not available")
+    import torch
+
+    try:
+        full = vecx.backend("torch")
+        tf32 = vecx.backend("torch", precision="tf32")
+        assert tf32.info()["matmul_precision"] == "tf32"
+        assert full.info()["matmul_precision"] == "tf32"  # process-wide, as documented
+        assert full.info()["precision"] == "float32"  # what this backend asked for
+        again = vecx.backend("torch")
+        assert again.info()["matmul_precision"] == full.info()["matmul_precision"] == "float32"
+        if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+            # someone else in the process uses the new API, then the legacy one
+            torch.backends.cuda.matmul.fp32_precision = "tf32"
+            assert again.info()["matmul_precision"] == "float32"  # CPU: oneDNN's setting
+            torch.set_float32_matmul_precision("high")
+            assert again.info()["matmul_precision"] == "tf32"
+            torch.backends.mkldnn.matmul.fp32_precision = "ieee"
+            assert again.info()["matmul_precision"] == "float32"
+    finally:
+        vecx.backend("torch")  # full float32 again for the rest of the process
+
+
+def test_torch_precision_on_torch_without_the_new_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not available("torch:cpu"):
+        pytest.skip("torch:cpu is not available")
+    import torch
+
+    from vecx.backends import torch as torch_backend
+
+    monkeypatch.setattr(torch_backend, "_new_precision_api", lambda torch: False)
+    try:
+        tf32 = vecx.backend("torch", precision="tf32")
+        assert torch.get_float32_matmul_precision() == "high"
+        assert tf32.info()["matmul_precision"] == "tf32"
+        assert vecx.backend("torch").info()["matmul_precision"] == "float32"
+        assert torch.get_float32_matmul_precision() == "highest"
+
+        def broken() -> str:
+            raise RuntimeError("mix of the legacy and new APIs")
+
+        monkeypatch.setattr(torch, "get_float32_matmul_precision", broken)
+        assert tf32.info()["matmul_precision"].startswith("unknown (RuntimeError")
+    finally:
+        monkeypatch.undo()
+        vecx.backend("torch")
+
+
 @pytest.mark.parametrize("precision", ["tf16", "TF32", "high", ""])
 def test_bad_precision_is_a_value_error(backend: Any, precision: str) -> None:
     with pytest.raises(ValueError, match="float32, tf32"):

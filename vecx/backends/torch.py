@@ -1,4 +1,15 @@
-"""PyTorch on the CPU or a CUDA device; gradients through ``torch.autograd``."""
+"""PyTorch on the CPU or a CUDA device; gradients through ``torch.autograd``.
+
+float32 matmul precision is process-wide in PyTorch: building a backend sets it (full
+IEEE float32, or TF32 with ``precision="tf32"``) for every backend and every other user
+of torch in the process, and ``info()["matmul_precision"]`` reports what is set now, read
+back from torch, whichever backend asks. PyTorch >= 2.9 has per-backend settings
+(``torch.backends.cuda.matmul.fp32_precision``, ``torch.backends.mkldnn.matmul...``,
+"ieee" or "tf32") and refuses to mix them with the legacy
+``torch.set_float32_matmul_precision`` / ``get_float32_matmul_precision`` (the legacy
+getter raises once the new API was used); vecx uses the new API where it exists, the
+legacy one on older PyTorch.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +44,40 @@ def probe(device: str) -> str | None:
     return None
 
 
+def _new_precision_api(torch: Any) -> bool:
+    try:
+        torch.backends.cuda.matmul.fp32_precision  # noqa: B018 - raises before torch 2.9
+        torch.backends.mkldnn.matmul.fp32_precision  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def set_matmul_precision(torch: Any, tf32: bool) -> None:
+    """Full float32 or TF32 for float32 matmuls, on CUDA (cuBLAS) and the CPU (oneDNN)."""
+    if _new_precision_api(torch):
+        value = "tf32" if tf32 else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = value
+        torch.backends.mkldnn.matmul.fp32_precision = value
+    else:
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+
+
+def matmul_precision(torch: Any, cuda: bool) -> str:
+    """``"float32"``, ``"tf32"`` (or ``"bf16"``) as set in torch now; never raises."""
+    try:
+        if _new_precision_api(torch):
+            matmul = torch.backends.cuda.matmul if cuda else torch.backends.mkldnn.matmul
+            value = matmul.fp32_precision
+            if value == "none":  # inherits the generic setting
+                value = getattr(torch.backends, "fp32_precision", "none")
+            return {"ieee": "float32", "none": "float32"}.get(value, value)
+        value = torch.get_float32_matmul_precision()
+        return {"highest": "float32", "high": "tf32", "medium": "bf16"}.get(value, value)
+    except Exception as exc:  # info() must work whatever state torch is in
+        return f"unknown ({type(exc).__name__}: {exc})"
+
+
 class TorchBackend(BaseBackend):
     name = "torch"
 
@@ -49,7 +94,7 @@ class TorchBackend(BaseBackend):
         self._device = torch.device(device)
         self._cuda = self._device.type == "cuda"
         # Process-wide in PyTorch: full float32 unless tf32 was asked for (info() reports it).
-        torch.set_float32_matmul_precision("high" if self.precision == "tf32" else "highest")
+        set_matmul_precision(torch, self.precision == "tf32")
         self._dtypes = {n: getattr(torch, n) for n in ("float32", "float64", "float16", "bfloat16")}
         self._generator = torch.Generator(device=self._device)
         self._from_numpy = torch.from_numpy
@@ -187,9 +232,7 @@ class TorchBackend(BaseBackend):
             "framework": "torch",
             "version": torch.__version__,
             "device_name": name,
-            "matmul_precision": "tf32"
-            if torch.get_float32_matmul_precision() != "highest"
-            else "float32",
+            "matmul_precision": matmul_precision(torch, self._cuda),
             "threads": torch.get_num_threads(),
             "cuda": torch.version.cuda,
         }
