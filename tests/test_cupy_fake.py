@@ -5,7 +5,9 @@ that CuPy does not have (``cupy.random.Generator.permutation``) went unnoticed u
 the first GPU run. Here ``CupyBackend`` runs on a stand-in module that lets through only
 names the installed ``cupy`` really has (the module, ``cupy.random.Generator`` and
 ``cupy.cuda.Device``) and computes them with NumPy. It cannot check what CuPy computes,
-only that every name vecx calls exists; the GPU run checks the rest.
+only that every name vecx calls exists, and that every array is made while the
+backend's device is the current one (CuPy computes on the current device, not on the
+arrays' device); the GPU run checks the rest.
 """
 
 from __future__ import annotations
@@ -20,6 +22,22 @@ import pytest
 cupy = pytest.importorskip("cupy")
 
 from vecx.backends import cupy as cupy_backend  # noqa: E402
+
+
+class DeviceArray(np.ndarray):
+    """A NumPy array that notes where it was made: on which current device."""
+
+    expected: int | None = None  # the device every new array must be made on
+    misplaced: list[str] = []
+
+    def __array_finalize__(self, obj: Any) -> None:
+        if DeviceArray.expected is not None and FakeDevice.current[-1] != DeviceArray.expected:
+            import traceback
+
+            where = traceback.extract_stack(limit=2)[0]  # who made it
+            DeviceArray.misplaced.append(
+                f"on device {FakeDevice.current[-1]}: {where.filename}:{where.lineno} {where.line}"
+            )
 
 
 class StrictGenerator:
@@ -60,7 +78,7 @@ class FakeCupy(types.ModuleType):
     def __init__(self) -> None:
         super().__init__("cupy")
         self.__version__ = cupy.__version__
-        self.ndarray = np.ndarray
+        self.ndarray = DeviceArray
         self.asnumpy = np.asarray
         self.random = types.SimpleNamespace(default_rng=StrictGenerator)
         runtime = types.SimpleNamespace(
@@ -71,7 +89,7 @@ class FakeCupy(types.ModuleType):
 
     @staticmethod
     def wrap(out: Any) -> Any:
-        return out
+        return out.view(DeviceArray) if isinstance(out, np.ndarray) else out
 
     def __getattr__(self, name: str) -> Any:
         if not hasattr(cupy, name):
@@ -120,6 +138,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         return cupy_backend.CupyBackend(device, **kwargs)
 
     yield build
+    DeviceArray.expected = None
+    DeviceArray.misplaced.clear()
 
 
 def test_permutation_is_a_seeded_permutation(fake: Any) -> None:
@@ -156,3 +176,28 @@ def test_every_protocol_method_uses_only_cupy_api(fake: Any) -> None:
     assert be.sync(value) is value
     info = be.info()
     assert info["framework"] == "cupy" and info["device_name"] == "Fake GPU"
+
+
+def test_a_second_gpu_computes_on_its_own_device(fake: Any) -> None:
+    """``cupy:cuda:1`` with device 0 current: every array, every kernel on device 1."""
+    DeviceArray.expected = 1
+    be = fake("cuda:1", seed=0)
+    x = be.normal(0.0, 1.0, (6, 2))
+    w = be.ones((2, 1))
+    rows = be.permutation(6)
+    be.seed(1)
+    picked = [be.index(x, [0, 5]), be.index(x, rows), be.index(x, np.array([1, 2]))]
+    be.matmul(x, w), be.exp(x), be.zeros(2), be.asarray([1.0, 2.0])
+
+    def loss(params: Any) -> Any:
+        err = be.matmul(be.index(x, rows), params["w"]) + params["b"]
+        return (be.exp(err) * 0.5 - err * err / 2).mean() + (err == 0).sum()
+
+    value, g = be.value_and_grad(loss)({"w": w, "b": be.zeros(1)})
+    be.grad(lambda w: (x @ w).sum())(w)
+    assert FakeDevice.current == [0]  # every context was left
+    assert DeviceArray.misplaced == []
+    assert be.to_numpy(g["w"]).shape == (2, 1) and len(picked) == 3
+    # the stand-in catches what it should: an operator outside any backend call
+    x.T @ x
+    assert DeviceArray.misplaced and all("x.T @ x" in m for m in DeviceArray.misplaced)

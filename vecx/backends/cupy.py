@@ -2,12 +2,21 @@
 
 CuPy mirrors NumPy's API, so the NumPy backend's code (and vecx's reverse-mode
 differentiator) serves both; this class only adds the device, its checks and ``sync``.
+
+CuPy computes on the *current* device, not on the device of the arrays. Every method
+that allocates or launches work, and every call of a function from ``grad`` or
+``value_and_grad``, therefore runs inside this backend's ``cupy.cuda.Device`` context,
+so that ``cupy:cuda:1`` computes on device 1 whatever device is current. Operators that
+user code applies to the arrays outside these calls run on the current device, as in
+CuPy itself.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from vecx.backends._base import check_index_bounds, host_index
 from vecx.backends.numpy import NumpyBackend
@@ -54,6 +63,20 @@ def _tf32(cupy: Any) -> bool:
         return os.environ.get("CUPY_TF32", "0") not in ("", "0")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _on_device(method: F) -> F:
+    """Run a backend method with this backend's GPU as the current device."""
+
+    @functools.wraps(method)
+    def on_device(self: CupyBackend, *args: Any, **kwargs: Any) -> Any:
+        with self._cuda_device:
+            return method(self, *args, **kwargs)
+
+    return on_device  # type: ignore[return-value]
+
+
 class CupyBackend(NumpyBackend):
     name = "cupy"
 
@@ -73,32 +96,35 @@ class CupyBackend(NumpyBackend):
 
         return cupy
 
-    # every allocation goes to this backend's GPU, whatever device is current
-    def ones(self, shape: Any, dtype: str | None = None) -> Any:
-        with self._cuda_device:
-            return super().ones(shape, dtype)
+    # every allocation and every kernel goes to this backend's GPU, whatever is current
+    ones = _on_device(NumpyBackend.ones)
+    zeros = _on_device(NumpyBackend.zeros)
+    asarray = _on_device(NumpyBackend.asarray)
+    normal = _on_device(NumpyBackend.normal)
+    seed = _on_device(NumpyBackend.seed)  # the generator's state lives on the device
+    matmul = _on_device(NumpyBackend.matmul)
+    exp = _on_device(NumpyBackend.exp)
 
-    def zeros(self, shape: Any, dtype: str | None = None) -> Any:
-        with self._cuda_device:
-            return super().zeros(shape, dtype)
-
-    def asarray(self, obj: Any, dtype: str | None = None) -> Any:
-        with self._cuda_device:
-            return super().asarray(obj, dtype)
-
-    def normal(self, mean: float, std: float, shape: Any, dtype: str | None = None) -> Any:
-        with self._cuda_device:
-            return super().normal(mean, std, shape, dtype)
-
+    @_on_device
     def permutation(self, n: int) -> Any:
         # cupy.random.Generator has no permutation (CuPy 14); sorting uniform keys drawn
         # from the same seeded generator gives one, as RandomState.permutation does.
-        with self._cuda_device:
-            return self.xp.argsort(self._rng.random(int(n)))
+        return self.xp.argsort(self._rng.random(int(n)))
+
+    def value_and_grad(self, f: Callable[..., Any], argnums: Any = 0) -> Callable:
+        value_and_grad_f = super().value_and_grad(f, argnums)
+        device = self._cuda_device
+
+        def on_device(*args: Any) -> Any:
+            with device:  # the tape's arrays and the gradients: on this backend's GPU
+                return value_and_grad_f(*args)
+
+        return on_device
 
     def to_numpy(self, x: Any) -> Any:
         return self.xp.asnumpy(x)
 
+    @_on_device
     def index(self, x: Any, idx: Any) -> Any:
         # CuPy wraps out-of-range indices silently (mode="wrap"): check like NumPy would.
         if isinstance(idx, self.xp.ndarray):
@@ -106,8 +132,7 @@ class CupyBackend(NumpyBackend):
                 check_index_bounds(self.xp.asnumpy(idx), x.shape[0])
         else:
             check_index_bounds(idx, x.shape[0])
-            with self._cuda_device:
-                idx = self.xp.asarray(host_index(idx))
+            idx = self.xp.asarray(host_index(idx))
         return super().index(x, idx)
 
     def sync(self, x: Any = None) -> Any:
