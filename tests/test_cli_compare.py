@@ -24,10 +24,10 @@ def _doc(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def _rec(case, median, iqr=0.0, error=None, **params):
-    return result("matmul", case, "numpy", "cpu", params={"n": 256, **params},
+def _rec(case, median, iqr=0.0, error=None, **extra):
+    return result("matmul", case, "numpy", "cpu", params={"n": 256},
                   median_s=None if error else median, iqr_s=None if error else iqr,
-                  error=error)  # fmt: skip
+                  error=error, **extra)  # fmt: skip
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def docs(tmp_path):
         _rec("full", 1.0, 0.01),                  # -> 1.5: regression
         _rec("column", 1.0, 0.01),                # -> 0.5: improvement
         _rec("block64", 1.0, 0.3),                # -> 1.5 but noisy: same
-        _rec("element", 1.0, measured_n=79, extrapolated=True),  # run-chosen params differ
+        _rec("element", 1.0, measured_n=79, extrapolated=True),  # run-chosen keys differ
         _rec("gone", 1.0),
         _rec("broken", 1.0),
     ])  # fmt: skip
@@ -64,6 +64,20 @@ def test_table_and_verdicts(docs, capsys):
     assert "error" in rows["broken"]
     assert ("7 cases: 1 regression, 1 improvement, 1 error, 2 same, 1 only-old, 1 only-new"
             in out)  # fmt: skip
+
+
+def test_older_files_with_measured_n_in_params_still_match(tmp_path, capsys):
+    """Files of earlier development versions kept measured_n/extrapolated in params."""
+    def legacy(median, measured_n):
+        rec = _rec("element", median)
+        rec["params"] = {"n": 256, "measured_n": measured_n, "extrapolated": True}
+        return rec
+
+    old = _doc(tmp_path / "old.json", [legacy(1.0, 79)])
+    new = _doc(tmp_path / "new.json", [_rec("element", 1.01, measured_n=81, extrapolated=True)])
+    assert main(["compare", str(old), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "1 cases: 1 same" in out
 
 
 def test_fail_on_regression_exits_1(docs, capsys):

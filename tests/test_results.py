@@ -378,3 +378,33 @@ def test_has_regression_ignores_errors():
     assert not has_regression([])
     with pytest.raises(ValueError):
         compare(_doc(), _doc(), threshold=-0.1)
+
+
+def test_compare_matches_extrapolated_loops_of_two_runs():
+    """How much of a slow loop a run timed (measured_n) differs between runs; the case
+    is the same, so compare() must match it (review: it reported only-old/only-new)."""
+    import vecx
+    from vecx.suites import run_suite
+
+    be = vecx.backend("numpy")
+    fast = {"min_run_time": 0.002, "max_run_time": 0.01, "min_blocks": 2, "max_blocks": 5,
+            "block_time": 0.0005, "warmup": 0}  # fmt: skip
+    runs = [
+        list(run_suite("vector-add", be, n=20_000, loop_budget_s=budget, timing=fast))
+        for budget in (2e-4, 2e-3)
+    ]
+    loops = [recs[0] for recs in runs]
+    assert all(r["extrapolated"] for r in loops)
+    assert loops[0]["measured_n"] != loops[1]["measured_n"]
+    verdicts = {c.case: c.verdict for c in compare(_doc(*runs[0]), _doc(*runs[1]))}
+    assert set(verdicts) == {"loop", "vectorized"}
+    assert "only-old" not in verdicts.values() and "only-new" not in verdicts.values()
+
+
+def test_load_moves_run_chosen_keys_out_of_older_files_params(tmp_path):
+    rec = _rec("loop", params={"n": 10, "measured_n": 4, "extrapolated": True})
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(_doc(rec)))
+    (got,) = load(path)["results"]
+    assert got["params"] == {"n": 10}
+    assert got["measured_n"] == 4 and got["extrapolated"] is True

@@ -464,13 +464,13 @@ def _vector_add(
     hatches = []
     for lb in labels:
         rec = find.get((lb, "loop"))
-        extrapolated = bool(rec and (rec.get("params") or {}).get("extrapolated"))
+        extrapolated = bool(rec and rec.get("extrapolated"))
         hatches.append("//" if extrapolated else "")
-        if extrapolated:
-            p = rec.get("params") or {}  # type: ignore[union-attr]
+        if rec is not None and extrapolated:
+            n = (rec.get("params") or {}).get("n")
             notes.append(
-                f"{lb} loop (hatched): extrapolated from {_count(p.get('measured_n'))} of "
-                f"{_count(p.get('n'))} elements"
+                f"{lb} loop (hatched): extrapolated from "
+                f"{_count(rec.get('measured_n'))} of {_count(n)} elements"
             )
         for rec in (find.get((lb, "loop")), find.get((lb, "vectorized"))):
             if rec and rec.get("note"):

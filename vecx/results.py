@@ -18,8 +18,12 @@ Every record has all of `RESULT_KEYS` (``None`` where it does not apply)::
      "n_runs": int | None, "metric": str | None, "value": float | None, "unit": str | None,
      "pct_of_ceiling": float | None, "error": str | None}
 
-and may carry extra keys (e.g. ``"note"``, ``"curve"``). Numbers are finite: a failure is
-written as ``"error"``, never as ``NaN``, so the file is strict JSON.
+and may carry extra keys (e.g. ``"note"``, ``"curve"``, ``"measured_n"``,
+``"extrapolated"``). ``params`` hold only what identifies the case (``n``, ``preset``,
+``impl``, hyperparameters), never what a run decided for itself, such as how much of a
+slow loop it timed (``measured_n``, ``extrapolated``: extra keys), so records of two runs
+match on ``params``. Numbers are finite: a failure is written as ``"error"``, never as
+``NaN``, so the file is strict JSON.
 
 Writing is crash-tolerant: `ResultWriter` appends each finished record as one line to
 ``<path>.partial.jsonl`` (fsynced) and only `ResultWriter.finish` produces ``<path>``,
@@ -477,7 +481,20 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
             _check_record(rec, f"results[{i}]")
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
+        _upgrade(rec)
     return doc
+
+
+#: Keys that files of earlier development versions (same schema) kept in ``params``.
+_LEGACY_PARAMS = ("measured_n", "extrapolated")
+
+
+def _upgrade(rec: dict[str, Any]) -> None:
+    """Move `_LEGACY_PARAMS` out of an older file's ``params`` into record keys."""
+    params = rec["params"]
+    for key in _LEGACY_PARAMS:
+        if key in params:
+            rec.setdefault(key, params.pop(key))
 
 
 # --------------------------------------------------------------------------- comparing

@@ -154,10 +154,10 @@ def backend_sort_key(label: str) -> tuple[int, str, int, str]:
 # --------------------------------------------------------------------------- baseline
 
 
-#: Params that describe how a case was run, not which case it is: a loop measured on a
-#: fraction of n, or a framework-native trainer, still answers the same question as the
-#: baseline's record and is compared with it.
-HOW_PARAMS: frozenset[str] = frozenset({"measured_n", "extrapolated", "impl"})
+#: Params that say how a case was implemented, not which question it answers: a
+#: framework-native trainer (``impl = "native"``) is compared with the baseline's vecx
+#: record. (How a case was *measured*, e.g. ``measured_n``, is never in ``params``.)
+HOW_PARAMS: frozenset[str] = frozenset({"impl"})
 
 
 def _params_key(rec: Mapping[str, Any], *, ignore: frozenset[str] = frozenset()) -> str:
@@ -349,11 +349,11 @@ def _vector_add_table(
             continue
         params = rec.get("params") or {}
         time = _with_spread(rec)
-        if params.get("extrapolated"):
+        if rec.get("extrapolated"):
             time += " *"
             notes.append(
                 f"{backend_label(rec)} {rec['case']} (*): extrapolated from "
-                f"{_count(params.get('measured_n'))} of {_count(params.get('n'))} elements"
+                f"{_count(rec.get('measured_n'))} of {_count(params.get('n'))} elements"
             )
         rows.append(lead + [time, format_time(rec.get("first_call_s")), _vs(rec, index, baseline)])
     # how much vectorizing buys, per backend: the point of this suite

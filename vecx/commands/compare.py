@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import sys
-from collections.abc import Mapping
-from typing import Any
 
 DESCRIPTION = """\
 Match the cases of two results files (same suite, case, backend, device, dtype and
@@ -21,16 +18,13 @@ AND the intervals [median - IQR, median + IQR] of the two runs do not overlap:
   same         otherwise (a change within either run's noise is no change)
 
 A case with an error in either run shows "error"; a case in one run only shows
-"only-old" / "only-new". Parameters a run chooses for itself (measured_n and
-extrapolated: how much of a slow loop was timed before scaling to the full size) are not
-part of a case's identity, so extrapolated loops of two runs still match.
+"only-old" / "only-new". What a run chooses for itself (measured_n and extrapolated: how
+much of a slow loop was timed before scaling to the full size) is not in a record's
+parameters, so extrapolated loops of two runs still match.
 
 Exit status: 0; 1 with --fail-on-regression when any case regressed; 2 for a missing or
 malformed file.
 """
-
-#: Params that say how a case was measured, not which case it is (see DESCRIPTION).
-VOLATILE_PARAMS = frozenset({"measured_n", "extrapolated"})
 
 VERDICT_ORDER = ("regression", "improvement", "error", "same", "only-old", "only-new")
 
@@ -57,15 +51,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="list only regressions, improvements and errors",
     )  # fmt: skip
     p.set_defaults(func=run)
-
-
-def normalized(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``doc`` whose records' params lack `VOLATILE_PARAMS`."""
-    out = copy.deepcopy(dict(doc))
-    for rec in out["results"]:
-        rec["params"] = {k: v for k, v in (rec.get("params") or {}).items()
-                         if k not in VOLATILE_PARAMS}
-    return out
 
 
 def _params_text(params_key: str) -> str:
@@ -102,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.threshold >= 0 or math.isinf(args.threshold):
         raise ValueError(f"--threshold must be a finite number >= 0, got {args.threshold}")
     old, new = load(args.old), load(args.new)
-    comparisons = compare(normalized(old), normalized(new), threshold=args.threshold)
+    comparisons = compare(old, new, threshold=args.threshold)
     counts = {v: sum(1 for c in comparisons if c.verdict == v) for v in VERDICT_ORDER}
     shown = comparisons
     if args.changes_only:

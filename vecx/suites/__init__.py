@@ -75,8 +75,10 @@ def timing_options(quick: bool) -> dict[str, Any]:
 class Case:
     """One benchmark case: what identifies it in a run, and how to run it.
 
-    ``params`` are the identity params (``n``, ``preset``, ``impl``); the record that
-    ``run()`` returns carries them plus whatever the run decided (``measured_n``, ...).
+    ``params`` are the identity params (``n``, ``preset``, ``impl``), and the record that
+    ``run()`` returns has exactly these params: whatever the run decided for itself
+    (``measured_n``, ``extrapolated``) goes into extra record keys, so results of two
+    runs match on ``params``.
     """
 
     suite: str

@@ -3,8 +3,9 @@
 * ``element``: ``A[i, j] = B[i, :] @ C[:, j]``, one dot product per element (n^2 of them,
   65536 for n = 256: slow in any Python loop). It is timed on the first ``measured_n``
   of the n^2 dot products (row by row) that fit the loop budget and scaled by
-  ``n^2 / measured_n`` (``extrapolated``, and said in ``note``). ``measured_n`` has the
-  same name as in ``vector-add`` so tables and comparisons treat both alike. Its
+  ``n^2 / measured_n`` (record keys ``measured_n`` and ``extrapolated`` beside
+  ``params = {"n": n}``, and said in ``note``). ``measured_n`` has the same name as in
+  ``vector-add`` so tables and comparisons treat both alike. Its
   ``first_call_s`` is the whole double loop run cold, before any pilot, never scaled;
   ``None`` when that cold run was stopped (as in ``vector-add``).
 * ``column``: ``A[:, j] = B @ C[:, j]``, one matrix-vector product per column.
@@ -128,14 +129,15 @@ def cases(
         meas = measure(fn, be, label=f"matmul {case}", **opts)
         out = meas.output  # the last timed call's result: that is what gets checked
         params: dict[str, Any] = {"n": n}
+        how: dict[str, Any] = {}  # how it was measured: record keys, not identity params
         if case == "element":
-            params.update(measured_n=count, extrapolated=count < n * n)
+            how.update(measured_n=count, extrapolated=count < n * n)
         got = be.to_numpy(out).reshape(-1)[:count]
         problem = check_within(
             got, ref.reshape(-1)[:count], bound.reshape(-1)[:count], f"matmul {case}"
         )
         if problem:
-            return failed(NAME, case, be, params, problem)
+            return failed(NAME, case, be, params, problem, **how)
         notes = []
         if case != "full" and writes_by_copy(out):
             notes.append("JAX arrays are immutable: writes into A are A = A.at[...].set(...)")
@@ -150,7 +152,7 @@ def cases(
         return timed(
             NAME, case, be, meas, params=params, metric="gflops",
             value=gflops(n, meas.median * scale), unit="GFLOP/s", scale=scale,
-            first_call_s=first, note="; ".join(notes) or None,
+            first_call_s=first, note="; ".join(notes) or None, **how,
         )  # fmt: skip
 
     def run_element() -> dict[str, Any]:

@@ -12,7 +12,9 @@ framework's per-call dispatch cost n times, the vectorized add once.
 * A loop that would take longer than the budget per call (JAX: ~0.4 ms per element on
   this CPU, 4 s for n = 10000) is timed on its first ``measured_n`` elements and scaled
   by ``n / measured_n``; ``c`` keeps its full size, so the per-element cost is the same.
-  Such records carry ``extrapolated: true``.
+  Such records carry ``extrapolated: true`` and ``measured_n`` as record keys beside
+  ``params`` (``{"n": n}``): how a run measured a case is not part of which case it is,
+  so ``vecx compare`` matches extrapolated loops across runs.
 * ``first_call_s`` is the loop's real first call: the whole loop over n, run cold before
   anything else touches it (no pilot, no warm-up), so JAX's compilations are in it. It
   is never scaled. When that cold loop runs past ``FIRST_CALL_FACTOR`` x the budget it
@@ -137,11 +139,12 @@ def cases(
 
         m, first = loop_size(loop, c0, n, budget, be, pilot=32, chunk=CHUNK)
         meas = measure(lambda: loop(c0, 0, m), be, label="vector-add loop", **opts)
-        params = {"n": n, "measured_n": m, "extrapolated": m < n}
+        params = {"n": n}
+        how = {"measured_n": m, "extrapolated": m < n}
         got = be.to_numpy(meas.output)[:m]  # the result the last timed call produced
         problem = check_within(got, ref[:m], 1.01 * U_FLOAT32 * abs(ref[:m]), "c[i] = a[i] + b[i]")
         if problem:
-            return failed(NAME, "loop", be, params, problem)
+            return failed(NAME, "loop", be, params, problem, **how)
         notes = []
         if functional:
             notes.append("JAX arrays are immutable: the loop is c = c.at[i].set(a[i] + b[i]), "
@@ -152,20 +155,21 @@ def cases(
         return timed(
             NAME, "loop", be, meas, params=params, metric="time", value=time_full, unit="s",
             scale=n / m, first_call_s=first, note="; ".join(notes) or None,
-            write="at-set" if functional else "in-place",
+            write="at-set" if functional else "in-place", **how,
         )  # fmt: skip
 
     def run_vectorized() -> dict[str, Any]:
         a, b, ref = inputs()
         meas = measure(lambda: a + b, be, label="vector-add vectorized", **opts)
-        params = {"n": n, "measured_n": n, "extrapolated": False}
+        params = {"n": n}
+        how = {"measured_n": n, "extrapolated": False}
         got = be.to_numpy(meas.output)  # the result the last timed call produced
         problem = check_within(got, ref, 1.01 * U_FLOAT32 * abs(ref), "a + b")
         if problem:
-            return failed(NAME, "vectorized", be, params, problem)
+            return failed(NAME, "vectorized", be, params, problem, **how)
         return timed(
             NAME, "vectorized", be, meas, params=params, metric="time", value=meas.median,
-            unit="s",
+            unit="s", **how,
         )  # fmt: skip
 
     runners = {"loop": run_loop, "vectorized": run_vectorized}
