@@ -246,13 +246,35 @@ def test_matmul_float64(backend: Any) -> None:
         assert_close(be, got, a @ b)
 
 
+def tf32_sentinel(n: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A float32 GEMM that TF32 (and bf16) gets visibly wrong: (a, b, float64 a @ b).
+
+    256x256, so that cuBLAS/XLA pick a tensor-core kernel where TF32 is on (a (1,k)@(k,1)
+    product goes to a dot kernel and passes either way). TF32 keeps 10 mantissa bits: it
+    rounds 1 + 2**-12 to 1, so every entry comes out 256 instead of 256.0625. In float32
+    each partial sum m * (1 + 2**-12), m <= 256, is exact in any order, so full float32
+    gives 256.0625 to the last bit; float32's tolerance (not widened for k) is 0.005.
+    """
+    a = np.full((n, n), 1 + 2**-12, dtype=np.float32)
+    b = np.ones((n, n), dtype=np.float32)
+    return a, b, a.astype(np.float64) @ b.astype(np.float64)
+
+
 def test_matmul_is_full_float32_by_default(backend: Any) -> None:
-    # TF32 keeps 10 mantissa bits: 1 + 2**-12 would round to 1 and this sum lose 2**-12 * k.
-    k = 64
-    a = np.full((1, k), 1 + 2**-12, dtype=np.float32)
-    b = np.ones((k, 1), dtype=np.float32)
-    got = backend.to_numpy(backend.matmul(backend.asarray(a), backend.asarray(b)))
-    assert got[0, 0] == pytest.approx(k * (1 + 2**-12), abs=2**-12)
+    a, b, want = tf32_sentinel()
+    got = backend.matmul(backend.asarray(a), backend.asarray(b))
+    assert_close(backend, got, want)
+
+
+def test_the_tf32_sentinel_fails_under_tf32_rounding() -> None:
+    a, b, want = tf32_sentinel()
+    bits = a.view(np.uint32)  # round to nearest on 10 mantissa bits, as TF32 inputs are
+    a_tf32 = (((bits + np.uint32(1 << 12)) >> 13) << 13).astype(np.uint32).view(np.float32)
+    assert float(a_tf32[0, 0]) == 1.0
+    numpy_be = vecx.backend("numpy")
+    with pytest.raises(AssertionError):
+        assert_close(numpy_be, a_tf32 @ b, want)
+    assert_close(numpy_be, a @ b, want)
 
 
 @pytest.mark.parametrize(("sa", "sb"), [((2, 3), (4, 5)), ((3,), (4,)), ((2, 3), (2,))])
