@@ -281,6 +281,52 @@ def test_gradients_keep_the_dtype_of_their_argument(backend: Any) -> None:
         assert str(gd["w"].dtype).removeprefix("torch.") == "float32"
 
 
+def test_python_floats_and_host_arrays_are_differentiable_everywhere(backend: Any) -> None:
+    g = backend.grad(lambda x: x**3)(2.0)  # in the backend's dtype, as JAX does
+    assert float(backend.to_numpy(g)) == 12.0
+    assert str(g.dtype).removeprefix("torch.") == backend.dtype
+    ga, gb = backend.grad(lambda pair: pair[0] * pair[1] ** 2)([2.0, 3.0])
+    assert float(backend.to_numpy(ga)) == 9.0 and float(backend.to_numpy(gb)) == 12.0
+    host = backend.grad(lambda x: (x**3).sum())(np.array([1.0, 2.0]))
+    np.testing.assert_allclose(backend.to_numpy(host), [3.0, 12.0])
+
+
+def test_integer_arguments_are_a_type_error_everywhere(backend: Any) -> None:
+    for bad in (2, backend.asarray([1, 2]), np.array([1, 2])):
+        with pytest.raises(TypeError):
+            backend.grad(lambda x: (x * 2.0).sum())(bad)
+
+
+def test_nested_grad_is_right_or_a_type_error(backend: Any) -> None:
+    """JAX and PyTorch differentiate through an inner grad; vecx's NumPy/CuPy autodiff
+    refuses (it returned 0 before)."""
+    ones = backend.ones(3)
+    nested = {
+        "grad(grad(x**3))(2)": (lambda: backend.grad(backend.grad(lambda x: x**3))(2.0), 12.0),
+        "third derivative": (
+            lambda: backend.grad(backend.grad(backend.grad(lambda x: x**3)))(2.0), 6.0,
+        ),
+        "inner grad closes over x": (
+            lambda: backend.grad(
+                lambda x: backend.grad(lambda y: (x * y * y).sum())(ones).sum()
+            )(ones * 5.0),
+            [2.0, 2.0, 2.0],
+        ),
+        "through the inner value": (
+            lambda: backend.grad(
+                lambda x: backend.value_and_grad(lambda y: (y**3).sum())(x)[0]
+            )(ones * 2.0),
+            [12.0, 12.0, 12.0],
+        ),
+    }
+    for name, (make, want) in nested.items():
+        if backend.name in ("numpy", "cupy"):
+            with pytest.raises(TypeError, match="nested differentiation is not supported"):
+                make()
+        else:
+            np.testing.assert_allclose(backend.to_numpy(make()), want, err_msg=name)
+
+
 # --------------------------------------------------------------------------- NumPy specifics
 
 

@@ -13,6 +13,7 @@ legacy one on older PyTorch.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +77,9 @@ def matmul_precision(torch: Any, cuda: bool) -> str:
         return {"highest": "float32", "high": "tf32", "medium": "bf16"}.get(value, value)
     except Exception as exc:  # info() must work whatever state torch is in
         return f"unknown ({type(exc).__name__}: {exc})"
+
+
+_nesting = threading.local()  # how many vecx torch grads are running f on this thread
 
 
 class TorchBackend(BaseBackend):
@@ -181,33 +185,45 @@ class TorchBackend(BaseBackend):
         return self.xp.exp(x)
 
     def value_and_grad(self, f: Callable[..., Any], argnums: Any = 0) -> Callable:
-        """Plain ``torch.autograd.grad`` on fresh leaves: cheaper than ``torch.func``."""
+        """Plain ``torch.autograd.grad`` on fresh leaves: cheaper than ``torch.func``.
+
+        Arguments may be tensors, host arrays or Python floats (made tensors of this
+        backend's dtype, as JAX does); integer ones are a ``TypeError``, as in JAX.
+        Called inside another vecx ``grad`` (``grad(grad(f))``) it keeps the graph
+        (``create_graph``), so the outer one differentiates through it, as in JAX.
+        """
         torch = self.xp
         nums, single = normalize_argnums(argnums)
 
         def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
             check_argnums(nums, len(args))
+            depth = getattr(_nesting, "depth", 0)
             args = list(args)
             traced = []
             for i in nums:
                 leaves, rebuild = flatten(args[i])
-                leaves = [leaf.detach().requires_grad_(True) for leaf in leaves]
+                leaves = [self._grad_leaf(leaf, i, depth) for leaf in leaves]
                 args[i] = rebuild(leaves)
                 traced.append((leaves, rebuild))
-            with torch.enable_grad():
-                out = f(*args)
-                if not isinstance(out, torch.Tensor):  # a constant: f ignores its arguments
-                    out = torch.as_tensor(out)
-                if out.numel() != 1:
-                    raise ValueError(
-                        f"value_and_grad needs f to return a scalar, got shape {tuple(out.shape)}"
+            _nesting.depth = depth + 1
+            try:
+                with torch.enable_grad():
+                    out = f(*args)
+                    if not isinstance(out, torch.Tensor):  # a constant: f ignores its arguments
+                        out = torch.as_tensor(out)
+                    if out.numel() != 1:
+                        raise ValueError(
+                            "value_and_grad needs f to return a scalar, "
+                            f"got shape {tuple(out.shape)}"
+                        )
+                    flat = [leaf for leaves, _ in traced for leaf in leaves]
+                    grads = (
+                        torch.autograd.grad(out, flat, allow_unused=True, create_graph=depth > 0)
+                        if out.requires_grad
+                        else [None] * len(flat)
                     )
-                flat = [leaf for leaves, _ in traced for leaf in leaves]
-                grads = (
-                    torch.autograd.grad(out, flat, allow_unused=True)
-                    if out.requires_grad
-                    else [None] * len(flat)
-                )
+            finally:
+                _nesting.depth = depth
             grads = [
                 torch.zeros_like(x) if g is None else g for x, g in zip(flat, grads, strict=True)
             ]
@@ -215,9 +231,26 @@ class TorchBackend(BaseBackend):
             for leaves, rebuild in traced:
                 result.append(rebuild(grads[start : start + len(leaves)]))
                 start += len(leaves)
-            return out.detach(), result[0] if single else tuple(result)
+            return (out if depth else out.detach()), result[0] if single else tuple(result)
 
         return value_and_grad_f
+
+    def _grad_leaf(self, leaf: Any, argnum: int, depth: int) -> Any:
+        """A fresh tensor to differentiate by; inside an outer grad, one still tied to it."""
+        torch = self.xp
+        if not isinstance(leaf, torch.Tensor):
+            if isinstance(leaf, float):
+                leaf = torch.as_tensor(leaf, dtype=self._torch_dtype(None), device=self._device)
+            else:  # host arrays keep their dtype, as on NumPy; ints are refused below
+                leaf = torch.as_tensor(np.asarray(leaf), device=self._device)
+        if depth and leaf.requires_grad:
+            return leaf.view_as(leaf)  # differentiable back to the outer grad's leaf
+        try:
+            return leaf.detach().requires_grad_(True)
+        except RuntimeError:  # "only Tensors of floating point ... can require gradients"
+            raise TypeError(
+                f"grad needs floating-point arguments, got {leaf.dtype} (argument {argnum})"
+            ) from None
 
     def sync(self, x: Any = None) -> Any:
         if self._cuda:
