@@ -304,6 +304,48 @@ def test_entry_point_plugin_works_everywhere(tmp_path: Path) -> None:
     assert out["fixture_specs"][:6] == BUILTIN_SPECS
 
 
+def test_plugin_class_probe_must_not_be_an_instance_method(
+    scratch_registry: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class InstanceProbe:
+        devices = ("cpu",)
+
+        def __init__(self, device: str, **kwargs: Any) -> None:
+            self.device = device
+
+        def probe(self, device: str) -> str | None:
+            return None
+
+    class StaticProbe(InstanceProbe):
+        probe = staticmethod(lambda device: f"{device} is busy")  # type: ignore[assignment]
+
+    class ClassProbe(InstanceProbe):
+        @classmethod
+        def probe(cls, device: str) -> str | None:  # type: ignore[override]
+            return None
+
+    class EntryPoint:
+        def __init__(self, name: str, obj: Any) -> None:
+            self.name, self.obj = name, obj
+
+        def load(self) -> Any:
+            return self.obj
+
+    plugins = [EntryPoint("inst", InstanceProbe), EntryPoint("stat", StaticProbe),
+               EntryPoint("clsm", ClassProbe)]
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "entry_points", lambda group: plugins)
+    state = registry.status("inst:cpu")
+    assert not state.available
+    assert "InstanceProbe.probe is an instance method" in state.reason
+    assert "@staticmethod or @classmethod" in state.reason
+    with pytest.raises(vecx.BackendUnavailable, match="instance method"):
+        vecx.backend("inst")
+    assert registry.status("stat:cpu").reason == "cpu is busy"
+    assert registry.status("clsm:cpu").available
+    assert vecx.backend("clsm").device == "cpu"
+
+
 # --------------------------------------------------------------------------- threads
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import threading
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -30,7 +32,8 @@ class BackendEntry:
     ``probe(device)`` returns ``None`` when the device can be used, else the reason why
     not (raising ``BackendUnavailable`` works too). A plugin's entry point may name a
     ``BackendEntry`` or a class with the same attributes (``devices``, ``default_device``,
-    optional ``module``, ``extra`` and ``probe``).
+    optional ``module``, ``extra`` and ``probe``); there ``probe`` must be a
+    ``@staticmethod`` or ``@classmethod``, since it runs before any instance exists.
     """
 
     name: str
@@ -93,6 +96,13 @@ def register(entry: BackendEntry, *, replace: bool = False) -> None:
 def _entry_from_object(name: str, obj: Any) -> BackendEntry:
     if isinstance(obj, BackendEntry):
         return obj
+    if isinstance(obj, type) and isinstance(
+        inspect.getattr_static(obj, "probe", None), types.FunctionType
+    ):  # called as probe(device) it would fail on every device with a confusing TypeError
+        raise TypeError(
+            f"{obj.__qualname__}.probe is an instance method, but vecx calls probe(device) "
+            "before building the backend: make it a @staticmethod or @classmethod"
+        )
     return BackendEntry(
         name=name,
         factory=obj,
