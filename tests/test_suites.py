@@ -19,13 +19,14 @@ import vecx
 from vecx.results import RESULT_KEYS
 from vecx.suites import (
     SUITES,
+    U_TF32,
     case_key,
     cases,
-    matmul_gamma,
     plan,
     run_case,
     run_suite,
     suite_module,
+    tf32_sentinel,
     write,
 )
 from vecx.suites import scaling as scaling_suite
@@ -303,7 +304,8 @@ class Wrapped:
 
     def __getattr__(self, name):
         if name in self._overrides:
-            return self._overrides[name].__get__(self)
+            value = self._overrides[name]
+            return value.__get__(self) if callable(value) else value
         return getattr(self._be, name)
 
 
@@ -315,7 +317,19 @@ def test_wrong_matmul_is_an_error_not_a_result():
         assert rec["error"] and rec["error"].startswith("wrong result"), rec["error"]
         assert rec["value"] is None and rec["median_s"] is None
     scaling = list(run_suite("scaling", wrong, vector_sizes=[], matmul_sizes=[32], timing=FAST))
-    assert scaling[0]["error"].startswith("wrong result") and "Freivalds" in scaling[0]["error"]
+    assert scaling[0]["error"].startswith("wrong result")
+
+
+def test_scaling_matmul_check_sees_every_row():
+    """Rows are sampled, but Freivalds' test covers the rest: one wrong row is caught."""
+    rng = np.random.default_rng(1)
+    B = rng.standard_normal((32, 32), dtype=np.float32)
+    C = rng.standard_normal((32, 32), dtype=np.float32)
+    for row in range(32):
+        A = B @ C
+        A[row] += np.float32(0.05)
+        problem = scaling_suite.check_matmul(A, B, C)
+        assert problem and problem.startswith("wrong result"), row
 
 
 def test_transposed_matmul_is_caught():
@@ -442,9 +456,63 @@ def test_a_failing_case_is_recorded_and_the_suite_goes_on():
     assert recs[2]["params"] == {"n": 16}
 
 
-def test_matmul_gamma_bounds():
-    assert matmul_gamma(256) == pytest.approx(1.01 * 256 * 2**-24)
-    assert matmul_gamma(256, "tf32") > 2 * 2**-11 > 10 * matmul_gamma(256)
+def _round_mantissa(x, keep_bits):
+    """float32 ``x`` rounded to nearest (ties to even) with ``keep_bits`` mantissa bits:
+    10 is TF32, 7 is bfloat16."""
+    drop = 23 - keep_bits
+    b = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    b = ((b + (1 << (drop - 1)) - 1 + ((b >> drop) & 1)) >> drop) << drop
+    return b.astype(np.uint32).view(np.float32)
+
+
+def _tf32_matmul(self, a, b):
+    return _round_mantissa(a, 10) @ _round_mantissa(b, 10)
+
+
+@pytest.mark.parametrize("n", [1024, 2048])
+def test_matmul_check_catches_small_systematic_errors_at_large_n(n):
+    """The review's table: with the worst-case n u bound all of these passed at n >= 1024."""
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((n, n), dtype=np.float32)
+    C = rng.standard_normal((n, n), dtype=np.float32)
+    exact = B.astype(np.float64) @ C.astype(np.float64)
+    assert scaling_suite.check_matmul(B @ C, B, C) is None  # a real float32 product
+    wrong = {
+        "1% off": (0.99 * exact).astype(np.float32),
+        "TF32 inputs": _round_mantissa(B, 10) @ _round_mantissa(C, 10),
+        "bf16 inputs": _round_mantissa(B, 7) @ _round_mantissa(C, 7),
+    }
+    for what, A in wrong.items():
+        problem = scaling_suite.check_matmul(A, B, C)
+        assert problem and problem.startswith("wrong result"), what
+    # where TF32 was asked for (--precision tf32), TF32 inputs are the right answer
+    assert scaling_suite.check_matmul(wrong["TF32 inputs"], B, C, U_TF32) is None
+
+
+def test_scaling_suite_rejects_a_matmul_one_percent_off_at_n_1024():
+    wrong = Wrapped(matmul=lambda self, a, b: (a @ b) * np.float32(0.99))
+    (rec,) = run_suite("scaling", wrong, vector_sizes=[], matmul_sizes=[1024], timing=FAST)
+    assert rec["error"] and rec["error"].startswith("wrong result"), rec["error"]
+    tf32 = Wrapped(matmul=_tf32_matmul)
+    (rec,) = run_suite("scaling", tf32, vector_sizes=[], matmul_sizes=[1024], timing=FAST)
+    assert rec["error"] and rec["error"].startswith("wrong result"), rec["error"]
+
+
+def test_tf32_sentinel_is_exact(numpy_be):
+    assert tf32_sentinel(numpy_be, 256) is None
+    problem = tf32_sentinel(Wrapped(matmul=_tf32_matmul), 256)
+    assert problem and "TF32" in problem
+
+
+def test_tf32_precision_runs_accept_tf32_results():
+    tf32 = Wrapped(matmul=_tf32_matmul)
+    tf32._overrides["precision"] = "tf32"  # what vecx.backend(..., precision="tf32") sets
+    recs = list(run_suite("scaling", tf32, vector_sizes=[], matmul_sizes=[64, 256], timing=FAST))
+    assert [r["error"] for r in recs] == [None, None]
+    full = run_case(cases("matmul", tf32, n=64, timing=FAST)[2], tf32)
+    assert full["error"] is None
+    strict = Wrapped(matmul=_tf32_matmul)  # float32 precision: the same results are wrong
+    assert run_case(cases("matmul", strict, n=64, timing=FAST)[2], strict)["error"]
 
 
 def test_unknown_suite_names_the_choices():

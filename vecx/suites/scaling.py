@@ -21,9 +21,19 @@ against the best ``copy`` rate measured on that device, compute against the best
 
 Correctness: each case checks the output of its last timed call (``Measurement.output``),
 never a recomputation. Vector-add and copy are checked elementwise against float64 host
-results;
-matmul with Freivalds' test (``A v`` against ``B (C v)`` for a random ``v``, in float64,
-bound ``n u |B| (|C| |v|)``), which costs O(n^2) instead of a float64 O(n^3) product.
+results. A matmul of order n is checked three ways, each O(n^2) on the host rather than
+a float64 O(n^3) product:
+
+* ``CHECK_ROWS`` rows of ``A``, chosen at random, against the same rows of ``B C``
+  computed in float64, with the probabilistic bound ``8 sqrt(n) u |B||C|``
+  (:func:`vecx.suites.matmul_bound`; ``u`` = 2^-24, or 2^-11 with ``--precision tf32``):
+  tight enough to catch a result 1% off or computed from bf16- or TF32-rounded inputs;
+* Freivalds' test, ``A v`` against ``B (C v)`` for a random ``v``, bound
+  ``8 sqrt(n) u |B| (|C| |v|)``: loose, but it sees every row, so a wrong block or a
+  stale buffer outside the sampled rows is caught;
+* in float32 precision, :func:`vecx.suites.tf32_sentinel` at ``min(n, 1024)``, an exact
+  test that float32 products are not computed from TF32 inputs; the sampled rows alone
+  stop seeing TF32 beyond n = 2048 (its error grows like sqrt(n), the bound like n^1.5).
 """
 
 from __future__ import annotations
@@ -32,15 +42,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from vecx.suites import (
+    CHECK_ROWS,
     U_FLOAT32,
     Case,
     check_within,
     device_kind,
     failed,
     log2_sizes,
-    matmul_gamma,
+    matmul_bound,
+    tf32_sentinel,
     timed,
     timing_options,
+    unit_roundoff,
 )
 from vecx.timing import measure
 
@@ -82,6 +95,9 @@ def plan(
     )
 
 
+#: Order of the TF32 sentinel product (at most n): exact, and cheap beside an n^3 matmul.
+SENTINEL_SIZE = 1024
+
 COPY_NOTE = "copy measured as y = -x (one read + one write per element; no copy primitive)"
 
 
@@ -98,6 +114,7 @@ def cases(
     opts = timing if timing is not None else timing_options(quick)
     itemsize = ITEMSIZE.get(be.dtype, 4)
     precision = str(getattr(be, "precision", "float32"))
+    u = unit_roundoff(be.dtype, precision)
 
     def run_vector_add(n: int) -> dict[str, Any]:
         import numpy as np
@@ -131,17 +148,12 @@ def cases(
         )  # fmt: skip
 
     def run_matmul(n: int) -> dict[str, Any]:
-        import numpy as np
-
         B = be.normal(0.0, 1.0, (n, n))
         C = be.normal(0.0, 1.0, (n, n))
         meas = measure(lambda: be.matmul(B, C), be, label=f"matmul n={n}", **opts)
-        A64 = np.asarray(be.to_numpy(meas.output), np.float64)  # the timed result
-        B64 = np.asarray(be.to_numpy(B), np.float64)
-        C64 = np.asarray(be.to_numpy(C), np.float64)
-        v = np.random.default_rng(n).standard_normal(n)
-        bound = matmul_gamma(n, precision) * (np.abs(B64) @ (np.abs(C64) @ np.abs(v))) + 1e-30
-        problem = check_within(A64 @ v, B64 @ (C64 @ v), bound, "matmul (Freivalds A v)")
+        problem = check_matmul(be.to_numpy(meas.output), be.to_numpy(B), be.to_numpy(C), u)
+        if problem is None and precision == "float32" and be.dtype == "float32":
+            problem = tf32_sentinel(be, min(n, SENTINEL_SIZE))
         if problem:
             return failed(NAME, "matmul", be, {"n": n}, problem)
         return timed(
@@ -156,6 +168,31 @@ def cases(
     ):
         out.append(Case(NAME, case, params, lambda c=case, n=params["n"]: runners[c](n)))
     return out
+
+
+def check_matmul(A: Any, B: Any, C: Any, u: float = U_FLOAT32) -> str | None:
+    """None if ``A`` is ``B @ C`` (n x n, NumPy arrays) to the accuracy of unit roundoff
+    ``u``, else a one-line reason: ``CHECK_ROWS`` sampled rows against float64 with
+    :func:`vecx.suites.matmul_bound`, then Freivalds' test (see the module docstring)."""
+    import numpy as np
+
+    A = np.asarray(A)
+    n = int(np.shape(B)[0])
+    if A.shape != (n, n):
+        return f"wrong result: matmul has shape {A.shape}, expected {(n, n)}"
+    rng = np.random.default_rng(n)
+    B64, C64 = np.asarray(B, np.float64), np.asarray(C, np.float64)
+    rows = np.sort(rng.choice(n, size=min(CHECK_ROWS, n), replace=False))
+    abs_c = np.abs(C64)
+    problem = check_within(
+        A[rows], B64[rows] @ C64, matmul_bound(np.abs(B64[rows]), abs_c, n, u),
+        f"matmul (rows {', '.join(map(str, rows))} of A)",
+    )  # fmt: skip
+    if problem:
+        return problem
+    v = rng.standard_normal(n)
+    bound = matmul_bound(np.abs(B64), abs_c @ np.abs(v), n, u)
+    return check_within(A.astype(np.float64) @ v, B64 @ (C64 @ v), bound, "matmul (Freivalds A v)")
 
 
 def run_scaling(be: Any, *, quick: bool = False, **sizes: Any) -> Iterator[dict[str, Any]]:
