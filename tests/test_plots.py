@@ -168,3 +168,19 @@ def test_plot_normal_writes_the_figure(tmp_path):
     assert path.read_bytes().startswith(PNG_MAGIC)
     with pytest.raises(ValueError, match="unknown format"):
         plot_normal(vecx.backend("numpy"), tmp_path / "normal.gif")
+
+
+def test_scaling_plot_draws_the_main_memory_bandwidth_line(tmp_path):
+    """Beside the ceiling (best copy at any size: an in-cache rate on a CPU), a second
+    dashed line shows the main-memory copy rate recorded in the run's header."""
+    from vecx.runner import add_ceilings
+
+    doc = synthetic_doc(("scaling",))
+    ceilings = add_ceilings(doc["results"])
+    assert "bandwidth_memory" in ceilings["cpu"]
+    doc["settings"] = {"ceilings": ceilings}
+    svg = next(p for p in plot_results(doc, tmp_path / "a") if p.suffix == ".svg")
+    assert svg.read_text(encoding="utf-8").count('id="main-memory') == 1  # one device
+    del doc["settings"]  # an older file without the header entry: no line, no failure
+    svg = next(p for p in plot_results(doc, tmp_path / "b") if p.suffix == ".svg")
+    assert 'id="main-memory' not in svg.read_text(encoding="utf-8")

@@ -88,7 +88,16 @@ def test_report_renders_bench_settings_workers_ceilings_and_unavailable():
                     "backend": "torch",
                     "case": "matmul",
                     "n": 256,
-                }
+                },
+                "bandwidth_memory": {
+                    "value": 14.0,
+                    "unit": "GB/s",
+                    "backend": "numpy",
+                    "case": "copy",
+                    "n": 2**24,
+                    "basis": "best copy rate at sizes whose 2 arrays take >= 64 MiB "
+                    "(main memory)",
+                },
             }
         },
         "interrupted": "KeyboardInterrupt",
@@ -100,7 +109,11 @@ def test_report_renders_bench_settings_workers_ceilings_and_unavailable():
     assert "| suites | matmul |" in md
     assert "| timing | min_run_time=0.02, warmup=1 |" in md
     assert "| numpy:cpu | openblas | 2 | Zen | `OPENBLAS_L2_SIZE=512k` |" in md
-    assert "| cpu | gflops | 163 GFLOP/s | torch matmul n=256 |" in md
+    assert "| cpu | compute (`% of ceiling`) | 163 GFLOP/s | torch matmul n=256 | - |" in md
+    assert (
+        "| cpu | main-memory bandwidth | 14.0 GB/s | numpy copy n=16,777,216 | "
+        "best copy rate at sizes whose 2 arrays take >= 64 MiB (main memory) |"
+    ) in md
     assert "- cupy:cuda: no CUDA device" in md
     flags = md.split("## Flags")[1].split("## Machine")[0]
     assert "**Interrupted run**" in flags and "11 of 12 planned cases" in flags

@@ -290,6 +290,31 @@ def test_add_ceilings_per_device():
     assert recs[2]["ceiling"]["n"] == 4096 and recs[2]["ceiling"]["case"] == "copy"
 
 
+def test_add_ceilings_records_a_main_memory_bandwidth():
+    """The ceiling stays the best copy at any size (in cache on a CPU); a second reference,
+    the best copy at sizes whose 2 arrays take >= 64 MiB, is recorded beside it."""
+    recs = [
+        _scaling("copy", "torch", "cpu", 2**19, 160.0, "GB/s"),  # 2 x 2 MiB: in cache
+        _scaling("copy", "numpy", "cpu", 2**23, 14.0, "GB/s"),  # 2 x 32 MiB
+        _scaling("copy", "jax", "cpu", 2**24, 12.0, "GB/s"),
+        _scaling("copy", "torch", "cpu", 2**24, 13.0, "GB/s"),
+        _scaling("vector-add", "numpy", "cpu", 2**24, 16.0, "GB/s"),
+        _scaling("copy", "torch", "cuda:0", 2**18, 900.0, "GB/s"),  # a quick run: small
+        _scaling("copy", "torch", "cuda:0", 2**20, 1800.0, "GB/s"),
+        _scaling("copy", "cupy", "cuda:0", 2**20, 1700.0, "GB/s"),
+    ]
+    ceilings = add_ceilings(recs)
+    cpu = ceilings["cpu"]
+    assert cpu["bandwidth"]["value"] == 160.0 and "in-cache" in cpu["bandwidth"]["basis"]
+    assert recs[4]["pct_of_ceiling"] == pytest.approx(10.0)  # still against the ceiling
+    mem = cpu["bandwidth_memory"]
+    assert (mem["value"], mem["backend"], mem["n"]) == (14.0, "numpy", 2**23)
+    assert "64 MiB" in mem["basis"]
+    gpu = ceilings["cuda:0"]["bandwidth_memory"]
+    assert (gpu["value"], gpu["n"]) == (1800.0, 2**20)
+    assert "largest size measured" in gpu["basis"]
+
+
 def _train(backend, preset, loss, impl="vecx", error=None):
     return result("train", preset, backend, "cpu", params={"preset": preset, "impl": impl},
                   median_s=0.1, metric="loss", value=None if error else loss, unit="",

@@ -14,6 +14,7 @@ import pytest
 from vecx.results import result
 from vecx.tables import (
     Table,
+    format_number,
     format_time,
     markdown_table,
     print_tables,
@@ -444,3 +445,17 @@ def test_row_order_does_not_follow_the_shuffled_run_order():
     # the baseline leads each case
     t = _table(suite_tables(doc, baseline="jax"), "matmul")
     assert [r[1] for r in t.rows[:3]] == ["jax:cpu", "numpy:cpu", "torch:cpu"]
+
+
+def test_scaling_notes_say_the_ceiling_is_in_cache_and_give_main_memory():
+    from vecx.runner import add_ceilings
+
+    doc = synthetic_doc(("scaling",))
+    doc["settings"] = {"ceilings": add_ceilings(doc["results"])}
+    (table,) = suite_tables(doc)
+    assert "best copy rate at any size" in table.notes[0] and "in-cache" in table.notes[0]
+    mem = doc["settings"]["ceilings"]["cpu"]["bandwidth_memory"]
+    assert any(
+        note.startswith("cpu main-memory bandwidth: ") and format_number(mem["value"]) in note
+        for note in table.notes
+    ), table.notes

@@ -17,7 +17,9 @@ reports, SVG for print); it draws what the document has and skips the rest:
 * ``matmul``: GFLOP/s of the four strategies per backend x device, grouped bars, log scale;
 * ``vector-add``: loop against vectorized time per backend, log scale, speedup on the bars;
 * ``scaling``: achieved GB/s and GFLOP/s against problem size with each device's measured
-  ceiling as a horizontal line (a roofline view), two panels.
+  ceiling as a horizontal line (a roofline view), two panels; the bandwidth panel has a
+  second line, the main-memory copy rate (the best copy at the largest sizes), because
+  its ceiling, the best copy at any size, is an in-cache rate on a CPU.
 
 Failed records (``error``) are left out of the drawing and listed under the figure, so a
 missing bar is explained rather than silently absent.
@@ -228,7 +230,10 @@ def plot_results(doc: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> lis
     if "vector-add" in by_suite:
         paths += _vector_add(by_suite["vector-add"], out, colors)
     if "scaling" in by_suite:
-        paths += _scaling(by_suite["scaling"], out, colors)
+        ceilings = (doc.get("settings") or {}).get("ceilings")
+        paths += _scaling(
+            by_suite["scaling"], out, colors, ceilings if isinstance(ceilings, Mapping) else {}
+        )
     return paths
 
 
@@ -555,9 +560,17 @@ def _ceiling(recs: Sequence[Mapping[str, Any]], device_of: str) -> float | None:
 
 
 def _scaling(
-    records: Sequence[Mapping[str, Any]], out: Path, colors: Mapping[str, str]
+    records: Sequence[Mapping[str, Any]],
+    out: Path,
+    colors: Mapping[str, str],
+    ceilings: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """Roofline view: achieved bandwidth (left) and compute (right) against n, ceilings."""
+    """Roofline view: achieved bandwidth (left) and compute (right) against n, ceilings.
+
+    ``ceilings`` is the run header's ``settings.ceilings``; its ``bandwidth_memory``
+    entries are drawn as a second dashed line on the bandwidth panel ("main memory").
+    """
+    ceilings = ceilings or {}
     recs = [
         r
         for r in _ok(records)
@@ -571,7 +584,7 @@ def _scaling(
             "GB/s",
             [r for r in recs if r.get("unit") == "GB/s"],
             "bandwidth: vector add (3 arrays x bytes / time), copy dotted",
-            "best copy rate",
+            "best copy at any size; on a CPU in cache",
         ),
         (
             "compute",
@@ -614,6 +627,20 @@ def _scaling(
                     textcoords="offset points",
                     fontsize=7,
                     color="0.2",
+                )
+            memory = (ceilings.get(device) or {}).get("bandwidth_memory")
+            if unit == "GB/s" and isinstance(memory, Mapping) and _finite_pos(memory.get("value")):
+                value = float(memory["value"])
+                ax.axhline(value, color="0.45", ls=(0, (6, 3)), lw=1, gid="main-memory")
+                ax.annotate(
+                    f"{device} main memory (best copy at the largest sizes): "
+                    f"{_short(value)} {unit}",
+                    (0.01, value),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(2, -9),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color="0.45",
                 )
         ax.set_xscale("log", base=2)
         _power_of_two_axis(ax.xaxis)

@@ -410,13 +410,23 @@ def _workers(workers: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Ceiling kinds (keys of ``settings.ceilings[device]``) as the report names them.
+_CEILING_KINDS = {
+    "bandwidth": "bandwidth (`% of ceiling`)",
+    "gflops": "compute (`% of ceiling`)",
+    "bandwidth_memory": "main-memory bandwidth",
+}
+
+
 def _ceilings(ceilings: Mapping[str, Any]) -> str:
-    """The measured ceilings that `% of ceiling` refers to, and who reached them."""
+    """The measured ceilings that `% of ceiling` refers to, who reached them and how each
+    was taken, plus the main-memory bandwidth reference."""
     lines = [
-        "Ceilings measured in this run (what `% of ceiling` refers to):",
+        "Ceilings measured in this run (`% of ceiling` divides by the bandwidth and compute "
+        "ones; the main-memory bandwidth is a second reference, drawn in the scaling plot):",
         "",
-        "| device | kind | ceiling | reached by |",
-        "| --- | --- | ---: | --- |",
+        "| device | kind | ceiling | reached by | measured as |",
+        "| --- | --- | ---: | --- | --- |",
     ]
     for device, kinds in ceilings.items():
         if not isinstance(kinds, Mapping):
@@ -435,7 +445,9 @@ def _ceilings(ceilings: Mapping[str, Any]) -> str:
                 )
                 if x
             )
-            lines.append(f"| {_md(device)} | {_md(kind)} | {_md(text)} | {_md(who)} |")
+            label = _CEILING_KINDS.get(kind, _md(kind))
+            basis = _md(c.get("basis")) if c.get("basis") else "-"
+            lines.append(f"| {_md(device)} | {label} | {_md(text)} | {_md(who)} | {basis} |")
     return "\n".join(lines) + "\n"
 
 

@@ -287,6 +287,8 @@ def suite_tables(
         builder = _BUILDERS.get(suite, _generic_table)
         table = builder(suite, recs, index, baseline)
         table.suite = suite
+        if suite == "scaling":  # the second bandwidth reference lives in the header
+            table.notes[1:1] = memory_notes(doc)
         tables.append(table)
     return tables
 
@@ -424,10 +426,7 @@ def _scaling_table(
         pct = rec.get("pct_of_ceiling")
         pct_text = f"{pct:.0f}%" if _positive(pct) or pct == 0 else "-"
         rows.append(lead + [_with_spread(rec), _rate(rec), pct_text, _vs(rec, index, baseline)])
-    notes = [
-        "% of ceiling: bandwidth against the best copy rate measured on that device; "
-        "compute against the best matmul rate any backend reached on that device."
-    ]
+    notes = [CEILING_NOTE]
     notes += _record_notes(recs) + _error_notes(recs)
     return Table(
         "scaling: achieved rate against problem size",
@@ -436,6 +435,31 @@ def _scaling_table(
         notes,
         ["l", "l", "r", "r", "r", "r", "r"],
     )
+
+
+#: What "% of ceiling" divides by (see `vecx.runner.add_ceilings`).
+CEILING_NOTE = (
+    "% of ceiling: bandwidth against the best copy rate at any size measured on that "
+    "device (on a CPU an in-cache rate, so sizes that live in main memory score low); "
+    "compute against the best matmul rate any backend reached on that device."
+)
+
+
+def memory_notes(doc: Mapping[str, Any]) -> list[str]:
+    """One line per device with the main-memory copy rate recorded in the run's header."""
+    ceilings = (doc.get("settings") or {}).get("ceilings")
+    out = []
+    for device, kinds in (ceilings or {}).items() if isinstance(ceilings, Mapping) else ():
+        mem = kinds.get("bandwidth_memory") if isinstance(kinds, Mapping) else None
+        if not isinstance(mem, Mapping) or not _positive(mem.get("value")):
+            continue
+        n = mem.get("n")
+        where = f"{mem.get('backend')} copy" + (f" at n = {n:,}" if isinstance(n, int) else "")
+        out.append(
+            f"{device} main-memory bandwidth: {format_number(mem['value'])} "
+            f"{mem.get('unit') or 'GB/s'} ({where}; {mem.get('basis', 'largest sizes')})."
+        )
+    return out
 
 
 def _train_table(
