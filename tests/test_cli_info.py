@@ -69,19 +69,22 @@ def test_info_json_lists_every_backend(info_json: subprocess.CompletedProcess[st
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "prefix", "message"),
     [
-        (["bogus"], "invalid choice: 'bogus'"),
-        (["info", "--bogus"], "unrecognized arguments: --bogus"),
+        (["bogus"], "vecx: error: ", "invalid choice: 'bogus'"),
+        # an unknown option is blamed on the subcommand it was given to
+        (["info", "--bogus"], "vecx info: error: ", "unrecognized arguments: --bogus"),
     ],
 )
-def test_usage_errors_are_one_line_with_exit_status_2(args: list[str], message: str) -> None:
+def test_usage_errors_are_one_line_with_exit_status_2(
+    args: list[str], prefix: str, message: str
+) -> None:
     proc = vecx_cli(MODULE, *args)
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("vecx: error: ") and message in lines[0]
+    assert lines[0].startswith(prefix) and message in lines[0]
 
 
 def test_version() -> None:
