@@ -309,10 +309,10 @@ def test_add_ceilings_records_a_main_memory_bandwidth():
     assert recs[4]["pct_of_ceiling"] == pytest.approx(10.0)  # still against the ceiling
     mem = cpu["bandwidth_memory"]
     assert (mem["value"], mem["backend"], mem["n"]) == (14.0, "numpy", 2**23)
-    assert "64 MiB" in mem["basis"]
+    assert "64 MiB" in mem["basis"] and mem["main_memory"] is True
     gpu = ceilings["cuda:0"]["bandwidth_memory"]
     assert (gpu["value"], gpu["n"]) == (1800.0, 2**20)
-    assert "largest size measured" in gpu["basis"]
+    assert "largest size measured" in gpu["basis"] and gpu["main_memory"] is False
 
 
 def _train(backend, preset, loss, impl="vecx", error=None):

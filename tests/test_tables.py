@@ -455,7 +455,12 @@ def test_scaling_notes_say_the_ceiling_is_in_cache_and_give_main_memory():
     (table,) = suite_tables(doc)
     assert "best copy rate at any size" in table.notes[0] and "in-cache" in table.notes[0]
     mem = doc["settings"]["ceilings"]["cpu"]["bandwidth_memory"]
+    assert mem["main_memory"] is False  # the synthetic run has small sizes only
     assert any(
-        note.startswith("cpu main-memory bandwidth: ") and format_number(mem["value"]) in note
+        note.startswith("cpu copy rate at the largest size (no main-memory size in this run): ")
+        and format_number(mem["value"]) in note
         for note in table.notes
     ), table.notes
+    mem.update(main_memory=True, basis="best copy rate at sizes whose 2 arrays take >= 64 MiB")
+    (table,) = suite_tables(doc)
+    assert any(note.startswith("cpu main-memory bandwidth: ") for note in table.notes)

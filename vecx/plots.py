@@ -632,9 +632,11 @@ def _scaling(
             if unit == "GB/s" and isinstance(memory, Mapping) and _finite_pos(memory.get("value")):
                 value = float(memory["value"])
                 ax.axhline(value, color="0.45", ls=(0, (6, 3)), lw=1, gid="main-memory")
+                what = "main memory" if memory.get("main_memory", True) else (
+                    "largest size, may be in cache"
+                )  # fmt: skip
                 ax.annotate(
-                    f"{device} main memory (best copy at the largest sizes): "
-                    f"{_short(value)} {unit}",
+                    f"{device} {what} (best copy at the largest sizes): {_short(value)} {unit}",
                     (0.01, value),
                     xycoords=("axes fraction", "data"),
                     xytext=(2, -9),

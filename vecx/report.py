@@ -446,6 +446,8 @@ def _ceilings(ceilings: Mapping[str, Any]) -> str:
                 if x
             )
             label = _CEILING_KINDS.get(kind, _md(kind))
+            if kind == "bandwidth_memory" and c.get("main_memory") is False:
+                label = "bandwidth at the largest size"
             basis = _md(c.get("basis")) if c.get("basis") else "-"
             lines.append(f"| {_md(device)} | {label} | {_md(text)} | {_md(who)} | {basis} |")
     return "\n".join(lines) + "\n"

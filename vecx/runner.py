@@ -212,7 +212,8 @@ def add_ceilings(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]
     Each device's entry also has ``bandwidth_memory``, a second bandwidth reference that
     no percentage uses: the best copy rate over sizes whose two arrays take at least
     `MAIN_MEMORY_BYTES` (main memory), or, in runs without such sizes (``--quick``), at
-    the largest size measured. Every entry says how it was taken in ``basis``.
+    the largest size measured (then ``main_memory`` is false). Every entry says how it
+    was taken in ``basis``.
     """
     records = [r for r in records if r.get("suite") == "scaling"]
     kinds = {"bandwidth": "copy", "gflops": "matmul"}
@@ -268,7 +269,7 @@ def _memory_ceiling(copies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             f"best copy rate at the largest size measured (2 arrays of "
             f"{nbytes(best) / 2**21:.3g} MiB: may still be in cache)"
         )
-    return _ceiling(best, basis)
+    return {**_ceiling(best, basis), "main_memory": bool(big)}
 
 
 def check_agreement(

@@ -455,8 +455,11 @@ def memory_notes(doc: Mapping[str, Any]) -> list[str]:
             continue
         n = mem.get("n")
         where = f"{mem.get('backend')} copy" + (f" at n = {n:,}" if isinstance(n, int) else "")
+        what = "main-memory bandwidth" if mem.get("main_memory", True) else (
+            "copy rate at the largest size (no main-memory size in this run)"
+        )  # fmt: skip
         out.append(
-            f"{device} main-memory bandwidth: {format_number(mem['value'])} "
+            f"{device} {what}: {format_number(mem['value'])} "
             f"{mem.get('unit') or 'GB/s'} ({where}; {mem.get('basis', 'largest sizes')})."
         )
     return out
