@@ -72,13 +72,37 @@ def test_help_documents_the_options():
         (["--suites", "matmull"], "unknown suite 'matmull'"),
         (["--precision", "fp8"], "invalid choice"),
         (["--seed", "x"], "invalid int value"),
+        (["--backends", ""], "--backends is empty; choose from numpy, torch, jax, cupy"),
+        (["--backends", ","], "--backends is empty; choose from numpy, torch, jax, cupy"),
+        (["--suites", ""], "--suites is empty; choose from vector-add, matmul, scaling, train"),
+        (["--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--baseline", "tensorflow"],
+         "--baseline: unknown backend 'tensorflow'; choose one of numpy, torch, jax, cupy"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     proc = vecx_cli("bench", "--out", str(tmp_path / "o"), *args)
     assert proc.returncode == 2
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("vecx bench: error: ")
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()  # checked before anything ran or was written
+
+
+def test_suite_names_are_case_insensitive_like_backend_names(tmp_path):
+    proc = vecx_cli("bench", "--quick", "--backends", "NumPy", "--suites", "Vector-Add",
+                    "--out", str(tmp_path / "o"), "--no-plots", "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert load(tmp_path / "o" / "results.json")["settings"]["suites"] == ["vector-add"]
+
+
+def test_a_baseline_absent_from_the_run_is_one_note_per_table(tmp_path):
+    proc = vecx_cli("bench", "--quick", "--backends", "numpy", "--suites", "vector-add",
+                    "--baseline", "torch", "--out", str(tmp_path / "o"), "--no-plots",
+                    "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "torch is not in this run: no 'vs torch' column" in proc.stdout
+    assert "| vs torch" not in proc.stdout
 
 
 def test_unwritable_out_is_one_line_before_running(tmp_path):

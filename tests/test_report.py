@@ -182,6 +182,16 @@ def test_cli_report_to_stdout_and_file(small_results, tmp_path, capsys):
     assert "](../p/matmul.png)" in text
 
 
+def test_cli_report_baseline_unknown_is_an_error_absent_is_a_note(small_results, capsys):
+    argv = ["report", str(small_results), "--baseline", "tensorflow"]
+    _one_line_error(capsys, argv, "--baseline: unknown backend 'tensorflow'", "has numpy:cpu")
+    assert main(["report", str(small_results), "--baseline", "cupy"]) == 0
+    out = capsys.readouterr().out
+    assert "vs cupy" not in out.replace("no 'vs cupy' column", "").replace('"vs cupy" column', "")
+    assert 'cupy is not in this run, so there is no "vs cupy" column.' in out
+    assert "- cupy is not in this run: no 'vs cupy' column (--baseline picks another)" in out
+
+
 def test_cli_plot_results_and_normal(small_results, tmp_path, capsys):
     assert main(["plot", str(small_results), "--out", str(tmp_path / "figs")]) == 0
     printed = capsys.readouterr().out.split()

@@ -246,6 +246,9 @@ def test_candidate_specs():
         candidate_specs(["tensorflow"])
     with pytest.raises(ValueError, match="does not run on cuda"):
         candidate_specs(["numpy:cuda"])
+    for empty in ([], [""], [" ", ""]):  # --backends "" or "," selects nothing: no default run
+        with pytest.raises(ValueError, match="--backends is empty; choose from numpy, torch"):
+            candidate_specs(empty)
 
 
 def test_check_suites():
@@ -253,6 +256,16 @@ def test_check_suites():
     assert check_suites(["matmul", "matmul"]) == ["matmul"]
     with pytest.raises(ValueError, match="unknown suite"):
         check_suites(["matmull"])
+    assert check_suites(["Matmul", "VECTOR-ADD"]) == ["matmul", "vector-add"]
+    for empty in ([], [""]):
+        with pytest.raises(ValueError, match="--suites is empty; choose from vector-add"):
+            check_suites(empty)
+
+
+def test_negative_seed_fails_before_running(tmp_path):
+    with pytest.raises(ValueError, match="--seed must be >= 0, got -1"):
+        run_bench(_opts(tmp_path, ["vector-add"], seed=-1))
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------- post-processing

@@ -14,6 +14,7 @@ import pytest
 from vecx.results import result
 from vecx.tables import (
     Table,
+    check_baseline,
     format_number,
     format_time,
     markdown_table,
@@ -288,9 +289,26 @@ def test_other_baseline_and_missing_baseline_case():
     assert _row(t, case="full", backend="jax:cpu")["vs torch:cpu"] == "0.250x"
     # torch's element case failed: nothing to compare against
     assert _row(t, case="element", backend="numpy:cpu")["vs torch:cpu"] == "-"
-    # a baseline that is not in the run at all
-    t = _table(suite_tables(synthetic_doc(), baseline="cupy"), "matmul")
-    assert {r[-1] for r in t.rows} == {"-"}
+
+
+def test_a_baseline_absent_from_the_run_gets_a_note_not_a_column_of_dashes():
+    for t in suite_tables(synthetic_doc(), baseline="cupy"):
+        assert "vs cupy" not in t.columns
+        assert all(len(r) == len(t.columns) == len(t.align) for r in t.rows)
+        assert t.notes[0] == (
+            "cupy is not in this run: no 'vs cupy' column (--baseline picks another)"
+        )
+
+
+def test_check_baseline_normalises_and_rejects_unknown_names():
+    recs = synthetic_doc()["results"]
+    assert check_baseline("NumPy") == "numpy"
+    assert check_baseline("torch:cuda") == "torch:cuda:0"  # as backend_label writes it
+    assert check_baseline("torch:cpu", recs) == "torch:cpu"
+    assert check_baseline("cupy", recs) == "cupy"  # known, absent from the run: a note
+    with pytest.raises(ValueError, match=r"--baseline: unknown backend 'tensorflow'; choose "
+                       r"one of numpy, .*\(this run has numpy:cpu, torch:cpu, jax:cpu\)"):
+        check_baseline("tensorflow", recs)
 
 
 def test_error_record_shows_text_never_a_number():

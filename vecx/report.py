@@ -22,7 +22,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vecx.tables import Table, backend_label, format_number, markdown_table, suite_tables
+from vecx.tables import (
+    Table,
+    backend_label,
+    check_baseline,
+    format_number,
+    markdown_table,
+    suite_tables,
+)
 
 #: Figure stems `vecx.plots.plot_results` writes, and the suite each belongs under.
 FIGURES: dict[str, str] = {
@@ -129,6 +136,7 @@ def render_report(
     """
     plots = dict(plots or {})
     records = [r for r in doc.get("results", []) if isinstance(r, Mapping)]
+    baseline = check_baseline(baseline, records)  # ValueError for an unknown backend
     tables = suite_tables(doc, baseline=baseline)
     suites = list(dict.fromkeys(r["suite"] for r in records))
     parts = [_header(doc, records, suites, source, baseline)]
@@ -205,11 +213,14 @@ def _header(
     summary += f"; {failed} failed." if failed else "."
     lines.append(summary)
     lines.append("")
-    lines.append(
-        f"Times are medians with the interquartile range as ±% of the median; "
-        f'"vs {baseline}" is how many times faster than {baseline} on the same case '
-        f"(`-` where {baseline} has no result for it)."
-    )
+    if any(r.get("backend") == baseline or backend_label(r) == baseline for r in records):
+        vs = (
+            f'; "vs {baseline}" is how many times faster than {baseline} on the same case '
+            f"(`-` where {baseline} has no result for it)."
+        )
+    else:
+        vs = f"; {baseline} is not in this run, so there is no \"vs {baseline}\" column."
+    lines.append("Times are medians with the interquartile range as ±% of the median" + vs)
     return "\n".join(lines) + "\n"
 
 

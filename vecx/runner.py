@@ -119,12 +119,13 @@ def candidate_specs(selection: Sequence[str] | None) -> list[str]:
     """Specs (``name:kind``) to consider: every known backend x device, or the selection.
 
     A bare name stands for every device kind of that backend. Raises ``ValueError`` for
-    an unknown name or device (no framework is imported).
+    an empty selection (``--backends ""``) or an unknown name or device (no framework is
+    imported).
     """
     from vecx.registry import entries, parse_spec
 
     known = entries()
-    if not selection:
+    if selection is None:
         return [f"{e.name}:{kind}" for e in known.values() for kind in e.devices]
     out: list[str] = []
     for item in selection:
@@ -137,20 +138,37 @@ def candidate_specs(selection: Sequence[str] | None) -> list[str]:
         else:
             out.append(f"{entry.name}:{'cuda' if device == 'cuda:0' else device}")
     if not out:
-        raise ValueError("--backends selects nothing")
+        raise ValueError(
+            f"--backends is empty; choose from {', '.join(known)} "
+            "(or leave it out for every available backend)"
+        )
     return list(dict.fromkeys(out))
 
 
 def check_suites(selection: Sequence[str] | None) -> list[str]:
-    """Validated suite names in running order (default: every built-in suite)."""
-    if not selection:
+    """Validated suite names in running order (default: every built-in suite).
+
+    Built-in names are case-insensitive (``Matmul``); a dotted module path is kept as is.
+    Raises ``ValueError`` for an empty selection or an unknown suite.
+    """
+    if selection is None:
         return list(SUITES)
     names = [s.strip() for s in selection if s.strip()]
     if not names:
-        raise ValueError("--suites selects nothing")
+        raise ValueError(
+            f"--suites is empty; choose from {', '.join(SUITES)} (or leave it out for all)"
+        )
+    names = [n.lower() if n.lower() in SUITES else n for n in names]
     for name in names:
         suite_name(name)  # raises ValueError naming the choices
     return list(dict.fromkeys(names))
+
+
+def check_seed(seed: Any) -> int:
+    """``--seed`` as an int >= 0 (it seeds NumPy, PyTorch and JAX generators alike)."""
+    from vecx.data import check_int
+
+    return check_int("--seed", seed, 0)
 
 
 def probe(specs: Sequence[str], env: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -522,14 +540,19 @@ class _Worker:
 def run_bench(opts: BenchOptions) -> Outcome:
     """Run the benchmark described by ``opts``; see the module docstring.
 
-    Raises ``OSError`` (unwritable ``--out``) or ``ValueError`` (unknown backend or suite)
-    before anything runs, and ``RuntimeError`` when no selected backend is available.
+    Raises ``OSError`` (unwritable ``--out``) or ``ValueError`` (an empty or unknown
+    ``--backends``/``--suites``, a negative ``--seed``, an unknown ``--baseline``) before
+    anything runs, and ``RuntimeError`` when no selected backend is available.
     """
     t0 = time.perf_counter()
     out_dir = Path(opts.out)
     path = out_dir / RESULTS_NAME
     suites = check_suites(opts.suites)
     specs = candidate_specs(opts.backends)
+    check_seed(opts.seed)
+    from vecx.tables import check_baseline
+
+    baseline = check_baseline(opts.baseline)
     writer = ResultWriter(path)  # fails here, before any work, if --out is not writable
     env = _worker_env()
     try:
@@ -563,7 +586,7 @@ def run_bench(opts: BenchOptions) -> Outcome:
             "seed": opts.seed,
             "order": order,
             "suites": [suite_name(s) for s in suites],
-            "baseline": opts.baseline,
+            "baseline": baseline,
             "timing": timing_options(opts.quick),
             "env": runtime_settings()["env"],
             "workers": {},
@@ -624,7 +647,7 @@ def run_bench(opts: BenchOptions) -> Outcome:
     errors = len(records) - completed
     plots, plot_error = [], None
     if opts.tables:
-        _print_tables(doc, opts.baseline)
+        _print_tables(doc, baseline)
     if opts.plots and not interrupted:
         plots, plot_error = _plots(doc, out_dir)
     return Outcome(
@@ -793,6 +816,7 @@ __all__ = [
     "add_ceilings",
     "candidate_specs",
     "check_agreement",
+    "check_seed",
     "check_suites",
     "run_bench",
     "shuffled_order",

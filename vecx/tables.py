@@ -12,7 +12,8 @@ Conventions:
   of the median (``1.23 ms ±4%``), because a number without its spread cannot be judged.
 * "vs <baseline>" is the baseline's median time divided by this record's median time on
   the same case and parameters (``2.0x`` = twice as fast as the baseline). For rates
-  (GFLOP/s, GB/s) this equals the rate ratio. ``-`` when the baseline lacks that case.
+  (GFLOP/s, GB/s) this equals the rate ratio. ``-`` when the baseline lacks that case;
+  no column at all, and a note saying why, when the baseline is not in the run.
 * A record with an ``error`` shows its shortened error text in place of every number, and
   the full first line of the error as a note: a failure must never read as a measurement.
 
@@ -173,6 +174,31 @@ def _matches_baseline(rec: Mapping[str, Any], baseline: str) -> bool:
     return rec.get("backend") == baseline or backend_label(rec) == baseline
 
 
+def check_baseline(baseline: str, records: Iterable[Mapping[str, Any]] = ()) -> str:
+    """``baseline`` as the tables match it: a backend name (``numpy``) or label
+    (``torch:cpu``, ``torch:cuda:0``), lower case, devices canonical (``torch:cuda`` ->
+    ``torch:cuda:0``).
+
+    Any backend of ``records`` or known to `vecx.registry` is accepted, even one absent
+    from the run (the tables then say so instead of showing a column of ``-``); anything
+    else is a ``ValueError`` listing the choices.
+    """
+    text = "".join(str(baseline).split()).lower()
+    records = list(records)
+    present = {str(r.get("backend")) for r in records} | {backend_label(r) for r in records}
+    if text in present:
+        return text
+    from vecx.registry import parse_spec  # no framework is imported
+
+    try:
+        entry, device = parse_spec(text)
+    except ValueError as exc:
+        labels = sorted({backend_label(r) for r in records}, key=backend_sort_key)
+        here = f" (this run has {', '.join(labels)})" if labels else ""
+        raise ValueError(f"--baseline: {exc}{here}") from None
+    return entry.name if ":" not in text else f"{entry.name}:{device}"
+
+
 def _baseline_index(
     records: Sequence[Mapping[str, Any]], baseline: str
 ) -> dict[tuple[str, str, str, str], list[Mapping[str, Any]]]:
@@ -287,10 +313,28 @@ def suite_tables(
         builder = _BUILDERS.get(suite, _generic_table)
         table = builder(suite, recs, index, baseline)
         table.suite = suite
+        if not any(_matches_baseline(r, baseline) for r in recs):
+            _drop_vs_column(table, baseline)
         if suite == "scaling":  # the second bandwidth reference lives in the header
             table.notes[1:1] = memory_notes(doc)
         tables.append(table)
     return tables
+
+
+def _drop_vs_column(table: Table, baseline: str) -> None:
+    """Without any ``baseline`` record the "vs" column would be all ``-``: drop it, say why."""
+    column = f"vs {baseline}"
+    if column not in table.columns:
+        return
+    i = table.columns.index(column)
+    del table.columns[i]
+    for row in table.rows:
+        del row[i]
+    if table.align:
+        del table.align[i]
+    table.notes.insert(
+        0, f"{baseline} is not in this run: no '{column}' column (--baseline picks another)"
+    )
 
 
 def _error_notes(recs: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -587,6 +631,7 @@ def markdown_table(table: Table, *, heading: str = "###") -> str:
 __all__ = [
     "Table",
     "backend_label",
+    "check_baseline",
     "format_ratio",
     "format_time",
     "markdown_table",
