@@ -460,11 +460,16 @@ class Preset:
     d2l_loss: float
     description: str
 
+    @property
+    def examples(self) -> int:
+        """Rows of the preset's data (the largest batch size it allows)."""
+        return 1000 if self.data == "synthetic" else 1500
+
     def load(self, be: Backend, seed: int = 0) -> tuple[Any, Any]:
         """The preset's data on ``be``."""
         if self.data == "synthetic":
-            return synthetic_data(be, [2.0, -3.4], 4.2, 1000, seed=seed)
-        return load_airfoil(be, 1500)
+            return synthetic_data(be, [2.0, -3.4], 4.2, self.examples, seed=seed)
+        return load_airfoil(be, self.examples)
 
 
 #: d2l's experiments by name (read-only). ``d2l_loss`` is the book's final loss.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -47,23 +48,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check_numbers(args: argparse.Namespace, preset: Any) -> tuple[float, int, int]:
+    """Every number the run takes, checked before anything is printed or built, in
+    messages that name the flag (``--epochs must be >= 1, got 0``); returns the
+    effective (lr, batch size, epochs)."""
+    from vecx.data import check_int
+
+    lr = preset.lr if args.lr is None else args.lr
+    if not (math.isfinite(lr) and lr > 0):  # nan and inf too
+        raise ValueError(f"--lr must be a finite number > 0, got {lr}")
+    bs = preset.batch_size if args.batch_size is None else args.batch_size
+    check_int("--batch-size", bs, 1, preset.examples)
+    epochs = preset.epochs if args.epochs is None else args.epochs
+    check_int("--epochs", epochs, 1)
+    check_int("--seed", args.seed, 0)
+    check_int("--log-every", args.log_every, 1)
+    return lr, bs, epochs
+
+
 def run(args: argparse.Namespace) -> int:
     import vecx
     from vecx.train import PRESETS
 
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
-    if args.lr is not None and not args.lr > 0:  # also nan; fit checks the rest
-        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    preset = PRESETS[args.preset]
+    lr, bs, epochs = _check_numbers(args, preset)
     _check_plot_path(args.plot)
     reserved = _reserve(args.json) if args.json else None
     try:
         be = vecx.backend(args.backend)
-        preset = PRESETS[args.preset]
         if not args.quiet:
-            lr = preset.lr if args.lr is None else args.lr
-            bs = preset.batch_size if args.batch_size is None else args.batch_size
-            epochs = preset.epochs if args.epochs is None else args.epochs
             print(f"training {args.preset} on {be.spec}: lr {lr:g}, batch {bs}, "
                   f"{epochs} epoch(s), seed {args.seed}")
         with _Progress(enabled=not args.quiet) as progress:
