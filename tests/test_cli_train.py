@@ -124,3 +124,15 @@ def test_divergence_leaves_no_json_and_prints_no_nan(capsys, tmp_path: Path) -> 
     assert err.count("\n") == 1 and "diverged" in err and "lr=10" in err
     assert "nan" not in (out + err).lower()
     assert list(tmp_path.iterdir()) == []  # neither the JSON nor its temporary file
+
+
+def test_numpy_divergence_is_one_line_without_warnings() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vecx", "train", "--backend", "numpy", "--preset", "linreg",
+         "--lr", "1e6"],
+        capture_output=True, text=True, cwd=str(ROOT), timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr  # one line
+    assert proc.stderr.startswith("vecx train: error: training diverged")
+    assert "RuntimeWarning" not in proc.stderr

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -302,3 +303,14 @@ def test_vecx_backends_stays_a_function_after_backends_are_built() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=str(_root()))
     assert out.stdout.split() == ["True", "numpy:cpu"]
+
+
+def test_numpy_divergence_raises_no_floating_point_warnings() -> None:
+    """Overflow on the way to divergence is reported once, as TrainingDiverged, not as
+    NumPy RuntimeWarnings from the autodiff and the loss first."""
+    be = vecx.backend("numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the run
+        with pytest.raises(vecx.TrainingDiverged, match="not finite"):
+            vecx.train(be, "linreg", lr=1e6)
+    assert np.geterr()["over"] == "warn"  # the caller's NumPy settings are left as they were

@@ -352,45 +352,49 @@ def run_loop(
     def loss_of(s: Any) -> float:
         return float(np.asarray(be.to_numpy(evaluate(s, X, y))).reshape(()))
 
-    if warmup:
-        for m in sorted({batch_size, n % batch_size} - {0}):
-            be.sync(step(state, X, y, np.arange(m, dtype=np.int64), step_lr))
-    initial = loss_of(state)
-    limit = DIVERGENCE_FACTOR * initial if initial > 0 else math.inf
-    # Sync on the latest state: it depends on every queued step, so waiting for it
-    # waits for all of them, whatever the framework's queueing rules.
-    timer = Timer(sync=lambda: be.sync(state))
-    examples = step_no = 0
-    next_log = min(log_every, total)  # the last step always reaches ``total``
-    timer.start()
-    for epoch in range(1, epochs + 1):
-        # The hot loop: one step call and two integer updates per minibatch, nothing
-        # that reads from the device (a read would stall an asynchronous device).
-        for idx in batches.indices():
-            state = step(state, X, y, idx, step_lr)
-            step_no += 1
-            examples += len(idx)
-            if examples < next_log:
-                continue
-            timer.stop()
-            loss = loss_of(state)
-            if not loss <= limit:  # nan, inf, or a millionfold growth
-                raise TrainingDiverged(
-                    f"training diverged: the whole-data loss "
-                    f"{'is not finite' if not math.isfinite(loss) else f'grew to {loss:.3g}'} "
-                    f"(from {initial:.3g}) at step {step_no}, epoch {epoch}, "
-                    f"{examples} examples, with lr={lr:g}; lower the learning rate"
-                )
-            elapsed = timer.sum()
-            history.examples.append(examples)
-            history.losses.append(loss)
-            history.times.append(elapsed)
-            history.steps.append(step_no)
-            next_log = min((examples // log_every + 1) * log_every, total)
-            if callback is not None:
-                callback(Checkpoint(step_no, epoch, examples, loss, elapsed, total))
-            if examples < total:
-                timer.start()
+    # NumPy (and the NumPy-based autodiff) warn on overflow as a run diverges; the
+    # divergence check below reports it properly, so the warnings would only be noise.
+    # errstate changes NumPy's floating-point handling only, in this context only.
+    with np.errstate(all="ignore"):
+        if warmup:
+            for m in sorted({batch_size, n % batch_size} - {0}):
+                be.sync(step(state, X, y, np.arange(m, dtype=np.int64), step_lr))
+        initial = loss_of(state)
+        limit = DIVERGENCE_FACTOR * initial if initial > 0 else math.inf
+        # Sync on the latest state: it depends on every queued step, so waiting for it
+        # waits for all of them, whatever the framework's queueing rules.
+        timer = Timer(sync=lambda: be.sync(state))
+        examples = step_no = 0
+        next_log = min(log_every, total)  # the last step always reaches ``total``
+        timer.start()
+        for epoch in range(1, epochs + 1):
+            # The hot loop: one step call and two integer updates per minibatch, nothing
+            # that reads from the device (a read would stall an asynchronous device).
+            for idx in batches.indices():
+                state = step(state, X, y, idx, step_lr)
+                step_no += 1
+                examples += len(idx)
+                if examples < next_log:
+                    continue
+                timer.stop()
+                loss = loss_of(state)
+                if not loss <= limit:  # nan, inf, or a millionfold growth
+                    raise TrainingDiverged(
+                        f"training diverged: the whole-data loss "
+                        f"{'is not finite' if not math.isfinite(loss) else f'grew to {loss:.3g}'} "
+                        f"(from {initial:.3g}) at step {step_no}, epoch {epoch}, "
+                        f"{examples} examples, with lr={lr:g}; lower the learning rate"
+                    )
+                elapsed = timer.sum()
+                history.examples.append(examples)
+                history.losses.append(loss)
+                history.times.append(elapsed)
+                history.steps.append(step_no)
+                next_log = min((examples // log_every + 1) * log_every, total)
+                if callback is not None:
+                    callback(Checkpoint(step_no, epoch, examples, loss, elapsed, total))
+                if examples < total:
+                    timer.start()
     history.params = export(state)
     return history
 
