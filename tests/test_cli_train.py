@@ -116,14 +116,57 @@ def test_json_path_that_is_a_folder(capsys, tmp_path: Path) -> None:
     assert code != 0 and "is a folder" in err and err.count("\n") == 1
 
 
-def test_divergence_leaves_no_json_and_prints_no_nan(capsys, tmp_path: Path) -> None:
-    target = tmp_path / "out.json"
+def test_divergence_writes_the_history_so_far_and_prints_no_nan(capsys, tmp_path: Path) -> None:
+    target, figure = tmp_path / "out.json", tmp_path / "out.svg"
     code, out, err = run(capsys, "--backend", "numpy", "--preset", "airfoil-gd", "--lr", "10",
-                         "--json", str(target))
+                         "--json", str(target), "--plot", str(figure))
     assert code == 1
     assert err.count("\n") == 1 and "diverged" in err and "lr=10" in err
     assert "nan" not in (out + err).lower()
-    assert list(tmp_path.iterdir()) == []  # neither the JSON nor its temporary file
+    doc = json.loads(target.read_text())  # strict JSON
+    assert err.strip().endswith(doc["diverged"])
+    assert doc["examples"] == [1500, 3000, 4500] and doc["epoch_time"] is None
+    assert "diverged after 3 checkpoints" in figure.read_text()
+    assert "the history so far is in" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "out.svg"]  # no temp
+
+
+def test_ctrl_c_writes_the_history_so_far(capsys, tmp_path: Path, monkeypatch) -> None:
+    from vecx.commands import train as command
+
+    def update(self, cp) -> None:
+        if cp.examples == 600:
+            raise KeyboardInterrupt
+        print(f"  examples {cp.examples}")
+
+    monkeypatch.setattr(command._Progress, "update", update)
+    target, figure = tmp_path / "t.json", tmp_path / "t.png"
+    code, out, err = run(capsys, "--backend", "numpy", "--preset", "linreg", "--json",
+                         str(target), "--plot", str(figure))
+    assert code == 130 and err == "vecx train: interrupted\n"
+    doc = json.loads(target.read_text())
+    assert doc["interrupted"] is True and doc["examples"] == [200, 400, 600]
+    assert figure.stat().st_size > 0
+    assert "interrupted after 3 checkpoint(s): the history so far is in" in out
+
+
+def test_real_sigint_writes_the_history_so_far(tmp_path: Path) -> None:
+    import signal
+
+    target = tmp_path / "t.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vecx", "train", "--backend", "numpy", "--preset",
+         "airfoil-sgd", "--epochs", "500", "--json", str(target)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline() for _ in range(4)]  # the header and 3 checkpoints
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err == "vecx train: interrupted\n", err
+    doc = json.loads(target.read_text())
+    assert doc["interrupted"] is True and len(doc["losses"]) >= 3, lines
+    assert "the history so far is in" in out
 
 
 def test_numpy_divergence_is_one_line_without_warnings() -> None:

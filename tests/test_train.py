@@ -266,6 +266,42 @@ def test_divergence_is_an_error_naming_step_epoch_and_lr(backend) -> None:
     assert "nan" not in message.lower()
 
 
+def test_divergence_carries_the_history_so_far(backend) -> None:
+    with pytest.raises(vecx.TrainingDiverged) as info:
+        vecx.train(backend, "airfoil-gd", lr=10)  # diverges at the 4th checkpoint
+    history = info.value.history
+    assert history.diverged == str(info.value) and not history.interrupted
+    assert history.examples == [1500, 3000, 4500] and len(history.losses) == 3
+    doc = history.to_dict()
+    json.dumps(doc, allow_nan=False)  # strict JSON: no nan anywhere
+    assert doc["diverged"] == str(info.value) and "interrupted" not in doc
+    assert doc["loss"] == history.losses[-1] and doc["epoch_time"] is None
+    assert History.from_dict(doc).diverged == history.diverged
+
+
+def test_ctrl_c_carries_the_history_so_far(backend) -> None:
+    def stop_at_third(cp: vecx.train.Checkpoint) -> None:
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        seen.append(cp)
+
+    seen: list = []
+    with pytest.raises(KeyboardInterrupt) as info:
+        vecx.train(backend, "linreg", callback=stop_at_third)
+    history = info.value.history  # type: ignore[attr-defined]
+    assert history.interrupted and history.diverged is None
+    assert history.examples == [200, 400, 600]  # the third was recorded before the callback
+    doc = history.to_dict()
+    assert doc["interrupted"] is True and doc["epoch_time"] is None
+    assert np.isfinite(doc["params"]["w"]).all() and len(doc["params"]["b"]) == 1
+    assert History.from_dict(doc).interrupted
+
+
+def test_a_complete_history_has_no_partial_markers(numpy_runs) -> None:
+    doc = numpy_runs["linreg"].to_dict()
+    assert "interrupted" not in doc and "diverged" not in doc
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own overflow warnings
 def test_overflow_to_inf_is_reported_as_divergence() -> None:
     be = vecx.backend("numpy")

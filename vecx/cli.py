@@ -66,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"vecx {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # with a message when something could not be saved
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"vecx {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -689,6 +689,11 @@ def plot_train_history(history: Mapping[str, Any], path: str | os.PathLike[str])
         details.append(f"batch {history['batch_size']}")
     if history.get("lr") is not None:
         details.append(f"lr {history['lr']}")
+    partial = "interrupted" if history.get("interrupted") else (
+        "diverged" if history.get("diverged") else ""
+    )  # fmt: skip
+    if partial:
+        details.append(f"{partial} after {len(t)} checkpoint{'s' * (len(t) != 1)}")
     ax.set_title(
         f"{preset} on {label or 'a backend'}" + (f" ({', '.join(details)})" if details else "")
     )
@@ -696,7 +701,7 @@ def plot_train_history(history: Mapping[str, Any], path: str | os.PathLike[str])
     ax.text(
         0.98,
         0.96,
-        f"final loss {y[-1]:.4g}",
+        f"{'last' if partial else 'final'} loss {y[-1]:.4g}",
         transform=ax.transAxes,
         ha="right",
         va="top",

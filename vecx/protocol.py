@@ -45,7 +45,15 @@ class UnsupportedDtype(VecxError, ValueError):
 
 
 class TrainingDiverged(VecxError, ArithmeticError):
-    """The training loss became non-finite; raised instead of reporting ``nan``."""
+    """The training loss became non-finite; raised instead of reporting ``nan``.
+
+    ``history`` is the run up to the last good checkpoint (a ``vecx.train.History``
+    with ``diverged`` set), or None, so a caller can still save what was computed.
+    """
+
+    def __init__(self, message: str, history: Any = None) -> None:
+        super().__init__(message)
+        self.history = history
 
 
 def check_dtype(dtype: str) -> str:

@@ -15,7 +15,9 @@ this way:
   whole-data loss evaluation at each checkpoint, as d2l does, so ``History.times`` is
   training time only.
 * A run that blows up raises ``vecx.TrainingDiverged`` at the next checkpoint instead of
-  reporting ``nan``.
+  reporting ``nan``. That exception, and a ``KeyboardInterrupt`` during the loop, carry
+  the run so far as ``exc.history`` (``diverged`` or ``interrupted`` set), so
+  ``vecx train`` can still write what was computed.
 
 :func:`run_loop` is the loop itself with the step passed in, so the framework-native
 reference trainers (``vecx.backends.native``) differ from :func:`fit` in the step only.
@@ -211,10 +213,20 @@ class History:
     backend: str
     preset: str | None = None
     steps: list[int] = field(default_factory=list)
+    #: A partial run: stopped by Ctrl-C, or the `TrainingDiverged` message. The
+    #: checkpoints are those before it; ``params`` are where it stopped, or empty if
+    #: they are not finite.
+    interrupted: bool = False
+    diverged: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the run trained every epoch (not interrupted, not diverged)."""
+        return not (self.interrupted or self.diverged)
 
     @property
     def loss(self) -> float:
-        """The final whole-data loss."""
+        """The final whole-data loss (the last checkpoint's, for a partial run)."""
         return self.losses[-1]
 
     @property
@@ -223,8 +235,19 @@ class History:
         return self.times[-1] / self.epochs
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict in the documented field order."""
-        return {
+        """Plain JSON-able dict in the documented field order.
+
+        A partial run adds ``"interrupted": true`` or ``"diverged": message``; its
+        ``loss`` is the last checkpoint's (null without one), ``epoch_time`` is null
+        (no whole run to average over) and ``params`` null when they are not finite.
+        """
+        params = None
+        if self.params:
+            params = {
+                "w": np.asarray(self.params["w"], dtype=float).tolist(),
+                "b": np.asarray(self.params["b"], dtype=float).reshape(-1).tolist(),
+            }
+        doc = {
             "preset": self.preset,
             "backend": self.backend,
             "lr": float(self.lr),
@@ -233,27 +256,32 @@ class History:
             "examples": [int(e) for e in self.examples],
             "losses": [float(v) for v in self.losses],
             "times": [float(t) for t in self.times],
-            "loss": float(self.loss),
-            "epoch_time": float(self.epoch_time),
-            "params": {
-                "w": np.asarray(self.params["w"], dtype=float).tolist(),
-                "b": np.asarray(self.params["b"], dtype=float).reshape(-1).tolist(),
-            },
+            "loss": float(self.loss) if self.losses else None,
+            "epoch_time": float(self.epoch_time) if self.complete else None,
+            "params": params,
         }
+        if self.interrupted:
+            doc["interrupted"] = True
+        if self.diverged:
+            doc["diverged"] = self.diverged
+        return doc
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> History:
         """Inverse of :meth:`to_dict` (params come back as float32 arrays)."""
+        params = d.get("params") or {}
         return cls(
             examples=list(d["examples"]),
             losses=list(d["losses"]),
             times=list(d["times"]),
-            params={k: np.asarray(d["params"][k], dtype=np.float32) for k in ("w", "b")},
+            params={k: np.asarray(params[k], dtype=np.float32) for k in params},
             lr=d["lr"],
             batch_size=d["batch_size"],
             epochs=d["epochs"],
             backend=d["backend"],
             preset=d.get("preset"),
+            interrupted=bool(d.get("interrupted", False)),
+            diverged=d.get("diverged"),
         )
 
 
@@ -355,48 +383,67 @@ def run_loop(
     # NumPy (and the NumPy-based autodiff) warn on overflow as a run diverges; the
     # divergence check below reports it properly, so the warnings would only be noise.
     # errstate changes NumPy's floating-point handling only, in this context only.
-    with np.errstate(all="ignore"):
-        if warmup:
-            for m in sorted({batch_size, n % batch_size} - {0}):
-                be.sync(step(state, X, y, np.arange(m, dtype=np.int64), step_lr))
-        initial = loss_of(state)
-        limit = DIVERGENCE_FACTOR * initial if initial > 0 else math.inf
-        # Sync on the latest state: it depends on every queued step, so waiting for it
-        # waits for all of them, whatever the framework's queueing rules.
-        timer = Timer(sync=lambda: be.sync(state))
-        examples = step_no = 0
-        next_log = min(log_every, total)  # the last step always reaches ``total``
-        timer.start()
-        for epoch in range(1, epochs + 1):
-            # The hot loop: one step call and two integer updates per minibatch, nothing
-            # that reads from the device (a read would stall an asynchronous device).
-            for idx in batches.indices():
-                state = step(state, X, y, idx, step_lr)
-                step_no += 1
-                examples += len(idx)
-                if examples < next_log:
-                    continue
-                timer.stop()
-                loss = loss_of(state)
-                if not loss <= limit:  # nan, inf, or a millionfold growth
-                    raise TrainingDiverged(
-                        f"training diverged: the whole-data loss "
-                        f"{'is not finite' if not math.isfinite(loss) else f'grew to {loss:.3g}'} "
-                        f"(from {initial:.3g}) at step {step_no}, epoch {epoch}, "
-                        f"{examples} examples, with lr={lr:g}; lower the learning rate"
-                    )
-                elapsed = timer.sum()
-                history.examples.append(examples)
-                history.losses.append(loss)
-                history.times.append(elapsed)
-                history.steps.append(step_no)
-                next_log = min((examples // log_every + 1) * log_every, total)
-                if callback is not None:
-                    callback(Checkpoint(step_no, epoch, examples, loss, elapsed, total))
-                if examples < total:
-                    timer.start()
+    try:
+        with np.errstate(all="ignore"):
+            if warmup:
+                for m in sorted({batch_size, n % batch_size} - {0}):
+                    be.sync(step(state, X, y, np.arange(m, dtype=np.int64), step_lr))
+            initial = loss_of(state)
+            limit = DIVERGENCE_FACTOR * initial if initial > 0 else math.inf
+            # Sync on the latest state: it depends on every queued step, so waiting for
+            # it waits for all of them, whatever the framework's queueing rules.
+            timer = Timer(sync=lambda: be.sync(state))
+            examples = step_no = 0
+            next_log = min(log_every, total)  # the last step always reaches ``total``
+            timer.start()
+            for epoch in range(1, epochs + 1):
+                # The hot loop: one step call and two integer updates per minibatch,
+                # nothing that reads from the device (a read would stall an
+                # asynchronous device).
+                for idx in batches.indices():
+                    state = step(state, X, y, idx, step_lr)
+                    step_no += 1
+                    examples += len(idx)
+                    if examples < next_log:
+                        continue
+                    timer.stop()
+                    loss = loss_of(state)
+                    if not loss <= limit:  # nan, inf, or a millionfold growth
+                        how = "is not finite" if not math.isfinite(loss) else f"grew to {loss:.3g}"
+                        history.diverged = (
+                            f"training diverged: the whole-data loss {how} (from {initial:.3g}) "
+                            f"at step {step_no}, epoch {epoch}, {examples} examples, "
+                            f"with lr={lr:g}; lower the learning rate"
+                        )
+                        raise TrainingDiverged(history.diverged, history)
+                    elapsed = timer.sum()
+                    history.examples.append(examples)
+                    history.losses.append(loss)
+                    history.times.append(elapsed)
+                    history.steps.append(step_no)
+                    next_log = min((examples // log_every + 1) * log_every, total)
+                    if callback is not None:
+                        callback(Checkpoint(step_no, epoch, examples, loss, elapsed, total))
+                    if examples < total:
+                        timer.start()
+    except (KeyboardInterrupt, TrainingDiverged) as exc:
+        # never lose what was computed: the exception carries the run so far
+        history.interrupted = isinstance(exc, KeyboardInterrupt)
+        history.params = _finite_export(export, state)
+        exc.history = history  # type: ignore[union-attr]
+        raise
     history.params = export(state)
     return history
+
+
+def _finite_export(export: Callable[[Any], dict[str, np.ndarray]], state: Any) -> dict:
+    """``export(state)`` if it works and is finite, else ``{}`` (a partial run's params)."""
+    try:
+        params = export(state)
+        finite = all(np.isfinite(np.asarray(v, dtype=float)).all() for v in params.values())
+    except Exception:
+        return {}
+    return params if finite else {}
 
 
 def fit(
@@ -422,7 +469,9 @@ def fit(
 
     Raises ``ValueError`` for bad arguments (which one and why) and
     ``vecx.TrainingDiverged`` when a checkpoint loss is non-finite or has grown
-    ``DIVERGENCE_FACTOR`` times over the initial loss.
+    ``DIVERGENCE_FACTOR`` times over the initial loss. That exception, and a
+    ``KeyboardInterrupt`` while training, carry the partial :class:`History` (the
+    checkpoints before it) as ``exc.history``.
     """
     d, y, lr = prepare(
         be, X, y, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, log_every=log_every

@@ -4,8 +4,11 @@ Prints the whole-data loss at each checkpoint (plain lines, or a progress bar on
 terminal), then the final loss and the training seconds per epoch. ``--json`` writes
 ``History.to_dict()`` and ``--plot`` the loss curve; both paths are checked before
 training starts, and the JSON is written atomically after it ends, so a failed run
-never leaves a half-written file. Errors are raised as ``ValueError``/``OSError``/
-``VecxError`` and become one line on stderr in ``vecx.cli``.
+never leaves a half-written file. A run stopped by Ctrl-C or by divergence still
+writes the checkpoints it reached, marked ``"interrupted": true`` or
+``"diverged": message``, then exits as before (130, or 1 with the one-line error).
+Errors are raised as ``ValueError``/``OSError``/``VecxError`` and become one line on
+stderr in ``vecx.cli``.
 """
 
 from __future__ import annotations
@@ -81,11 +84,19 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"training {args.preset} on {be.spec}: lr {lr:g}, batch {bs}, "
                   f"{epochs} epoch(s), seed {args.seed}")
-        with _Progress(enabled=not args.quiet) as progress:
-            history = vecx.train(
-                be, args.preset, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                seed=args.seed, log_every=args.log_every, callback=progress.update,
-            )  # fmt: skip
+        try:
+            with _Progress(enabled=not args.quiet) as progress:
+                history = vecx.train(
+                    be, args.preset, lr=args.lr, batch_size=args.batch_size,
+                    epochs=args.epochs, seed=args.seed, log_every=args.log_every,
+                    callback=progress.update,
+                )  # fmt: skip
+        except (KeyboardInterrupt, vecx.TrainingDiverged) as exc:
+            partial = getattr(exc, "history", None)
+            if partial is not None and (args.json or args.plot):
+                _save_partial(exc, partial, args, reserved)
+                reserved = None
+            raise
         doc = history.to_dict()
         if reserved is not None:
             _write_json(reserved, Path(args.json), doc)
@@ -100,6 +111,38 @@ def run(args: argparse.Namespace) -> int:
 
         plot_train_history(doc, args.plot)
     return 0
+
+
+def _save_partial(
+    exc: BaseException, history: Any, args: argparse.Namespace, reserved: Path | None
+) -> None:
+    """Write an interrupted or diverged run's checkpoints to --json and --plot.
+
+    The JSON is marked (``"interrupted": true`` or ``"diverged": message``); the plot
+    needs at least one checkpoint. The run's own error stays the message: a failure to
+    write is added to it, in the same line.
+    """
+    import vecx
+
+    doc = history.to_dict()
+    written = []
+    try:
+        if reserved is not None:
+            _write_json(reserved, Path(args.json), doc)
+            written.append(args.json)
+        if args.plot and doc["losses"]:
+            from vecx.plots import plot_train_history
+
+            written.append(str(plot_train_history(doc, args.plot)))
+    except (OSError, ValueError) as err:
+        note = f"the history so far was not written: {err}"
+        if isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt(note) from exc
+        raise vecx.TrainingDiverged(f"{exc}; {note}", history) from exc
+    if written and not args.quiet:
+        what = "interrupted" if history.interrupted else "diverged"
+        print(f"{what} after {len(doc['losses'])} checkpoint(s): the history so far is in "
+              f"{' and '.join(written)}", flush=True)
 
 
 def _check_plot_path(path: str | None) -> None:
