@@ -49,12 +49,32 @@ def test_quick_run_prints_tables_summary_and_writes_json(quick_run):
 
 def test_non_terminal_progress_is_plain_lines_without_colour(quick_run):
     proc, _ = quick_run
+    assert proc.stderr.startswith("vecx bench: checking which backends are available...\n")
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("[")]
     assert re.match(r"\[0/6 0:\d\d\] numpy:cpu  started \(", lines[0])
     assert re.match(r"\[1/6 0:\d\d\] numpy:cpu  vector-add/loop \(n=10000\)  \S", lines[1])
     assert re.match(r"\[6/6 0:\d\d\] numpy:cpu  matmul/block64 \(n=256\)  \S+ GFLOP/s",
                     lines[-1])  # fmt: skip
     assert "\x1b[" not in proc.stdout + proc.stderr  # NO_COLOR, and a pipe anyway
+
+
+def test_an_interrupted_run_says_so_on_stderr_with_a_plot_hint(tmp_path, monkeypatch, capsys):
+    import vecx.runner
+    from vecx.runner import Outcome
+
+    path = tmp_path / "o" / "results.json"
+    doc = {"settings": {"order": ["numpy:cpu"], "cases_planned": 9}, "results": [{}] * 4}
+    outcome = Outcome(doc, path, "SIGINT", 0, 0, [], None, 1.0)
+    monkeypatch.setattr(vecx.runner, "run_bench", lambda opts: outcome)
+    assert main(["bench", "--out", str(tmp_path / "o")]) == 130
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        "vecx bench: interrupted (SIGINT) after 4 of 9 cases on numpy:cpu",
+        f"vecx bench: plots skipped after the interruption; draw them with: vecx plot {path}",
+    ]
+    assert out == f"vecx bench: results written to {path}\n"
+    assert main(["bench", "--out", str(tmp_path / "o"), "--no-plots"]) == 130
+    assert "vecx plot" not in capsys.readouterr().err  # no plots were asked for
 
 
 def test_help_documents_the_options():

@@ -36,6 +36,17 @@ def test_plot_results_writes_png_and_svg_for_every_suite(tmp_path):
     assert all(p.parent == tmp_path / "new" / "plots" for p in paths)
 
 
+def test_figure_names_are_known_to_figure_files_and_the_report(tmp_path):
+    """vecx bench removes old figures by these names: every name written must be listed."""
+    from vecx.plots import FIGURES, figure_files
+    from vecx.report import FIGURES as REPORT_FIGURES
+
+    paths = plot_results(synthetic_doc(), tmp_path)
+    assert {p.stem for p in paths} == set(FIGURES) == set(REPORT_FIGURES)
+    (tmp_path / "other.png").write_text("")
+    assert sorted(figure_files(tmp_path)) == sorted(paths)
+
+
 def test_plot_results_skips_absent_suites(tmp_path):
     paths = plot_results(synthetic_doc(("matmul",)), tmp_path)
     assert _check_files(paths) == {"matmul"}

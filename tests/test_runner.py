@@ -21,6 +21,7 @@ import vecx
 from vecx.results import ResultWriter, load, result
 from vecx.runner import (
     BenchOptions,
+    Progress,
     add_ceilings,
     busy_warning,
     candidate_specs,
@@ -58,6 +59,14 @@ def cases(be, *, quick=False, seed=0, count=3, mode="ok", crash_on="", sleep=0.0
                 os.kill(os.getpid(), 9)
             if mode == "raise":
                 raise RuntimeError("boom in c1")
+        if mode == "interrupt" and i >= 1:  # c1 interrupts the parent and still finishes
+            import signal
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            if i == 1:
+                os.kill(os.getppid(), signal.SIGINT)
+                time.sleep(0.5)  # the parent stops reading events meanwhile
+            else:
+                time.sleep(60)  # until the parent kills the worker
         return result(NAME, f"c{i}", be.name, be.device, params={"i": i}, median_s=1e-3,
                       iqr_s=0.0, n_runs=1, metric="time", value=1e-3, unit="s",
                       env=os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"), seed=seed)
@@ -223,6 +232,37 @@ def test_interruption_keeps_completed_cases_and_prints_summary(tmp_path, fake, s
     worker = int((tmp_path / "pid").read_text())
     with pytest.raises(ProcessLookupError):  # stopped and reaped by the parent, not orphaned
         os.kill(worker, 0)
+
+
+def test_cases_recorded_after_the_signal_are_counted_and_shown(tmp_path, fake):
+    """The worker finishes c1 after the parent got SIGINT: it is saved, so the progress
+    lines must show it and count it, as the summary does."""
+    proc = _start_bench(tmp_path, fake, {"mode": "interrupt", "sleep": 0.0})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    doc = load(tmp_path / "out" / "results.json")
+    assert [r["case"] for r in doc["results"]] == ["c0", "c1"]
+    assert "SUMMARY SIGINT 2" in out
+    lines = [ln for ln in err.splitlines() if ln.startswith("[")]
+    assert lines[-1].startswith("[ 2/40 ") and "fake/c1 (i=1)" in lines[-1], err
+
+
+def test_figures_of_an_earlier_run_are_removed(tmp_path, fake):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("vector-add.png", "vector-add.svg", "scaling.png", "mine.png", "notes.md"):
+        (out / name).write_text("old")
+    run_bench(_opts(tmp_path, [fake]))  # no plots drawn: the old ones would describe other runs
+    assert sorted(p.name for p in out.iterdir()) == ["mine.png", "notes.md", "results.json"]
+
+
+def test_progress_clock_counts_from_the_start_of_the_run():
+    import io
+
+    stream = io.StringIO()
+    progress = Progress(3, quiet=True, stream=stream, start=time.perf_counter() - 65)
+    progress.line("x")
+    assert stream.getvalue() == "[0/3 1:05] x\n"
 
 
 # --------------------------------------------------------------------------- order, selection

@@ -46,6 +46,10 @@ from vecx.tables import (
 #: Formats `plot_train_history` and `plot_normal` accept, by file suffix.
 FORMATS: tuple[str, ...] = (".png", ".svg", ".pdf")
 
+#: The figures `plot_results` may write, by file stem, each as PNG and SVG.
+FIGURES: tuple[str, ...] = ("train-methods", "train-backends", "matmul", "vector-add", "scaling")
+_RESULT_FORMATS = (".png", ".svg")
+
 #: The d2l minibatch chapter's four methods: preset -> legend label, in drawing order.
 TRAIN_METHODS: dict[str, str] = {
     "airfoil-gd": "GD",
@@ -128,7 +132,15 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def _save_both(fig: Any, out_dir: Path, stem: str) -> list[Path]:
-    return [_save(fig, out_dir / f"{stem}{ext}") for ext in (".png", ".svg")]
+    return [_save(fig, out_dir / f"{stem}{ext}") for ext in _RESULT_FORMATS]
+
+
+def figure_files(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """The files of `FIGURES` that exist in ``out_dir`` (``vecx bench`` removes them
+    before writing a new results.json there, so no figure of an older run stays)."""
+    out = Path(out_dir)
+    return [out / f"{s}{ext}" for s in FIGURES for ext in _RESULT_FORMATS
+            if (out / f"{s}{ext}").is_file()]  # fmt: skip
 
 
 def _colors(labels: Sequence[str]) -> dict[str, str]:
@@ -755,7 +767,9 @@ def plot_normal(
 
 
 __all__ = [
+    "FIGURES",
     "FORMATS",
+    "figure_files",
     "TRAIN_METHODS",
     "normal_densities",
     "plot_normal",

@@ -353,13 +353,17 @@ class Progress:
     Colour follows rich's rules, so ``NO_COLOR`` turns it off.
     """
 
-    def __init__(self, total: int, *, quiet: bool, stream: Any = None) -> None:
+    def __init__(
+        self, total: int, *, quiet: bool, stream: Any = None, start: float | None = None
+    ) -> None:
         from rich.console import Console
 
         self.stream = stream if stream is not None else sys.stderr
         self.console = Console(file=self.stream, highlight=False, markup=False)
         self.total, self.done = total, 0
-        self.start = time.perf_counter()
+        # the run's clock (``time.perf_counter()`` at its start, probing included), so the
+        # last line's time matches the summary's
+        self.start = time.perf_counter() if start is None else start
         self.live = not quiet and self.console.is_terminal
         self._bar: Any = None
         if self.live:
@@ -391,9 +395,9 @@ class Progress:
         return f"[{self.done:>{width}}/{self.total} {elapsed // 60}:{elapsed % 60:02d}]"
 
     def line(self, text: str) -> None:
-        """A message above the bar (or a plain line)."""
-        if self._bar is not None:
-            self._bar.console.print(text)
+        """A message above the bar (or a plain line); after `close`, in the same style."""
+        if self.live:
+            self.console.print(text)  # the bar's console: printed above it while it runs
         else:
             print(f"{self._stamp()} {text}", file=self.stream, flush=True)
 
@@ -555,6 +559,7 @@ def run_bench(opts: BenchOptions) -> Outcome:
     baseline = check_baseline(opts.baseline)
     writer = ResultWriter(path)  # fails here, before any work, if --out is not writable
     env = _worker_env()
+    print("vecx bench: checking which backends are available...", file=sys.stderr, flush=True)
     try:
         rows = probe(specs, env)
     except BaseException:
@@ -598,10 +603,11 @@ def run_bench(opts: BenchOptions) -> Outcome:
             },
         },
     }
-    progress = Progress(total, quiet=opts.quiet)
+    progress = Progress(total, quiet=opts.quiet, start=t0)
     for spec, why in unavailable.items():
         progress.line(f"{spec}  not run: {why}")
     interrupted: str | None = None
+    stopped = ""  # the backend whose worker the interruption stopped
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     worker: _Worker | None = None
     try:
@@ -623,6 +629,7 @@ def run_bench(opts: BenchOptions) -> Outcome:
     except KeyboardInterrupt as exc:
         interrupted = "SIGTERM" if isinstance(exc, Interrupted) else "SIGINT"
         if worker is not None:
+            stopped = worker.spec
             worker.stop()
             worker.log.unlink(missing_ok=True)
     finally:
@@ -633,6 +640,11 @@ def run_bench(opts: BenchOptions) -> Outcome:
     old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         records = ResultWriter.recover(path)
+        # cases the stopped worker recorded after the signal, before the parent read their
+        # events: saved, so counted and shown like the others
+        for rec in records[progress.done :]:
+            progress.finish_case(stopped or f"{rec['backend']}:{rec['device']}", rec["suite"],
+                                 rec["case"], rec["params"], _summary_text(rec))  # fmt: skip
         ceilings = add_ceilings(records)
         disagreements = check_agreement(records, precision=opts.precision)
         completed = sum(1 for r in records if not r.get("error"))
@@ -641,6 +653,7 @@ def run_bench(opts: BenchOptions) -> Outcome:
             cases_recorded=len(records),
         )  # fmt: skip
         _rewrite_partial(path, records)
+        _remove_old_plots(out_dir)  # figures of an earlier run must not sit beside these
         doc = ResultWriter(path, append=True).finish(header)
     finally:
         signal.signal(signal.SIGINT, old_int)
@@ -723,6 +736,17 @@ def _print_tables(doc: Mapping[str, Any], baseline: str) -> None:
     except ModuleNotFoundError:
         return
     tables.print_tables(tables.suite_tables(doc, baseline=baseline))
+
+
+def _remove_old_plots(out_dir: Path) -> None:
+    """Delete the figures ``vecx.plots`` names (and only those) from ``out_dir``."""
+    try:
+        from vecx.plots import figure_files
+    except ModuleNotFoundError:
+        return
+    for old in figure_files(out_dir):
+        with contextlib.suppress(OSError):  # never fail a run for a stale figure
+            old.unlink()
 
 
 def _plots(doc: Mapping[str, Any], out_dir: Path) -> tuple[list[Path], str | None]:
@@ -813,6 +837,7 @@ __all__ = [
     "RESULTS_NAME",
     "BenchOptions",
     "Outcome",
+    "Progress",
     "add_ceilings",
     "candidate_specs",
     "check_agreement",

@@ -12,7 +12,8 @@ x device, each in its own subprocess, in a shuffled order (seeded by --seed, rec
 Every case is synchronised, warmed up, repeated and checked against a float64 reference;
 a wrong result is recorded as an error. Results stream to OUT/results.json.partial.jsonl
 as each case finishes, so Ctrl-C keeps what completed; at the end OUT/results.json (schema
-in vecx/results.py and the README), a table per suite and plots (PNG + SVG) are written.
+in vecx/results.py and the README), a table per suite and plots (PNG + SVG) are written;
+figures of an earlier run in OUT are removed first, so none describes other results.
 
 Exit status: 0 all cases ran and agree; 1 a case failed or a training loss disagrees
 across backends; 2 bad arguments or an unwritable --out; 130 interrupted (results of
@@ -99,13 +100,17 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f"{outcome.disagreements} with a disagreeing final loss")
     if problems:
         status += f" ({', '.join(problems)})"
-    print(f"vecx bench: {status}")
+    # an interruption is news for the terminal even when stdout goes to a file
+    print(f"vecx bench: {status}", file=sys.stderr if outcome.interrupted else sys.stdout)
     unavailable = settings.get("unavailable") or {}
     if unavailable:
         print(f"vecx bench: not available here: {', '.join(unavailable)} (see 'vecx info')")
     print(f"vecx bench: results written to {outcome.path}")
     if outcome.plots:
         print(f"vecx bench: {len(outcome.plots)} plot files written to {outcome.path.parent}")
+    elif outcome.interrupted and not args.no_plots:
+        print(f"vecx bench: plots skipped after the interruption; draw them with: "
+              f"vecx plot {outcome.path}", file=sys.stderr)  # fmt: skip
     if outcome.busy:
         print(f"vecx bench: warning: {outcome.busy}", file=sys.stderr)
     if outcome.plot_error:
