@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from vecx import __version__
 
@@ -47,6 +49,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def file_in_the_way(path: str | os.PathLike[str]) -> Path | None:
+    """The first of ``path`` and its parents that exists and is not a directory, if any:
+    why ``path/...`` cannot be created (``a/b/x.md`` when ``a`` is a regular file)."""
+    p = Path(path)
+    for candidate in (p, *p.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One readable line for an ``OSError``.
+
+    vecx's own messages (which say what it was doing) are kept. A raw one from the OS,
+    ``[Errno 21] Is a directory: 'x'``, becomes plain words that name the path:
+    ``x is a directory, not a file``; ``a is not a directory`` (for ``a/x.md`` where
+    ``a`` is a file, whether the OS said "Not a directory" or "File exists");
+    ``x: permission denied``; ``no space left on device``.
+    """
+    if exc.strerror is None or not str(exc).startswith("[Errno"):
+        return str(exc)
+    reason = exc.strerror[:1].lower() + exc.strerror[1:]
+    if exc.filename is None:
+        return reason
+    name = os.fsdecode(exc.filename)
+    if isinstance(exc, IsADirectoryError):
+        return f"{name} is a directory, not a file"
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        blocker = file_in_the_way(name)
+        if blocker is not None:
+            return f"{blocker} is not a directory"
+    return f"{name}: {reason}"
+
+
 def _parser_of(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction) and command in action.choices:
@@ -75,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, LookupError, json.JSONDecodeError, RuntimeError) as exc:
         # VecxError subclasses ValueError/RuntimeError/ArithmeticError; OSError covers
         # missing files and unwritable folders. One line, no traceback.
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        message = text.splitlines()[0] if text else type(exc).__name__
         print(f"vecx {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, (ValueError, LookupError, OSError)) else EXIT_ERROR
     except ArithmeticError as exc:  # TrainingDiverged

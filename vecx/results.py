@@ -452,6 +452,10 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(f"results file {path} does not exist") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{path} is a directory, not a results file") from None
+    except OSError as e:  # permission denied, an I/O error
+        raise type(e)(f"cannot read results file {path} ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: not UTF-8 text ({e.reason})") from None
     try:

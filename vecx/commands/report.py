@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
     except OSError as e:
-        raise type(e)(f"cannot write report to {out} ({e.strerror or e})") from e
+        from vecx.cli import describe_os_error
+
+        raise type(e)(f"cannot write report to {out}: {describe_os_error(e)}") from e
     print(out, file=sys.stderr)
     return 0

@@ -156,6 +156,11 @@ def _check_plot_path(path: str | None) -> None:
         raise ValueError(f"--plot {path}: the suffix must be one of {', '.join(formats)}")
     parent = Path(path).parent
     if not parent.is_dir():
+        from vecx.cli import file_in_the_way
+
+        blocker = file_in_the_way(parent)
+        if blocker is not None:
+            raise NotADirectoryError(f"--plot {path}: {blocker} is not a directory")
         raise FileNotFoundError(f"--plot {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"--plot {path}: folder {parent} is not writable")
