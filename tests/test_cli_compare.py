@@ -16,11 +16,12 @@ from vecx.results import ResultWriter, result
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _doc(path: Path, records: list[dict]) -> Path:
+def _doc(path: Path, records: list[dict], settings: dict | None = None,
+         machine: dict | None = None) -> Path:
     w = ResultWriter(path)
     for rec in records:
         w.add(rec)
-    w.finish({"settings": {}})
+    w.finish({"settings": settings or {}, **({"machine": machine} if machine else {})})
     return path
 
 
@@ -64,6 +65,27 @@ def test_table_and_verdicts(docs, capsys):
     assert "error" in rows["broken"]
     assert ("7 cases: 1 regression, 1 improvement, 1 error, 2 same, 1 only-old, 1 only-new"
             in out)  # fmt: skip
+
+
+def test_runs_with_different_settings_get_a_one_line_warning(tmp_path, capsys):
+    base = {"quick": False, "precision": "float32", "dtype": "float32"}
+    cpu = {"cpu": "CPU A", "gpu": None}
+    old = _doc(tmp_path / "old.json", [_rec("full", 1.0)], base, cpu)
+    same = _doc(tmp_path / "same.json", [_rec("full", 1.0)], base, cpu)
+    assert main(["compare", str(old), str(same)]) == 0
+    assert capsys.readouterr().err == ""
+    new = _doc(tmp_path / "new.json", [_rec("full", 1.0)], {**base, "quick": True},
+               {"cpu": "CPU B", "gpu": "NVIDIA H100"})  # fmt: skip
+    assert main(["compare", str(old), str(new)]) == 0
+    assert capsys.readouterr().err == (
+        "vecx compare: warning: the runs differ in quick (no -> yes), machine cpu "
+        "(CPU A -> CPU B), machine gpu (none -> NVIDIA H100); the comparison may not be "
+        "meaningful\n"
+    )
+    # a setting one file does not record is no difference
+    bare = _doc(tmp_path / "bare.json", [_rec("full", 1.0)], {"dtype": "float32"}, cpu)
+    assert main(["compare", str(old), str(bare)]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_older_files_with_measured_n_in_params_still_match(tmp_path, capsys):

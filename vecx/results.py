@@ -603,6 +603,35 @@ def _verdict(o: float, n: float, io: float, in_: float, threshold: float) -> str
     return "same"
 
 
+#: What makes two runs' numbers incomparable: (header section, key, name shown).
+COMPARABLE_SETTINGS: tuple[tuple[str, str, str], ...] = (
+    ("settings", "quick", "quick"),
+    ("settings", "precision", "precision"),
+    ("settings", "dtype", "dtype"),
+    ("machine", "cpu", "machine cpu"),
+    ("machine", "gpu", "machine gpu"),
+)
+
+
+def settings_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``"quick (no -> yes)"`` for each of `COMPARABLE_SETTINGS` the two documents both
+    record and that differs: a regression between such runs may be the setting's doing."""
+
+    def shown(v: Any) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return "none" if v is None else str(v)
+
+    out = []
+    for section, key, name in COMPARABLE_SETTINGS:
+        a, b = old.get(section), new.get(section)
+        if not (isinstance(a, Mapping) and isinstance(b, Mapping) and key in a and key in b):
+            continue  # not recorded in one of them: nothing to say
+        if a[key] != b[key]:
+            out.append(f"{name} ({shown(a[key])} -> {shown(b[key])})")
+    return out
+
+
 def has_regression(comparisons: Iterable[Comparison]) -> bool:
     """True if any case got slower beyond noise (errors and missing cases do not count)."""
     return any(c.verdict == "regression" for c in comparisons)
@@ -618,6 +647,7 @@ __all__ = [
     "ResultWriter",
     "compare",
     "has_regression",
+    "settings_differences",
     "load",
     "machine_info",
     "result",

@@ -22,6 +22,9 @@ A case with an error in either run shows "error"; a case in one run only shows
 much of a slow loop was timed before scaling to the full size) is not in a record's
 parameters, so extrapolated loops of two runs still match.
 
+When the runs differ in --quick, --precision, dtype or machine (CPU or GPU model), a
+warning says so: their numbers may not be comparable.
+
 Exit status: 0; 1 with --fail-on-regression when any case regressed; 2 for a missing or
 malformed file.
 """
@@ -82,7 +85,7 @@ def _ratio(r: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vecx.results import compare, has_regression, load
+    from vecx.results import compare, has_regression, load, settings_differences
 
     if not args.threshold >= 0 or math.isinf(args.threshold):
         raise ValueError(f"--threshold must be a finite number >= 0, got {args.threshold}")
@@ -113,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
     out.print(table)
     summary = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if counts[v])
     print(f"vecx compare: {len(comparisons)} cases: {summary or 'none'}")
+    differences = settings_differences(old, new)
+    if differences:
+        print(f"vecx compare: warning: the runs differ in {', '.join(differences)}; "
+              "the comparison may not be meaningful", file=sys.stderr)  # fmt: skip
     if args.fail_on_regression and has_regression(comparisons):
         print(f"vecx compare: {counts['regression']} regression(s) beyond noise", file=sys.stderr)
         return 1
