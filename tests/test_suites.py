@@ -250,7 +250,16 @@ def test_matmul_element_extrapolates_and_says_so(numpy_be):
     assert element["params"] == {"n": 64}
     assert element["extrapolated"] is True
     assert 16 <= element["measured_n"] < 64 * 64
-    assert "dot products" in element["note"]
+    assert (f"element timed on the first {element['measured_n']:,} of 4,096 dot products, "
+            "the time then scaled up to all of them") in element["note"]  # fmt: skip
+    assert "measured_n" not in element["note"]  # plain words, not record keys
+
+
+def test_progress_text_uses_the_tables_time_units():
+    from vecx.suites import fmt_rate
+
+    assert fmt_rate(2.5e-6, "s") == "2.50 µs" and fmt_rate(0.0123, "s") == "12.3 ms"
+    assert fmt_rate(12.345, "GFLOP/s") == "12.3 GFLOP/s"
 
 
 @pytest.mark.skipif(not _available("jax:cpu"), reason="jax not available")

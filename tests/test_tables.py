@@ -450,8 +450,27 @@ def test_a_single_run_shows_no_spread():
     )
     (t,) = suite_tables({"results": [rec]})
     assert t.rows[0][3] == "2.00 ms"
+    assert t.notes[-1] == "every time here is a single measurement: no ± spread"
     (t,) = suite_tables({"results": [{**rec, "n_runs": 5}]})
     assert t.rows[0][3] == "2.00 ms ±0%"
+    assert not any("single" in n for n in t.notes)
+    # some rows measured once: the note names them
+    (t,) = suite_tables({"results": [{**rec, "n_runs": 5}, {**rec, "backend": "jax"}]})
+    assert t.notes[-1] == "single measurement, so no ± spread: jax:cpu full (n=8)"
+
+
+def test_a_note_part_shared_by_several_records_is_said_once():
+    """Suites join a record's notes with '; ' (the JAX write note and the element one)."""
+    jax = "JAX arrays are immutable: writes into A are A = A.at[...].set(...)"
+    element = "element timed on the first 16 of 64 dot products, the time then scaled up"
+    recs = [
+        result("matmul", "element", "jax", "cpu", params={"n": 8}, median_s=1e-3,
+               note=f"{jax}; {element}"),
+        result("matmul", "column", "jax", "cpu", params={"n": 8}, median_s=1e-3, note=jax),
+        result("matmul", "column", "numpy", "cpu", params={"n": 8}, median_s=1e-3),
+    ]  # fmt: skip
+    notes = _table(suite_tables({"results": recs}), "matmul").notes
+    assert notes == [f"jax:cpu: {jax}", f"jax:cpu: {element}"]
 
 
 def test_row_order_does_not_follow_the_shuffled_run_order():

@@ -117,8 +117,7 @@ def format_loss(x: float | None) -> str:
 def _with_spread(rec: Mapping[str, Any]) -> str:
     med, iqr = rec.get("median_s"), rec.get("iqr_s")
     text = format_time(med)
-    single = isinstance(rec.get("n_runs"), int) and rec["n_runs"] < 2  # no spread to show
-    if _positive(med) and isinstance(iqr, (int, float)) and not single:
+    if _positive(med) and isinstance(iqr, (int, float)) and not _single(rec):
         text += f" ±{100 * iqr / med:.0f}%"
     return text
 
@@ -317,6 +316,7 @@ def suite_tables(
             _drop_vs_column(table, baseline)
         if suite == "scaling":  # the second bandwidth reference lives in the header
             table.notes[1:1] = memory_notes(doc)
+        table.notes += _single_run_notes(recs)
         tables.append(table)
     return tables
 
@@ -337,6 +337,28 @@ def _drop_vs_column(table: Table, baseline: str) -> None:
     )
 
 
+def _single(rec: Mapping[str, Any]) -> bool:
+    """A time measured once: `_with_spread` has no ± to show for it."""
+    return isinstance(rec.get("n_runs"), int) and rec["n_runs"] < 2
+
+
+def _single_run_notes(recs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Say why some times have no ± (a blank there could read as no noise at all)."""
+    timed = [r for r in recs if not r.get("error") and _positive(r.get("median_s"))]
+    single = [r for r in timed if _single(r)]
+    if not single:
+        return []
+    if len(single) == len(timed):
+        return ["every time here is a single measurement: no ± spread"]
+    which = dict.fromkeys(f"{backend_label(r)} {r['case']}{_n_text(r)}" for r in single)
+    return [f"single measurement, so no ± spread: {', '.join(which)}"]
+
+
+def _n_text(rec: Mapping[str, Any]) -> str:
+    n = (rec.get("params") or {}).get("n")
+    return f" (n={n:,})" if isinstance(n, int) else ""
+
+
 def _error_notes(recs: Iterable[Mapping[str, Any]]) -> list[str]:
     notes = []
     for rec in recs:
@@ -353,10 +375,15 @@ def _record_notes(recs: Sequence[Mapping[str, Any]]) -> list[str]:
     by_note: dict[str, list[str]] = {}
     for rec in recs:
         note = rec.get("note")
-        if isinstance(note, str) and note.strip():
-            labels = by_note.setdefault(note.strip(), [])
-            if backend_label(rec) not in labels:
-                labels.append(backend_label(rec))
+        if not isinstance(note, str):
+            continue
+        # suites join a record's notes with "; ": one line per part, so a part that
+        # several records share (JAX's immutable arrays) is said once
+        for part in (p.strip() for p in note.split("; ")):
+            if part:
+                labels = by_note.setdefault(part, [])
+                if backend_label(rec) not in labels:
+                    labels.append(backend_label(rec))
     out = []
     for note, labels in by_note.items():
         if len(everyone) > 1 and labels == everyone:

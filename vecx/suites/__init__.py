@@ -369,10 +369,9 @@ def fmt_rate(value: float | None, unit: str | None) -> str:
     if value is None:
         return "-"
     if unit == "s":
-        from vecx.timing import _format_seconds
+        from vecx.tables import format_time  # the tables' units (µs, not us)
 
-        text, u = _format_seconds(value, value)
-        return f"{text} {u}"
+        return format_time(value)
     if unit:
         digits = 3 if abs(value) < 1000 else 0
         return f"{value:.{digits}g} {unit}" if digits else f"{value:.0f} {unit}"

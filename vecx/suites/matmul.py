@@ -147,8 +147,8 @@ def cases(
             notes.append("JAX arrays are immutable: writes into A are A = A.at[...].set(...)")
         if count < n * n:
             notes.append(
-                f"element timed on {count:,} of {n * n:,} dot products, scaled by "
-                "n^2/measured_n"
+                f"element timed on the first {count:,} of {n * n:,} dot products, "
+                "the time then scaled up to all of them"
             )
         if first is None:
             notes.append(FIRST_CALL_NOTE.format(FIRST_CALL_FACTOR * budget))
