@@ -195,3 +195,67 @@ def test_scaling_plot_draws_the_main_memory_bandwidth_line(tmp_path):
     del doc["settings"]  # an older file without the header entry: no line, no failure
     svg = next(p for p in plot_results(doc, tmp_path / "b") if p.suffix == ".svg")
     assert 'id="main-memory' not in svg.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def _drawn_figures(monkeypatch) -> list:
+    """Figures as they are saved (PNG only), to inspect their layout."""
+    import vecx.plots
+
+    figures = []
+    save = vecx.plots._save
+
+    def keep(fig, path):
+        if Path(path).suffix == ".png":
+            figures.append((Path(path).name, fig))
+        return save(fig, path)
+
+    monkeypatch.setattr(vecx.plots, "_save", keep)
+    return figures
+
+
+def _cut_titles(figures) -> list[str]:
+    """Titles that reach past the figure's edge once drawn (constrained layout done)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    cut = []
+    for name, fig in figures:
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        texts = [ax.title for ax in fig.axes] + ([fig._suptitle] if fig._suptitle else [])
+        for text in texts:
+            box = text.get_window_extent(renderer)
+            if text.get_text() and (box.x0 < 0 or box.x1 > fig.bbox.width):
+                cut.append(f"{name}: {text.get_text()!r}")
+    return cut
+
+
+@pytest.mark.parametrize("backends", [("numpy",), ("numpy", "torch", "jax")])
+def test_titles_fit_narrow_and_wide_figures(tmp_path, monkeypatch, backends):
+    doc = synthetic_doc()
+    doc = {**doc, "results": [r for r in doc["results"] if r["backend"] in backends]}
+    figures = _drawn_figures(monkeypatch)
+    plot_results(doc, tmp_path)
+    history = {**_history(), "interrupted": True, "preset": "airfoil-sgd-with-a-long-name"}
+    plot_train_history(history, tmp_path / "h.png")
+    assert len(figures) == 6
+    assert _cut_titles(figures) == []
+
+
+def test_train_methods_title_stays_clear_of_the_legend(tmp_path, monkeypatch):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    doc = synthetic_doc(("train",))
+    doc = {**doc, "results": [r for r in doc["results"] if r["backend"] == "numpy"]}
+    figures = _drawn_figures(monkeypatch)
+    plot_results(doc, tmp_path)
+    (fig,) = [f for name, f in figures if name == "train-methods.png"]
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert title.x1 <= legend.x0 or title.y0 >= legend.y1

@@ -179,6 +179,49 @@ def _footnote(fig: Any, lines: Sequence[str], *, limit: int = 8) -> None:
     fig.supxlabel("\n".join(wrapped), fontsize=7, ha="left", x=0.01, color="0.3")
 
 
+#: Average width of a character of DejaVu Sans, in ems (mixed text, digits, spaces).
+_EM_PER_CHAR = 0.6
+
+
+def _wrapped(text: str, width_in: float, fontsize: float) -> str:
+    """``text`` broken into lines that fit ``width_in`` inches at ``fontsize`` points."""
+    import textwrap
+
+    chars = max(20, int(width_in * 72 / (_EM_PER_CHAR * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars)) or text
+
+
+def _title(ax: Any, text: str) -> None:
+    """An axes title wrapped to the axes' width, so a narrow figure never cuts it off.
+
+    The width is the axes' before layout (matplotlib's default margins), a little less
+    than it ends up with: a wrap a few characters early, never a cut.
+    """
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+
+    size = FontProperties(size=rcParams["axes.titlesize"]).get_size_in_points()
+    width = ax.get_position().width * ax.figure.get_figwidth()
+    ax.set_title(_wrapped(text, width, size))
+
+
+def _suptitle(fig: Any, text: str, *, right_in: float = 0.0) -> None:
+    """A figure title wrapped to the figure's width and centred over the panels:
+    ``right_in`` inches at the right are a legend's, which the title must not cross."""
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+
+    size = FontProperties(size=rcParams["figure.titlesize"]).get_size_in_points()
+    width = fig.get_figwidth() - right_in
+    fig.suptitle(_wrapped(text, width - 0.3, size), x=width / 2 / fig.get_figwidth())
+
+
+def _legend_width(labels: Sequence[str], fontsize: float = 8) -> float:
+    """About how many inches a one-column legend of ``labels`` takes (handle, text, pads)."""
+    longest = max((len(label) for label in labels), default=0)
+    return (longest * _EM_PER_CHAR * fontsize + 3.5 * fontsize + 8) / 72
+
+
 def _failed(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return [
         f"not shown: {backend_label(r)} {r['case']} failed ({short_error(str(r['error']), 60)})"
@@ -261,7 +304,8 @@ def _train_methods(records: Sequence[Mapping[str, Any]], out: Path) -> list[Path
     labels = _labels(recs)
     ncols = min(len(labels), 3)
     nrows = math.ceil(len(labels) / ncols)
-    fig = _figure(figsize=(_PANEL_W * ncols, _PANEL_H * nrows + 0.8))
+    legend = _legend_width(list(TRAIN_METHODS.values()))
+    fig = _figure(figsize=(_PANEL_W * ncols + legend, _PANEL_H * nrows + 0.8))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False))
     for ax, label in zip(axes.flat, labels, strict=False):
         for (preset, method), color in zip(TRAIN_METHODS.items(), _METHOD_COLORS, strict=True):
@@ -271,20 +315,25 @@ def _train_methods(records: Sequence[Mapping[str, Any]], out: Path) -> list[Path
                     ax.plot(t, y, color=color, label=method, lw=1.5)
         ax.set_xscale("log")
         _plain_log_axis(ax.xaxis)
-        ax.set_title(label)
+        _title(ax, label)
         ax.set_xlabel("training time (s, log scale)")
         ax.set_ylabel("loss")
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[len(labels) :]:
         ax.set_visible(False)
     _legend_from_axes(fig, axes.flat)
-    fig.suptitle("Loss against training time on the airfoil data: GD, SGD and minibatches")
+    _suptitle(
+        fig,
+        "Loss against training time on the airfoil data: GD, SGD and minibatches",
+        right_in=legend,
+    )
     _footnote(fig, _failed([r for r in records if r["case"] in TRAIN_METHODS]))
     return _save_both(fig, out, "train-methods")
 
 
-def _legend_from_axes(fig: Any, axes: Any) -> None:
-    """One figure legend with each label once, right of the panels (never over a line)."""
+def _legend_from_axes(fig: Any, axes: Any) -> float:
+    """One figure legend with each label once, right of the panels (never over a line);
+    returns about how many inches wide it is (see `_legend_width`)."""
     seen: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -296,6 +345,7 @@ def _legend_from_axes(fig: Any, axes: Any) -> None:
             loc="outside right upper",
             fontsize=8,
         )
+    return _legend_width(list(seen)) if seen else 0.0
 
 
 def _train_backends(
@@ -334,7 +384,7 @@ def _train_backends(
         title_fontsize=8,
     )
     method = TRAIN_METHODS.get(preset, preset)
-    ax.set_title(f"{preset} ({method}) on every backend")
+    _title(ax, f"{preset} ({method}) on every backend")
     _footnote(fig, _failed([r for r in records if r["case"] == preset]))
     return _save_both(fig, out, "train-backends")
 
@@ -405,7 +455,7 @@ def _matmul(
     ax.set_ylabel("GFLOP/s (log scale)")
     ns = sorted({(r.get("params") or {}).get("n") for r in recs} - {None})
     size = f"{ns[0]}x{ns[0]} " if len(ns) == 1 else ""
-    ax.set_title(f"matmul A = BC on {size}float32: element, column, full, blocks of 64")
+    _title(ax, f"matmul A = BC on {size}float32: element, column, full, blocks of 64")
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.margins(y=0.15)
@@ -529,10 +579,11 @@ def _vector_add(
     ax.set_xticks(x, labels)
     ax.set_ylabel("time per full add (log scale)")
     ns = sorted({(r.get("params") or {}).get("n") for r in recs} - {None})
-    ax.set_title(
+    _title(
+        ax,
         "vector add"
         + (f", n = {ns[0]:,}" if len(ns) == 1 and isinstance(ns[0], int) else "")
-        + ": Python loop against one vectorized call"
+        + ": Python loop against one vectorized call",
     )
     ax.margins(y=0.3)
     ax.grid(True, axis="y", which="both", alpha=0.3)
@@ -662,11 +713,15 @@ def _scaling(
         _plain_log_axis(ax.yaxis, subs=(1.0, 2.0, 5.0))
         ax.set_xlabel("problem size n (log scale)")
         ax.set_ylabel(f"achieved {unit} (log scale)")
-        ax.set_title(title)
+        _title(ax, title)
         ax.grid(True, which="both", alpha=0.3)
         ax.margins(y=0.2)
-    _legend_from_axes(fig, list(axes_list))
-    fig.suptitle("Scaling: achieved rate against problem size, with the measured ceiling")
+    legend = _legend_from_axes(fig, list(axes_list))
+    _suptitle(
+        fig,
+        "Scaling: achieved rate against problem size, with the measured ceiling",
+        right_in=legend,
+    )
     _footnote(fig, _failed(records))
     return _save_both(fig, out, "scaling")
 
@@ -706,8 +761,8 @@ def plot_train_history(history: Mapping[str, Any], path: str | os.PathLike[str])
     )  # fmt: skip
     if partial:
         details.append(f"{partial} after {len(t)} checkpoint{'s' * (len(t) != 1)}")
-    ax.set_title(
-        f"{preset} on {label or 'a backend'}" + (f" ({', '.join(details)})" if details else "")
+    _title(
+        ax, f"{preset} on {label or 'a backend'}" + (f" ({', '.join(details)})" if details else "")
     )
     # upper right: loss curves fall, so that corner stays clear of the line
     ax.text(
@@ -762,7 +817,7 @@ def plot_normal(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     spec = getattr(be, "spec", None) or getattr(be, "name", "backend")
-    ax.set_title(f"Normal densities computed with {spec}")
+    _title(ax, f"Normal densities computed with {spec}")
     return _save(fig, path)
 
 
