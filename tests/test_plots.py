@@ -233,10 +233,9 @@ def _cut_titles(figures) -> list[str]:
     return cut
 
 
-@pytest.mark.parametrize("backends", [("numpy",), ("numpy", "torch", "jax")])
-def test_titles_fit_narrow_and_wide_figures(tmp_path, monkeypatch, backends):
-    doc = synthetic_doc()
-    doc = {**doc, "results": [r for r in doc["results"] if r["backend"] in backends]}
+def test_titles_fit_narrow_figures(tmp_path, monkeypatch):
+    doc = synthetic_doc()  # one backend: the narrowest figures
+    doc = {**doc, "results": [r for r in doc["results"] if r["backend"] == "numpy"]}
     figures = _drawn_figures(monkeypatch)
     plot_results(doc, tmp_path)
     history = {**_history(), "interrupted": True, "preset": "airfoil-sgd-with-a-long-name"}

@@ -40,6 +40,7 @@ from vecx.results import result
 from vecx.suites import Case
 
 NAME = "fake"
+STOPPED = []  # SIGTERMs received while mode="interrupt" holds them off
 
 def plan(device, *, quick=False, count=3, **_):
     return [(f"c{i}", {"i": i}) for i in range(count)]
@@ -59,14 +60,16 @@ def cases(be, *, quick=False, seed=0, count=3, mode="ok", crash_on="", sleep=0.0
                 os.kill(os.getpid(), 9)
             if mode == "raise":
                 raise RuntimeError("boom in c1")
-        if mode == "interrupt" and i >= 1:  # c1 interrupts the parent and still finishes
+        if mode == "interrupt" and i == 1:  # c1 interrupts the parent and still finishes
             import signal
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            if i == 1:
-                os.kill(os.getppid(), signal.SIGINT)
-                time.sleep(0.5)  # the parent stops reading events meanwhile
-            else:
-                time.sleep(60)  # until the parent kills the worker
+            signal.signal(signal.SIGTERM, lambda *_: STOPPED.append(1))  # noted, obeyed in c2
+            os.kill(os.getppid(), signal.SIGINT)
+            time.sleep(0.5)  # the parent stops reading events and sends SIGTERM meanwhile
+        if mode == "interrupt" and i >= 2:
+            deadline = time.time() + 10
+            while not STOPPED and time.time() < deadline:
+                time.sleep(0.01)
+            raise SystemExit(143)
         return result(NAME, f"c{i}", be.name, be.device, params={"i": i}, median_s=1e-3,
                       iqr_s=0.0, n_runs=1, metric="time", value=1e-3, unit="s",
                       env=os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"), seed=seed)
