@@ -399,7 +399,10 @@ class Progress:
         if self.live:
             self.console.print(text)  # the bar's console: printed above it while it runs
         else:
-            print(f"{self._stamp()} {text}", file=self.stream, flush=True)
+            # one write with its newline: a Ctrl-C between print()'s text and end writes
+            # would glue the next line onto this one
+            self.stream.write(f"{self._stamp()} {text}\n")
+            self.stream.flush()
 
     def begin(self, spec: str, suite: str, case: str, params: Mapping[str, Any]) -> None:
         if self._bar is not None:
