@@ -186,7 +186,8 @@ def result(
 # --------------------------------------------------------------------------- environment
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else platform), for results and info()."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -240,7 +241,7 @@ def machine_info() -> dict[str, Any]:
     """
     gpu, driver = _nvidia_gpu()
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count() or 0,
         "gpu": gpu,
         "driver": driver,

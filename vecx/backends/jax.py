@@ -31,8 +31,9 @@ from vecx.backends._base import (
     normalize_argnums,
     normalize_shape,
 )
-from vecx.backends.numpy import _cpu_name, _is_integer
+from vecx.backends.numpy import _is_integer
 from vecx.protocol import UnsupportedDtype
+from vecx.results import cpu_model
 
 
 def _import_jax() -> Any:
@@ -234,7 +235,7 @@ class JaxBackend(BaseBackend):
 
     def info(self) -> dict[str, Any]:
         jax = self.jax
-        name = _cpu_name() if self._device.platform == "cpu" else self._device.device_kind
+        name = cpu_model() if self._device.platform == "cpu" else self._device.device_kind
         precision = jax.config.jax_default_matmul_precision
         return {
             **self._base_info(),

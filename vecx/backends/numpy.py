@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 from typing import Any
 
 from vecx.backends import _autodiff
 from vecx.backends._base import BaseBackend, matmul_shape_error, normalize_shape
+from vecx.results import cpu_model, runtime_settings
 
 
 class NumpyBackend(BaseBackend):
@@ -97,7 +97,7 @@ class NumpyBackend(BaseBackend):
             **self._base_info(),
             "framework": "numpy",
             "version": numpy.__version__,
-            "device_name": _cpu_name(),
+            "device_name": cpu_model(),
             "matmul_precision": "float32",
             "blas": _blas_summary(),
         }
@@ -112,25 +112,11 @@ def _is_integer(obj: Any) -> bool:
     )
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _blas_summary() -> str | None:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
-    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    """The BLAS pools of this process in one line, from ``vecx.results.runtime_settings``."""
+    pools = runtime_settings()["blas"]
     return ", ".join(
-        f"{p.get('internal_api')} {p.get('version')} {p.get('architecture') or ''} "
-        f"threads={p.get('num_threads')}".replace("  ", " ")
-        for p in pools
+        " ".join(str(p[k]) for k in ("internal_api", "version", "architecture") if p.get(k))
+        + f" threads={p.get('num_threads')}"
+        for p in pools or ()
     ) or None

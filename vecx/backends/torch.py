@@ -29,7 +29,8 @@ from vecx.backends._base import (
     normalize_argnums,
     normalize_shape,
 )
-from vecx.backends.numpy import _cpu_name, _is_integer
+from vecx.backends.numpy import _is_integer
+from vecx.results import cpu_model
 
 
 def probe(device: str) -> str | None:
@@ -259,7 +260,7 @@ class TorchBackend(BaseBackend):
 
     def info(self) -> dict[str, Any]:
         torch = self.xp
-        name = torch.cuda.get_device_name(self._device) if self._cuda else _cpu_name()
+        name = torch.cuda.get_device_name(self._device) if self._cuda else cpu_model()
         return {
             **self._base_info(),
             "framework": "torch",
