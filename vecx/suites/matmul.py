@@ -46,8 +46,7 @@ from vecx.suites import (
 from vecx.suites.vector_add import (
     FIRST_CALL_FACTOR,
     FIRST_CALL_NOTE,
-    LOOP_BUDGET_QUICK_S,
-    LOOP_BUDGET_S,
+    loop_budget,
     loop_size,
 )
 from vecx.timing import measure
@@ -79,9 +78,7 @@ def cases(
 ) -> list[Case]:
     """The four strategies on ``be`` (``n``, loop budget and timing overridable for tests)."""
     opts = timing if timing is not None else timing_options(quick)
-    budget = loop_budget_s if loop_budget_s is not None else (
-        LOOP_BUDGET_QUICK_S if quick else LOOP_BUDGET_S
-    )
+    budget = loop_budget(quick, loop_budget_s)
     precision = str(getattr(be, "precision", "float32"))
     state: dict[str, Any] = {}
     all_cols = slice(None)

@@ -49,6 +49,14 @@ DEFAULT_N = 10_000
 #: Seconds one timed loop may take before the loop is cut to a measured fraction.
 LOOP_BUDGET_S = 0.5
 LOOP_BUDGET_QUICK_S = 0.03
+
+
+def loop_budget(quick: bool, override: float | None = None) -> float:
+    """Seconds a timed Python loop may take (tests pass ``override``)."""
+    if override is not None:
+        return override
+    return LOOP_BUDGET_QUICK_S if quick else LOOP_BUDGET_S
+
 #: The cold first call of a loop may run this many loop budgets before it is stopped.
 FIRST_CALL_FACTOR = 2.0
 #: Elements per chunk of the cold first call (the deadline is checked between chunks).
@@ -110,9 +118,7 @@ def cases(
 ) -> list[Case]:
     """The ``loop`` and ``vectorized`` cases on ``be`` (``n``, budget, timing for tests)."""
     opts = timing if timing is not None else timing_options(quick)
-    budget = loop_budget_s if loop_budget_s is not None else (
-        LOOP_BUDGET_QUICK_S if quick else LOOP_BUDGET_S
-    )
+    budget = loop_budget(quick, loop_budget_s)
     state: dict[str, Any] = {}
 
     def inputs() -> tuple[Any, Any, Any]:
