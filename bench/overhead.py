@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 
 import vecx  # noqa: E402
-from vecx.results import machine_info, runtime_settings  # noqa: E402
+from vecx.environment import machine_info, runtime_settings  # noqa: E402
 
 MATMUL_N = 256
 INDEX_ROWS, INDEX_TAKE = 1000, 10

@@ -4,27 +4,65 @@ Design rules (a newcomer should know these before writing a backend):
 
 * A backend hands out and takes the framework's own arrays; vecx has no tensor wrapper.
   Arithmetic in user code uses the operators all frameworks share (``+ - * / ** @``,
-  ``.sum() .mean() .reshape() .T``).
+  ``abs``, comparisons, ``x[i]``, ``.shape .reshape() .T``) and the backend's math methods
+  (``be.log``, ``be.sum(x, axis=1)``, ...), which have the same semantics everywhere and
+  are differentiable everywhere, NumPy and CuPy included.
 * A backend imports its framework in its constructor, never at module import, so that
   ``import vecx`` loads no framework.
 * Randomness comes from a generator owned by the backend instance and seeded at
   construction: same seed, backend and device give the same numbers.
 * Nothing is downcast silently: an unsupported dtype is an error that names the fix.
+* What a backend can do is declared in ``capabilities`` (does ``jit`` compile, are arrays
+  immutable, which dtypes), never guessed from its behaviour.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 #: Float dtypes by name. Backends may support a subset (NumPy has no bfloat16).
 DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
 DEFAULT_DTYPE = "float32"
+#: Non-float dtype names that ``astype`` also accepts (masks and labels).
+OTHER_DTYPES: tuple[str, ...] = ("int32", "int64", "bool")
 #: Float32 matmul precision: "float32" is full IEEE float32 (TF32 off); "tf32" opts in.
 PRECISIONS: tuple[str, ...] = ("float32", "tf32")
 
 Array = Any  # the framework's native array type
 Shape = int | Sequence[int]
+Axis = int | Sequence[int] | None
+Operand = Any  # an array of the backend or a Python scalar
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared by the backend (``be.capabilities``).
+
+    Suites and the trainer read these instead of probing behaviour (``be.jit(f) is f``,
+    ``hasattr(x, "at")``). A plugin that declares nothing gets these defaults.
+    """
+
+    #: ``be.jit`` compiles (JAX); otherwise it returns the function itself.
+    compiles: bool = False
+    #: Arrays cannot be written in place (JAX: writes copy, ``x.at[i].set(v)``).
+    immutable_arrays: bool = False
+    #: Device work is queued and finishes later: time only through ``be.sync``.
+    asynchronous: bool = False
+    #: ``grad`` of a function that calls ``grad`` works (torch, JAX; not vecx's tape).
+    higher_order_grad: bool = False
+    #: Float dtype names this backend can compute in, as configured now.
+    dtypes: frozenset[str] = frozenset(("float32", "float64", "float16", "bfloat16"))
+
+
+DEFAULT_CAPABILITIES = Capabilities()
+
+
+def capabilities(be: Any) -> Capabilities:
+    """``be.capabilities``, or the defaults for a plugin that declares none."""
+    caps = getattr(be, "capabilities", None)
+    return caps if isinstance(caps, Capabilities) else DEFAULT_CAPABILITIES
 
 
 class VecxError(Exception):
@@ -56,10 +94,12 @@ class TrainingDiverged(VecxError, ArithmeticError):
         self.history = history
 
 
-def check_dtype(dtype: str) -> str:
-    """Return ``dtype`` if it is a known float dtype name, else raise ``ValueError``."""
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+def check_dtype(dtype: str, *, others: bool = False) -> str:
+    """Return ``dtype`` if it is a known float dtype name (or, with ``others``, one of
+    `OTHER_DTYPES`), else raise ``ValueError``."""
+    known = DTYPES + OTHER_DTYPES if others else DTYPES
+    if dtype not in known:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(known)}")
     return dtype
 
 
@@ -68,7 +108,9 @@ class Backend(Protocol):
     """What vecx needs from an array framework on one device.
 
     Third parties implement this (structurally; no inheritance needed) and register a
-    factory under the ``vecx.backends`` entry-point group; see ``vecx.registry``.
+    factory under the ``vecx.backends`` entry-point group; see ``vecx.registry``. A
+    backend should also declare ``capabilities`` (a `Capabilities`); vecx reads it with
+    :func:`capabilities`, which gives the defaults to a backend that does not.
     """
 
     name: str  # "numpy", "torch", ...
@@ -92,12 +134,38 @@ class Backend(Protocol):
     # compute
     def matmul(self, a: Array, b: Array) -> Array: ...
     def index(self, x: Array, idx: Any) -> Array: ...
-    def exp(self, x: Array) -> Array: ...
 
-    # transformations
-    def grad(self, f: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callable: ...
+    # elementwise math (Python scalars are accepted as operands; ties of maximum/minimum
+    # split the gradient evenly, clip's gradient is 1 on [lo, hi] inclusive)
+    def exp(self, x: Operand) -> Array: ...
+    def log(self, x: Operand) -> Array: ...
+    def tanh(self, x: Operand) -> Array: ...
+    def sigmoid(self, x: Operand) -> Array: ...
+    def sqrt(self, x: Operand) -> Array: ...
+    def abs(self, x: Operand) -> Array: ...
+    def maximum(self, a: Operand, b: Operand) -> Array: ...
+    def minimum(self, a: Operand, b: Operand) -> Array: ...
+    def where(self, cond: Any, a: Operand, b: Operand) -> Array: ...
+    def clip(self, x: Operand, lo: Operand = None, hi: Operand = None) -> Array: ...
+
+    # reductions: axis an int, a tuple or None (all); axis=() reduces nothing;
+    # max/min return values only and split the gradient evenly between ties
+    def sum(self, x: Operand, axis: Axis = None, keepdims: bool = False) -> Array: ...
+    def mean(self, x: Operand, axis: Axis = None, keepdims: bool = False) -> Array: ...
+    def max(self, x: Operand, axis: Axis = None, keepdims: bool = False) -> Array: ...
+    def min(self, x: Operand, axis: Axis = None, keepdims: bool = False) -> Array: ...
+    def logsumexp(self, x: Operand, axis: Axis = None, keepdims: bool = False) -> Array: ...
+
+    # dtypes
+    def astype(self, x: Array, dtype: str) -> Array: ...
+    def isfinite(self, x: Operand) -> Array: ...
+
+    # transformations (JAX's conventions: argnums, has_aux returns ((value, aux), grads))
+    def grad(
+        self, f: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
+    ) -> Callable: ...
     def value_and_grad(
-        self, f: Callable[..., Any], argnums: int | tuple[int, ...] = 0
+        self, f: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
     ) -> Callable: ...
     def jit(self, f: Callable) -> Callable: ...
 

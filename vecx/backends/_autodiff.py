@@ -1,18 +1,22 @@
 """Reverse-mode differentiation for NumPy and CuPy, which have none of their own.
 
-``value_and_grad(f, argnums, xp)`` wraps the differentiated arguments in ``Tracer``
-objects, runs ``f`` once while every operation on a tracer appends a node to a tape,
-then walks the tape backwards. ``xp`` is the array module (``numpy`` or ``cupy``), so one
-body of code serves both, as in array-api-compat.
+``value_and_grad(f, argnums, xp, ...)`` wraps the differentiated arguments in ``Tracer``
+objects, runs ``f`` once while every primitive applied to a tracer appends a node to a
+tape, then walks the tape backwards. ``xp`` is the array module (``numpy`` or ``cupy``),
+so one body of code serves both, as in array-api-compat.
 
-Covered: ``+ - * /`` with broadcasting (gradients are summed back over broadcast axes),
-``**`` by a constant, unary minus, ``@``, ``.sum()``/``.mean()`` with ``axis``,
-``.reshape``, ``.T``, indexing along axis 0, and ``exp``. Comparisons (``== < ...``)
-give the plain comparison of the values, a constant mask (not differentiable, as in
-JAX). Gradients have the dtype of their argument. Anything else on a tracer raises
-``TypeError`` instead of silently returning a wrong gradient: an unsupported operation,
-converting a tracer to an array (``np.asarray``), an integer argument, and nested
-differentiation (``grad(grad(f))``).
+What can be differentiated is one table, as in HIPS autograd: a :class:`Primitive` is a
+forward function of ``xp`` and, per argument, a vector-Jacobian product registered with
+:func:`defvjp` (``vecx/backends/_vjps.py`` holds them all). The tracer's operators and
+methods and the NumPy/CuPy backends' math methods are looked up in that table, so an op
+is added by one registration. Broadcasting is undone in one place (:func:`unbroadcast`).
+
+Anything outside the table raises ``TypeError`` instead of giving a silently wrong
+gradient: a NumPy function applied to a tracer (the message names the backend method to
+use), converting a tracer to an array or a Python number (``np.asarray``, ``float``),
+an integer argument, and nested differentiation (``grad(grad(f))``). Comparisons give the
+plain comparison of the values, a constant mask (not differentiable, as in JAX).
+Gradients have the dtype of their argument.
 
 Kept lean on purpose: the d2l linear-regression step is ~6 operations on tiny arrays, so
 Python overhead per node, not arithmetic, decides the speed (bench/overhead.py).
@@ -23,12 +27,86 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from vecx.backends._base import check_argnums, flatten, normalize_argnums
+from vecx.backends._base import (
+    check_argnums,
+    normalize_argnums,
+    normalize_axis,
+    not_a_scalar,
+    split_aux,
+)
+from vecx.pytree import flatten, tree_map
 
 NESTED = (
     "nested differentiation is not supported by vecx's NumPy/CuPy autodiff (a traced array "
     "reached another grad/value_and_grad); use the jax or torch backend for higher derivatives"
 )
+CONSTANT = (
+    "{what} of a traced array inside a function differentiated by vecx's NumPy/CuPy "
+    "autodiff would make it a constant and silently drop its gradient; keep it an array "
+    "(the operators and the backend's methods: be.exp, be.sum, ...), or return it as aux "
+    "with has_aux=True"
+)
+
+
+class Primitive:
+    """One differentiable operation: ``fn(xp, *args)`` and its VJPs.
+
+    ``vjps[i](xp, g, ans, *args)`` maps the output's gradient ``g`` to argument ``i``'s
+    contribution (before un-broadcasting); ``None`` marks an argument that is never
+    differentiated (a condition, an index, a shape, an axis). Every argument is
+    positional: keyword unpacking would cost a microsecond per node.
+    """
+
+    __slots__ = ("name", "fn", "vjps", "op")
+
+    def __init__(
+        self, name: str, fn: Callable[..., Any], op: Callable[..., Any] | None = None
+    ) -> None:
+        self.name, self.fn = name, fn
+        #: ``fn`` without ``xp`` (an operator such as ``operator.add``): the fast path
+        self.op = op
+        self.vjps: tuple[Callable[..., Any] | None, ...] = ()
+
+    def __call__(self, xp: Any, *args: Any) -> Any:
+        """Apply to arrays of ``xp``: recorded on the tape when an argument is a tracer."""
+        for a in args:
+            if type(a) is Tracer:
+                return apply(self, args)
+        return self.fn(xp, *args)
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+#: Every primitive by name: the table the tracer and the NumPy/CuPy backends look in.
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+def primitive(
+    name: str, op: Callable[..., Any] | None = None
+) -> Callable[[Callable[..., Any]], Primitive]:
+    """Register ``fn(xp, *args)`` as the forward function of primitive ``name``;
+    ``op`` is the same function without ``xp``, where there is one (``operator.add``)."""
+
+    def register(fn: Callable[..., Any]) -> Primitive:
+        prim = PRIMITIVES[name] = Primitive(name, fn, op)
+        return prim
+
+    return register
+
+
+def defvjp(prim: Primitive, *vjps: Callable[..., Any] | None) -> None:
+    """The VJP of each argument of ``prim``, in order (``None``: not differentiable).
+
+    `identity` marks a VJP that passes the gradient on unchanged (``+``), which the
+    backward pass then does without a call.
+    """
+    prim.vjps = vjps
+
+
+def identity(xp: Any, g: Any, ans: Any, *args: Any) -> Any:
+    """The VJP that passes the gradient on as it is."""
+    return g
 
 
 class Tape:
@@ -40,21 +118,21 @@ class Tape:
 
 
 class Tracer:
-    """An array being differentiated: its value, the tape, and how to pull gradients back.
+    """An array being differentiated: its value, and the primitive that made it.
 
-    ``parents`` holds ``(parent, vjp)`` pairs; ``vjp`` maps this node's gradient to the
-    parent's contribution (``None`` means identity). Contributions are summed back to the
-    parent's shape, which is all that broadcasting needs.
+    ``parents`` holds ``(tracer, vjp)`` for the traced arguments of the primitive that made
+    it; ``args`` are what that primitive was applied to (values, not tracers), which is
+    all its VJPs need.
     """
 
-    __slots__ = ("value", "tape", "parents", "g")
-    __array_ufunc__ = None  # make NumPy/CuPy operators defer to our reflected methods
+    __slots__ = ("value", "tape", "args", "parents", "g")
     __array_priority__ = 1000
 
-    def __init__(self, value: Any, tape: Tape, parents: tuple = ()) -> None:
+    def __init__(self, value: Any, tape: Tape, parents: tuple, args: tuple) -> None:
         self.value = value
         self.tape = tape
         self.parents = parents
+        self.args = args
         self.g = None
         if parents:
             tape.nodes.append(self)
@@ -82,15 +160,59 @@ class Tracer:
     def __repr__(self) -> str:
         return f"Tracer({self.value!r})"
 
+    # conversions that would cut the gradient: errors, never constants
     def __bool__(self) -> bool:
-        raise TypeError("a traced array has no truth value inside a differentiated function")
+        raise TypeError(CONSTANT.format(what="bool()"))
+
+    def __float__(self) -> float:
+        raise TypeError(CONSTANT.format(what="float()"))
+
+    def __int__(self) -> int:
+        raise TypeError(CONSTANT.format(what="int()"))
+
+    def __complex__(self) -> complex:
+        raise TypeError(CONSTANT.format(what="complex()"))
+
+    def __index__(self) -> int:
+        raise TypeError(CONSTANT.format(what="using as an index"))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        # np.asarray(tracer) would build an object array, and silently cut the gradient
+        raise TypeError(CONSTANT.format(what="converting to an array (np.asarray, to_numpy)"))
+
+    def tolist(self) -> Any:
+        raise TypeError(CONSTANT.format(what="tolist()"))
+
+    def item(self) -> Any:
+        raise TypeError(CONSTANT.format(what="item()"))
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """NumPy's operators with an array on the left (``X @ w``) come here: run them as
+        the tracer's own; any other NumPy function is an error naming the vecx method."""
+        name = ufunc.__name__
+        if len(inputs) == 2 and method == "__call__" and not kwargs:
+            a, b = inputs
+            if b is self:
+                op = _REFLECTED.get(name)
+                if op is not None:
+                    return op(self, a)
+            elif a is self:
+                op = _FORWARD.get(name)
+                if op is not None:
+                    return op(self, b)
+        method_name = _VECX_NAMES.get(name, name)
         raise TypeError(
-            "a traced array cannot be converted to an array inside a function differentiated "
-            "by vecx's NumPy/CuPy autodiff: use the array operators and the backend's "
-            "methods (be.exp, be.matmul, be.index)"
+            f"numpy.{name} cannot be applied to a traced array: use be.{method_name}(...) "
+            "(the backend's method differentiates on every backend)"
+        )
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        name = getattr(func, "__name__", str(func))
+        if name in ("shape", "ndim", "size"):
+            return getattr(self.value, name)
+        method_name = _VECX_NAMES.get(name, name)
+        raise TypeError(
+            f"numpy.{name} cannot be applied to a traced array: use be.{method_name}(...) "
+            "or the array operators (the backend's methods differentiate on every backend)"
         )
 
     # comparisons: the plain comparison of the values, a constant (as in JAX)
@@ -114,192 +236,118 @@ class Tracer:
 
     __hash__ = None  # type: ignore[assignment]  # like arrays, once == is elementwise
 
-    # arithmetic
-    def __add__(self, other: Any) -> Tracer:
-        if type(other) is Tracer:
-            if other.tape is not self.tape:
-                raise TypeError(NESTED)
-            return Tracer(self.value + other.value, self.tape, ((self, None), (other, None)))
-        return Tracer(self.value + other, self.tape, ((self, None),))
-
-    __radd__ = __add__
-
-    def __sub__(self, other: Any) -> Tracer:
-        if type(other) is Tracer:
-            if other.tape is not self.tape:
-                raise TypeError(NESTED)
-            return Tracer(self.value - other.value, self.tape, ((self, None), (other, _neg)))
-        return Tracer(self.value - other, self.tape, ((self, None),))
-
-    def __rsub__(self, other: Any) -> Tracer:
-        return Tracer(other - self.value, self.tape, ((self, _neg),))
+    # arithmetic: ``+ - * / ** @`` are made from the table below the class
 
     def __neg__(self) -> Tracer:
-        return Tracer(-self.value, self.tape, ((self, _neg),))
+        return unary(_NEG, self)
 
-    def __mul__(self, other: Any) -> Tracer:
-        a = self.value
-        if type(other) is Tracer:
-            if other.tape is not self.tape:
-                raise TypeError(NESTED)
-            b = other.value
-            return Tracer(
-                a * b, self.tape, ((self, lambda g: g * b), (other, lambda g: g * a))
-            )
-        return Tracer(a * other, self.tape, ((self, lambda g: g * other),))
+    def __pos__(self) -> Tracer:
+        return apply(PRIMITIVES["positive"], (self,))
 
-    __rmul__ = __mul__
+    def __abs__(self) -> Tracer:
+        return apply(PRIMITIVES["abs"], (self,))
 
-    def __truediv__(self, other: Any) -> Tracer:
-        a = self.value
-        if type(other) is Tracer:
-            if other.tape is not self.tape:
-                raise TypeError(NESTED)
-            b = other.value
-            return Tracer(
-                a / b,
-                self.tape,
-                ((self, lambda g: g / b), (other, lambda g: -g * a / (b * b))),
-            )
-        return Tracer(a / other, self.tape, ((self, lambda g: g / other),))
+    def __getitem__(self, idx: Any) -> Tracer:
+        return apply(_GETITEM, (self, own_index(idx)))
 
-    def __rtruediv__(self, other: Any) -> Tracer:
-        b = self.value
-        return Tracer(other / b, self.tape, ((self, lambda g: -g * other / (b * b)),))
-
-    def __pow__(self, p: Any) -> Tracer:
-        if type(p) is Tracer:
-            raise TypeError("vecx's NumPy/CuPy autodiff supports ** by a constant only")
-        a = self.value
-        if p == 2:
-            return Tracer(a * a, self.tape, ((self, lambda g: g * (2 * a)),))
-        return Tracer(a**p, self.tape, ((self, lambda g: g * (p * a ** (p - 1))),))
-
-    def __rpow__(self, base: Any) -> Tracer:
-        raise TypeError("vecx's NumPy/CuPy autodiff supports ** by a constant only")
-
-    def __matmul__(self, other: Any) -> Tracer:
-        return _matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Tracer:
-        return _matmul(other, self)
-
-    # reductions and shape
+    # methods shared by the frameworks' arrays
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tracer:
-        value = self.value
-        out = value.sum(axis=axis, keepdims=keepdims)
-        kept = _kept_shape(value.shape, axis) if axis is not None and not keepdims else None
-        return Tracer(out, self.tape, ((self, _spread(self.tape.xp, value, kept, 1)),))
+        return _reduce_method("sum", self, axis, keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tracer:
-        value = self.value
-        if value.dtype.kind == "f" and value.dtype.itemsize >= 4:
-            # What NumPy's mean computes (a sum divided in the same dtype), without the
-            # ~3 us of Python around it in numpy/_core/_methods.py: a third of the step.
-            out = value.sum(axis=axis, keepdims=keepdims)
-            count = value.size // max(getattr(out, "size", 1), 1)
-            out = out / count
-        else:  # float16 sums in float32 inside mean; integers become float64
-            out = value.mean(axis=axis, keepdims=keepdims)
-            count = value.size // max(getattr(out, "size", 1), 1)
-        kept = _kept_shape(value.shape, axis) if axis is not None and not keepdims else None
-        return Tracer(out, self.tape, ((self, _spread(self.tape.xp, value, kept, count)),))
+        return _reduce_method("mean", self, axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tracer:
+        return _reduce_method("max", self, axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tracer:
+        return _reduce_method("min", self, axis, keepdims)
 
     def reshape(self, *shape: Any) -> Tracer:
-        old = self.value.shape
-        return Tracer(self.value.reshape(*shape), self.tape, ((self, lambda g: g.reshape(old)),))
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        return apply(PRIMITIVES["reshape"], (self, shape))
 
     @property
     def T(self) -> Tracer:  # noqa: N802 - the array attribute's name
-        return Tracer(self.value.T, self.tape, ((self, lambda g: g.T),))
+        return apply(PRIMITIVES["transpose"], (self,))
 
-    def __getitem__(self, idx: Any) -> Tracer:
-        value = self.value
-        xp = self.tape.xp
-
-        def vjp(g: Any) -> Any:
-            out = xp.zeros_like(value)
-            _scatter_add(xp, out, idx, g)
-            return out
-
-        return Tracer(value[idx], self.tape, ((self, vjp),))
-
-    def exp(self) -> Tracer:
-        out = self.tape.xp.exp(self.value)
-        return Tracer(out, self.tape, ((self, lambda g: g * out),))
+    def astype(self, dtype: Any) -> Any:
+        return PRIMITIVES["astype"](self.tape.xp, self, self.tape.xp.dtype(dtype))
 
 
-def _kept_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
-    """The shape a reduction over ``axis`` has with ``keepdims=True``."""
-    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
-    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+def _reduce_method(name: str, x: Tracer, axis: Any, keepdims: bool) -> Tracer:
+    value = x.value
+    args = (value, normalize_axis(axis, value.ndim), bool(keepdims))
+    prim = PRIMITIVES[name]
+    return Tracer(prim.fn(x.tape.xp, *args), x.tape, ((x, prim.vjps[0]),), args)
 
 
-def _spread(xp: Any, value: Any, kept: tuple[int, ...] | None, count: int) -> Callable:
-    """The VJP of a sum (``count`` 1) or mean over some axes of ``value``.
-
-    Fills a fresh array instead of ``xp.broadcast_to(xp.expand_dims(g, axis))``: on the
-    tiny arrays of a minibatch step that is 0.5 us instead of 5 us, and the gradient
-    comes out writeable.
-    """
-    shape, dtype = value.shape, value.dtype
-
-    def vjp(g: Any) -> Any:
-        if kept is not None:
-            g = g.reshape(kept)
-        out = xp.empty(shape, dtype)
-        out[...] = g if count == 1 else g / count
-        return out
-
-    return vjp
+def own_index(idx: Any) -> Any:
+    """A copy of a host index array: the tape keeps it until the backward pass, and the
+    caller may change theirs in place in between (the gradient would change with it)."""
+    if hasattr(idx, "copy") and hasattr(idx, "dtype"):
+        return idx.copy()
+    if type(idx) is tuple:
+        return tuple(own_index(i) for i in idx)
+    if type(idx) is list:
+        return [own_index(i) for i in idx]
+    return idx
 
 
-def _scatter_add(xp: Any, out: Any, idx: Any, g: Any) -> None:
-    """``out[idx] += g`` with repeated indices summed (``np.add.at``; older CuPy lacks it)."""
-    add_at = getattr(xp.add, "at", None)
-    if add_at is not None:
-        add_at(out, idx, g)
-    else:
-        import cupyx
-
-        cupyx.scatter_add(out, idx, g)
-
-
-def _neg(g: Any) -> Any:
-    return -g
-
-
-def _matmul(a: Any, b: Any) -> Tracer:
-    tape = a.tape if type(a) is Tracer else b.tape
-    av = a.value if type(a) is Tracer else a
-    bv = b.value if type(b) is Tracer else b
+def apply(prim: Primitive, args: tuple) -> Any:
+    """Apply ``prim`` to ``args`` (at least one a tracer) and record it on the tape."""
+    if len(args) == 2 and None not in prim.vjps:
+        return binary(prim, args[0], args[1])
+    tape = None
+    values = list(args)
     parents = []
+    vjps = prim.vjps
+    for i, a in enumerate(args):
+        if type(a) is Tracer:
+            if tape is None:
+                tape = a.tape
+            elif a.tape is not tape:
+                raise TypeError(NESTED)
+            values[i] = a.value
+            if i < len(vjps) and vjps[i] is not None:
+                parents.append((a, vjps[i]))
+    return Tracer(prim.fn(tape.xp, *values), tape, tuple(parents), tuple(values))
+
+
+def unary(prim: Primitive, x: Tracer) -> Tracer:
+    """``apply`` for a one-argument primitive without parameters (the hot path)."""
+    value = x.value
+    tape = x.tape
+    op = prim.op
+    out = op(value) if op is not None else prim.fn(tape.xp, value)
+    return Tracer(out, tape, ((x, prim.vjps[0]),), (value,))
+
+
+def binary(prim: Primitive, a: Any, b: Any) -> Tracer:
+    """``apply`` for a two-argument primitive without parameters (the operators)."""
     if type(a) is Tracer:
-        parents.append((a, lambda g: _matmul_grad_a(g, av, bv)))
-    if type(b) is Tracer:
-        if b.tape is not tape:
-            raise TypeError(NESTED)
-        parents.append((b, lambda g: _matmul_grad_b(g, av, bv)))
-    return Tracer(av @ bv, tape, tuple(parents))
+        tape = a.tape
+        av = a.value
+        if type(b) is Tracer:
+            if b.tape is not tape:
+                raise TypeError(NESTED)
+            bv = b.value
+            parents = ((a, prim.vjps[0]), (b, prim.vjps[1]))
+        else:
+            bv = b
+            parents = ((a, prim.vjps[0]),)
+    else:
+        tape = b.tape
+        av = a
+        bv = b.value
+        parents = ((b, prim.vjps[1]),)
+    op = prim.op
+    out = op(av, bv) if op is not None else prim.fn(tape.xp, av, bv)
+    return Tracer(out, tape, parents, (av, bv))
 
 
-def _matmul_grad_a(g: Any, a: Any, b: Any) -> Any:
-    if b.ndim == 1:
-        return g * b if a.ndim == 1 else g[..., None] * b
-    if a.ndim == 1:
-        return (b @ g[..., None])[..., 0]
-    return g @ (b.T if b.ndim == 2 else b.swapaxes(-1, -2))
-
-
-def _matmul_grad_b(g: Any, a: Any, b: Any) -> Any:
-    if a.ndim == 1:
-        return g * a if b.ndim == 1 else a[:, None] * g[..., None, :]
-    if b.ndim == 1:
-        return (a.swapaxes(-1, -2) @ g[..., None])[..., 0]
-    return (a.T if a.ndim == 2 else a.swapaxes(-1, -2)) @ g
-
-
-def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
+def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``g`` over the axes that broadcasting added or stretched to reach its shape."""
     extra = g.ndim - len(shape)
     if extra > 0:
@@ -313,37 +361,53 @@ def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
 def backward(out: Tracer) -> None:
     """Fill ``.g`` of every tracer that ``out`` depends on."""
     value = out.value
+    xp = out.tape.xp
     # A scalar one of the output's dtype is cheap and exact; a size-1 output of shape
     # (1, 1) (``w.T @ w``) needs ones of its shape, or the VJPs see too few dimensions.
-    out.g = value.dtype.type(1) if value.ndim == 0 else out.tape.xp.ones_like(value)
+    out.g = value.dtype.type(1) if value.ndim == 0 else xp.ones_like(value)
     for node in reversed(out.tape.nodes):
         g = node.g
         if g is None:
             continue
+        node.g = None  # an intermediate gradient is not needed once passed on
+        args = node.args
         for parent, vjp in node.parents:
-            c = g if vjp is None else vjp(g)
-            if c.shape != parent.value.shape:
-                c = _unbroadcast(c, parent.value.shape)
-            parent.g = c if parent.g is None else parent.g + c
+            if vjp is identity:
+                c = g
+            elif len(args) == 2:  # the operators: no tuple to unpack
+                c = vjp(xp, g, node.value, args[0], args[1])
+            else:
+                c = vjp(xp, g, node.value, *args)
+            shape = parent.value.shape
+            if c.shape != shape:
+                c = unbroadcast(c, shape)
+            pg = parent.g
+            parent.g = c if pg is None else pg + c
 
 
 def value_and_grad(
-    f: Callable[..., Any], argnums: int | tuple[int, ...], xp: Any, asarray: Callable[[Any], Any]
+    f: Callable[..., Any],
+    argnums: int | tuple[int, ...],
+    xp: Any,
+    asarray: Callable[[Any], Any],
+    has_aux: bool = False,
 ) -> Callable[..., tuple[Any, Any]]:
     """JAX-style ``value_and_grad`` over arrays of module ``xp``.
 
     ``asarray`` turns an argument leaf that is not yet an ``xp.ndarray`` (a Python float,
     a host array for CuPy) into one; the backend decides the dtype of Python scalars.
+    ``argnums`` may repeat an argument (each entry gets its gradient, as in JAX).
     """
     nums, single = normalize_argnums(argnums)
     ndarray = xp.ndarray
 
     def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
-        check_argnums(nums, len(args))
+        nargs = len(args)
+        positions = nums if single and 0 <= nums[0] < nargs else check_argnums(nums, nargs)
         tape = Tape(xp)
         args = list(args)
         traced = []
-        for i in nums:
+        for i in positions if single else dict.fromkeys(positions):  # each argument once
             leaves, rebuild = flatten(args[i])
             tracers = []
             for leaf in leaves:
@@ -353,31 +417,52 @@ def value_and_grad(
                     raise TypeError(
                         f"grad needs floating-point arguments, got {leaf.dtype} (argument {i})"
                     )
-                tracers.append(Tracer(leaf, tape))
+                tracers.append(Tracer(leaf, tape, (), ()))
             args[i] = rebuild(tracers)
-            traced.append((tracers, rebuild))
+            traced.append((i, tracers, rebuild))
         try:
             out = f(*args)
-            traced_out = type(out) is Tracer  # else f does not depend on the arguments
-            if traced_out and out.tape is not tape:  # f returned an outer grad's tracer
-                raise TypeError(NESTED)
-            value = out.value if traced_out else out
-            if getattr(value, "size", 1) != 1:
-                raise ValueError(
-                    f"value_and_grad needs f to return a scalar, got shape {tuple(value.shape)}"
-                )
-            if traced_out:
+            aux = None
+            if has_aux:
+                out, aux = split_aux(out)
+                aux = tree_map(_constant, aux)
+            if type(out) is Tracer:
+                if out.tape is not tape:  # f returned an outer grad's tracer
+                    raise TypeError(NESTED)
+                value = out.value
+                if value.size != 1:
+                    raise _not_scalar_shape(value)
                 backward(out)
+            else:  # f does not depend on the arguments
+                if isinstance(out, (tuple, list, dict)):
+                    raise not_a_scalar(out)
+                value = out
+                if getattr(value, "size", 1) != 1:
+                    raise _not_scalar_shape(value)
         finally:
             # The tape and its nodes point at each other: break the cycle so they are freed
             # now, not at the next garbage collection (~15% of a linreg step).
             tape.nodes.clear()
-        grads = tuple(
-            rebuild([_finish(t, xp) for t in tracers]) for tracers, rebuild in traced
-        )
-        return value, grads[0] if single else grads
+        given: set[int] = set()  # ids of the arrays handed out, so none is handed out twice
+        if single:
+            _, tracers, rebuild = traced[0]
+            grad = rebuild([_finish(t, xp, given) for t in tracers])
+        else:
+            grads = {i: rebuild([_finish(t, xp, given) for t in tracers])
+                     for i, tracers, rebuild in traced}  # fmt: skip
+            grad = tuple(grads[i] for i in positions)
+        return ((value, aux) if has_aux else value), grad
 
     return value_and_grad_f
+
+
+def _not_scalar_shape(value: Any) -> ValueError:
+    return ValueError(f"value_and_grad needs f to return a scalar, got shape {tuple(value.shape)}")
+
+
+def _constant(leaf: Any) -> Any:
+    """An aux output leaf as a plain value (aux is not differentiated)."""
+    return leaf.value if type(leaf) is Tracer else leaf
 
 
 def _leaf_array(leaf: Any, asarray: Callable[[Any], Any]) -> Any:
@@ -386,7 +471,8 @@ def _leaf_array(leaf: Any, asarray: Callable[[Any], Any]) -> Any:
     return asarray(leaf)
 
 
-def _finish(t: Tracer, xp: Any) -> Any:
+def _finish(t: Tracer, xp: Any, given: set[int]) -> Any:
+    """The gradient of leaf ``t``: an array of its own, in the leaf's dtype."""
     g = t.g
     dtype = t.value.dtype
     if g is None:
@@ -397,6 +483,72 @@ def _finish(t: Tracer, xp: Any) -> Any:
         # a float32 argument times a float64 constant: the gradient keeps the argument's
         # dtype (as in JAX and PyTorch); astype hands back a fresh array
         return g.astype(dtype)
-    if 0 in g.strides or not getattr(g.flags, "writeable", True):
-        return g.copy()  # a broadcast view (read-only in NumPy): hand back an array of its own
+    if id(g) in given or 0 in g.strides or not getattr(g.flags, "writeable", True):
+        # the same array as another gradient (both arguments of an add), or a broadcast
+        # view (read-only in NumPy): hand back an array of its own
+        g = g.copy()
+    given.add(id(g))
     return g
+
+
+def _operator(prim: Primitive, reflected: bool) -> Callable[[Tracer, Any], Tracer]:
+    """The tracer method of a binary operator in the table (``__add__``, ``__radd__``):
+    ``binary`` inlined, as these run on every step of a training loop."""
+    op = prim.op
+    vjp_a, vjp_b = prim.vjps
+
+    if reflected:
+
+        def reflected_method(self: Tracer, other: Any) -> Tracer:  # other <op> self
+            if type(other) is Tracer:
+                return binary(prim, other, self)
+            value = self.value
+            return Tracer(op(other, value), self.tape, ((self, vjp_b),), (other, value))
+
+        return reflected_method
+
+    def method(self: Tracer, other: Any) -> Tracer:
+        value = self.value
+        tape = self.tape
+        if type(other) is Tracer:
+            if other.tape is not tape:
+                raise TypeError(NESTED)
+            ov = other.value
+            return Tracer(op(value, ov), tape, ((self, vjp_a), (other, vjp_b)), (value, ov))
+        return Tracer(op(value, other), tape, ((self, vjp_a),), (value, other))
+
+    return method
+
+
+#: The operators, by the name of their NumPy ufunc, made from the table.
+_FORWARD: dict[str, Callable[[Tracer, Any], Any]] = {}
+_REFLECTED: dict[str, Callable[[Tracer, Any], Any]] = {}
+OPERATORS = (("add", "add"), ("subtract", "sub"), ("multiply", "mul"), ("divide", "truediv"),
+             ("power", "pow"), ("matmul", "matmul"))  # fmt: skip
+
+
+def install_operators() -> None:
+    """Give ``Tracer`` its operators from the table; ``_vjps`` calls this once it is filled."""
+    global _NEG, _GETITEM
+    _NEG, _GETITEM = PRIMITIVES["negative"], PRIMITIVES["getitem"]
+    for ufunc, dunder in OPERATORS:
+        _FORWARD[ufunc] = _operator(PRIMITIVES[ufunc], reflected=False)
+        _REFLECTED[ufunc] = _operator(PRIMITIVES[ufunc], reflected=True)
+        setattr(Tracer, f"__{dunder}__", _FORWARD[ufunc])
+        setattr(Tracer, f"__r{dunder}__", _REFLECTED[ufunc])
+    for ufunc, forward, reflected in (
+        ("less", "__lt__", "__gt__"), ("less_equal", "__le__", "__ge__"),
+        ("greater", "__gt__", "__lt__"), ("greater_equal", "__ge__", "__le__"),
+        ("equal", "__eq__", "__eq__"), ("not_equal", "__ne__", "__ne__"),
+    ):  # comparisons: constants, either way round
+        _FORWARD[ufunc] = getattr(Tracer, forward)
+        _REFLECTED[ufunc] = getattr(Tracer, reflected)
+
+
+#: NumPy function names whose vecx method is spelled differently.
+_VECX_NAMES = {"absolute": "abs", "amax": "max", "amin": "min", "true_divide": "divide",
+               "fmax": "maximum", "fmin": "minimum", "expit": "sigmoid", "asarray": "asarray",
+               "isfinite": "isfinite"}  # fmt: skip
+
+# The table lives in _vjps, which fills PRIMITIVES and then calls install_operators().
+from vecx.backends import _vjps  # noqa: E402, F401

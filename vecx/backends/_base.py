@@ -1,22 +1,47 @@
-"""What every built-in backend shares: dtype checks, argument checks and small pytrees.
+"""What every built-in backend shares: the portable math ops, argument checks, dtypes.
 
-Subclasses set ``name`` and implement the primitives; they import their framework in
-``__init__`` and keep it on the instance (``self.xp``), so importing this module or any
-backend module loads no framework.
+The math methods of the protocol (``exp ... logsumexp``, ``astype``, ``isfinite``) are
+written once here, with the semantics every backend must share (Python scalars as
+operands, ``axis`` as an int, a tuple or None, ``axis=()`` reducing nothing, one error
+for each bad input); a framework supplies a few hooks that call its own functions:
+
+* ``_map(name, *args)``: the elementwise op ``name`` (``exp``, ``maximum``, ``where``,
+  ``clip``, ...) on arrays of this backend and Python scalars;
+* ``_reduce(name, x, axes, keepdims)``: ``sum mean max min logsumexp`` over ``axes``, a
+  non-empty tuple of non-negative ints, or None for all;
+* ``_identity(x)``, ``_astype(x, dtype)``, ``_isfinite(x)``, ``_floating(x)``.
+
+Subclasses set ``name`` and ``capabilities`` and implement the primitives; they import
+their framework in ``__init__`` and keep it on the instance (``self.xp``), so importing
+this module or any backend module loads no framework.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vecx.protocol import DEFAULT_DTYPE, PRECISIONS, check_dtype
+from vecx.protocol import (
+    DEFAULT_DTYPE,
+    DTYPES,
+    PRECISIONS,
+    Capabilities,
+    UnsupportedDtype,
+    check_dtype,
+)
+
+#: Python scalars an op accepts as operands (bool is an int).
+SCALARS = (int, float, bool)
+#: Reductions that need floating-point input (as in the array API standard).
+FLOAT_REDUCTIONS = frozenset(("mean", "logsumexp"))
 
 
 class BaseBackend:
     name: str = "base"
     #: dtype names this backend cannot provide at all (subclasses narrow this)
     unsupported_dtypes: frozenset[str] = frozenset()
+    capabilities: Capabilities = Capabilities()
 
     def __init__(
         self, device: str, *, seed: int = 0, dtype: str = DEFAULT_DTYPE, precision: str = "float32"
@@ -39,8 +64,6 @@ class BaseBackend:
 
     def _check_supported(self, dtype: str) -> str:
         if dtype in self.unsupported_dtypes:
-            from vecx.protocol import UnsupportedDtype
-
             raise UnsupportedDtype(f"{self.name} does not support {dtype}")
         return dtype
 
@@ -49,9 +72,147 @@ class BaseBackend:
             return self.dtype
         return self._check_supported(check_dtype(dtype))
 
-    def grad(self, f: Callable[..., Any], argnums: int | tuple[int, ...] = 0) -> Callable:
-        """Gradient of scalar ``f`` with respect to the arguments ``argnums``."""
-        value_and_grad = self.value_and_grad(f, argnums)
+    def _supported_dtypes(self) -> frozenset[str]:
+        return frozenset(DTYPES) - self.unsupported_dtypes
+
+    # --- elementwise math ------------------------------------------------------------
+
+    def exp(self, x: Any) -> Any:
+        return self._map("exp", self._lift(x))
+
+    def log(self, x: Any) -> Any:
+        return self._map("log", self._lift(x))
+
+    def tanh(self, x: Any) -> Any:
+        return self._map("tanh", self._lift(x))
+
+    def sigmoid(self, x: Any) -> Any:
+        """``1 / (1 + exp(-x))``, computed without overflow; finite gradients everywhere."""
+        return self._map("sigmoid", self._lift(x))
+
+    def sqrt(self, x: Any) -> Any:
+        return self._map("sqrt", self._lift(x))
+
+    def abs(self, x: Any) -> Any:
+        """``|x|``; its gradient at 0 is 0 (as in JAX and PyTorch)."""
+        return self._map("abs", self._lift(x))
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        """Elementwise maximum; where ``a == b`` each gets half the gradient."""
+        return self._map("maximum", *self._operands(a, b))
+
+    def minimum(self, a: Any, b: Any) -> Any:
+        """Elementwise minimum; where ``a == b`` each gets half the gradient."""
+        return self._map("minimum", *self._operands(a, b))
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        """``a`` where ``cond`` is true, else ``b``; ``cond`` (boolean) is not differentiated."""
+        return self._map("where", cond, *self._operands(a, b))
+
+    def clip(self, x: Any, lo: Any = None, hi: Any = None) -> Any:
+        """``x`` limited to ``[lo, hi]`` (either may be None); the gradient is 1 on the
+        closed interval and 0 outside, as in PyTorch. ``lo <= hi`` is the caller's job."""
+        if lo is None and hi is None:
+            raise ValueError("clip needs lo, hi or both")
+        return self._map("clip", self._lift(x), lo, hi)
+
+    # --- reductions ---------------------------------------------------------------------
+
+    def sum(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return self._reduction("sum", x, axis, keepdims)
+
+    def mean(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return self._reduction("mean", x, axis, keepdims)
+
+    def max(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        """Largest values over ``axis`` (values only); ties share the gradient evenly."""
+        return self._reduction("max", x, axis, keepdims)
+
+    def min(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        """Smallest values over ``axis`` (values only); ties share the gradient evenly."""
+        return self._reduction("min", x, axis, keepdims)
+
+    def logsumexp(self, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        """``log(sum(exp(x)))`` over ``axis``, shifted by the maximum: finite for large
+        ``|x|``, with the softmax as its gradient."""
+        return self._reduction("logsumexp", x, axis, keepdims)
+
+    def _reduction(self, name: str, x: Any, axis: Any, keepdims: bool) -> Any:
+        x = self._lift(x)
+        shape = tuple(x.shape)
+        axes = normalize_axis(axis, len(shape))
+        if name in FLOAT_REDUCTIONS and not self._floating(x):
+            raise TypeError(f"{name} needs a floating-point array, got {x.dtype}")
+        if axes == ():
+            return self._identity(x)
+        if 0 in shape and name in ("max", "min", "logsumexp"):
+            reduced = range(len(shape)) if axes is None else axes
+            if any(shape[a] == 0 for a in reduced):
+                raise ValueError(f"{name} of an empty array (shape {shape}) has no value")
+        return self._reduce(name, x, axes, bool(keepdims))
+
+    # --- dtypes ---------------------------------------------------------------------------
+
+    def astype(self, x: Any, dtype: str) -> Any:
+        """``x`` converted to the dtype named ``dtype`` (a float name, ``int32``, ``int64``
+        or ``bool``); float to float is differentiable. May return ``x`` itself when it
+        already has that dtype."""
+        name = check_dtype(dtype, others=True)
+        if name in DTYPES:
+            self._check_supported(name)
+        return self._astype(self._lift(x), name)
+
+    def isfinite(self, x: Any) -> Any:
+        """A boolean array: not nan and not infinite. Never differentiated."""
+        return self._isfinite(self._lift(x))
+
+    # --- helpers for the ops --------------------------------------------------------------
+
+    def _lift(self, x: Any) -> Any:
+        """A Python scalar becomes a 0-d array (a float one in this backend's dtype)."""
+        return self.asarray(x) if type(x) in SCALARS else x
+
+    def _operands(self, a: Any, b: Any) -> tuple[Any, Any]:
+        """Two operands where at most one is a Python scalar (it takes the other's dtype)."""
+        if type(a) in SCALARS and type(b) in SCALARS:
+            return self.asarray(a), b
+        return a, b
+
+    # hooks (see the module docstring)
+    def _map(self, name: str, *args: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement {name}")
+
+    def _reduce(self, name: str, x: Any, axes: tuple[int, ...] | None, keepdims: bool) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement {name}")
+
+    def _identity(self, x: Any) -> Any:
+        return x
+
+    def _astype(self, x: Any, dtype: str) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement astype")
+
+    def _isfinite(self, x: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement isfinite")
+
+    def _floating(self, x: Any) -> bool:
+        return getattr(getattr(x, "dtype", None), "kind", "f") in "fc"
+
+    # --- transformations ------------------------------------------------------------------
+
+    def grad(
+        self, f: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
+    ) -> Callable:
+        """Gradient of scalar ``f`` with respect to the arguments ``argnums``; with
+        ``has_aux`` (``f`` returns ``(value, aux)``) it returns ``(grads, aux)``, as JAX."""
+        value_and_grad = self.value_and_grad(f, argnums, has_aux)
+
+        if has_aux:
+
+            def grad_aux(*args: Any) -> Any:
+                (_, aux), grads = value_and_grad(*args)
+                return grads, aux
+
+            return grad_aux
 
         def grad_f(*args: Any) -> Any:
             return value_and_grad(*args)[1]
@@ -71,6 +232,47 @@ class BaseBackend:
         }
 
 
+def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...] | None:
+    """``axis`` as None (every axis) or a tuple of distinct axes in ``[0, ndim)``.
+
+    Accepts an int (NumPy integers too), a tuple or list of them, or None; negative axes
+    count from the end. Out-of-range or repeated axes are a ``ValueError``, as in NumPy.
+    """
+    if axis is None:
+        return None
+    if type(axis) is int:
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"axis {axis} is out of bounds for an array of {ndim} dimension(s)")
+        return (axis % ndim,)
+    if isinstance(axis, (tuple, list)):
+        items = axis
+    else:
+        items = (axis,)
+    out = []
+    for a in items:
+        if isinstance(a, bool):
+            raise TypeError(f"axis must be an int, a tuple of ints or None, got {axis!r}")
+        try:
+            i = operator.index(a)
+        except TypeError:
+            raise TypeError(
+                f"axis must be an int, a tuple of ints or None, got {axis!r}"
+            ) from None
+        if not -ndim <= i < ndim:
+            raise ValueError(f"axis {i} is out of bounds for an array of {ndim} dimension(s)")
+        out.append(i % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis!r}")
+    return tuple(out)
+
+
+def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape a reduction over ``axes`` (None: all) has with ``keepdims=True``."""
+    if axes is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
 def normalize_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
     if isinstance(shape, int):
         shape = (shape,)
@@ -85,59 +287,41 @@ def normalize_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
 
 def normalize_argnums(argnums: int | Sequence[int]) -> tuple[tuple[int, ...], bool]:
     """Return (argnums as a tuple, whether the caller passed a single int)."""
-    if isinstance(argnums, int):
+    if isinstance(argnums, int) and not isinstance(argnums, bool):
         return (argnums,), True
-    nums = tuple(argnums)
-    if not nums or not all(isinstance(i, int) for i in nums):
+    try:
+        nums = tuple(argnums)
+    except TypeError:
+        nums = ()
+    if not nums or not all(isinstance(i, int) and not isinstance(i, bool) for i in nums):
         raise TypeError(f"argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
     return nums, False
 
 
-def check_argnums(argnums: tuple[int, ...], nargs: int) -> None:
+def check_argnums(argnums: tuple[int, ...], nargs: int) -> tuple[int, ...]:
+    """``argnums`` made non-negative; a ``ValueError`` for one out of range."""
     for i in argnums:
         if not -nargs <= i < nargs:
             raise ValueError(f"argnums {i} is out of range for a call with {nargs} arguments")
+    return tuple(i % nargs for i in argnums)
 
 
-def flatten(tree: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
-    """Leaves of a tuple/list/dict nest of arrays, and a function that rebuilds the nest."""
-    if type(tree) is dict and not any(isinstance(v, _CONTAINERS) for v in tree.values()):
-        keys = tuple(tree)  # the common flat {"w": ..., "b": ...}: the fast path
-        return list(tree.values()), lambda leaves: dict(zip(keys, leaves, strict=True))
-    if isinstance(tree, dict):
-        keys = list(tree)
-        parts = [flatten(tree[k]) for k in keys]
-        sizes = [len(p[0]) for p in parts]
-
-        def unflatten_dict(leaves: list[Any]) -> Any:
-            out, start = {}, 0
-            for k, (_, rebuild), n in zip(keys, parts, sizes, strict=True):
-                out[k] = rebuild(leaves[start : start + n])
-                start += n
-            return out
-
-        return [leaf for p in parts for leaf in p[0]], unflatten_dict
-    if isinstance(tree, (tuple, list)):
-        kind = type(tree)
-        parts = [flatten(v) for v in tree]
-        sizes = [len(p[0]) for p in parts]
-
-        def unflatten_seq(leaves: list[Any]) -> Any:
-            out, start = [], 0
-            for (_, rebuild), n in zip(parts, sizes, strict=True):
-                out.append(rebuild(leaves[start : start + n]))
-                start += n
-            return kind(out)
-
-        return [leaf for p in parts for leaf in p[0]], unflatten_seq
-    return [tree], _single
+def not_a_scalar(out: Any) -> TypeError:
+    """The error for a differentiated function that returned a container, on every backend."""
+    kind = type(out).__name__
+    return TypeError(
+        f"value_and_grad needs f to return a scalar, got a {kind}; to return more, "
+        "return (value, aux) and pass has_aux=True"
+    )
 
 
-_CONTAINERS = (dict, list, tuple)
-
-
-def _single(leaves: list[Any]) -> Any:
-    return leaves[0]
+def split_aux(out: Any) -> tuple[Any, Any]:
+    """``(value, aux)`` from the output of a ``has_aux=True`` function."""
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(
+            f"has_aux=True needs f to return a pair (value, aux), got a {type(out).__name__}"
+        )
+    return out[0], out[1]
 
 
 def check_index_bounds(idx: Any, n: int) -> None:

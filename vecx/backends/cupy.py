@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from vecx.backends._base import check_index_bounds, host_index
 from vecx.backends.numpy import NumpyBackend
-from vecx.protocol import BackendUnavailable
+from vecx.protocol import DTYPES, BackendUnavailable, Capabilities
 
 
 def probe(device: str) -> str | None:
@@ -79,6 +79,10 @@ def _on_device(method: F) -> F:
 
 class CupyBackend(NumpyBackend):
     name = "cupy"
+    capabilities = Capabilities(
+        compiles=False, immutable_arrays=False, asynchronous=True, higher_order_grad=False,
+        dtypes=frozenset(DTYPES) - NumpyBackend.unsupported_dtypes,
+    )
 
     def __init__(self, device: str = "cuda:0", **kwargs: Any) -> None:
         self.device = device  # for the error message, before the base class runs
@@ -103,7 +107,11 @@ class CupyBackend(NumpyBackend):
     normal = _on_device(NumpyBackend.normal)
     seed = _on_device(NumpyBackend.seed)  # the generator's state lives on the device
     matmul = _on_device(NumpyBackend.matmul)
-    exp = _on_device(NumpyBackend.exp)
+    _map = _on_device(NumpyBackend._map)  # the math ops (vecx.backends._base)
+    _reduce = _on_device(NumpyBackend._reduce)
+    _identity = _on_device(NumpyBackend._identity)
+    _astype = _on_device(NumpyBackend._astype)
+    _isfinite = _on_device(NumpyBackend._isfinite)
 
     @_on_device
     def permutation(self, n: int) -> Any:
@@ -111,8 +119,10 @@ class CupyBackend(NumpyBackend):
         # from the same seeded generator gives one, as RandomState.permutation does.
         return self.xp.argsort(self._rng.random(int(n)))
 
-    def value_and_grad(self, f: Callable[..., Any], argnums: Any = 0) -> Callable:
-        value_and_grad_f = super().value_and_grad(f, argnums)
+    def value_and_grad(
+        self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False
+    ) -> Callable:
+        value_and_grad_f = super().value_and_grad(f, argnums, has_aux)
         device = self._cuda_device
 
         def on_device(*args: Any) -> Any:

@@ -4,6 +4,17 @@ JAX differs from the others in three ways this module hides: arrays are immutabl
 numbers come from explicit keys (kept and split here), and out-of-range gathers clamp
 silently (checked here, so ``index`` raises ``IndexError`` like everywhere else).
 
+Random numbers under ``jit``: a key split inside a compiled function is a tracer, and
+keeping it would make every call draw the same numbers (and break the next draw outside).
+``be.jit(f)`` therefore compiles ``f`` as it is until ``f`` draws (``be.normal``,
+``be.permutation``); from then on it passes the backend's key in and the next key out of
+the compiled function, so each call draws fresh numbers from the backend's stream. A draw
+inside a plain ``jax.jit`` (not ``be.jit``) is a ``TypeError`` saying so.
+
+Gradient dtypes: a gradient has the dtype of its argument on every backend. JAX without
+64-bit mode cannot hold a float64 argument, so a float64 host array differentiated on a
+float32 JAX backend is an ``UnsupportedDtype`` error, not a float32 gradient.
+
 GPU memory: by default JAX grabs 75% of every GPU's memory when it first initialises,
 and with jax[cuda] installed even ``jax.devices("cpu")`` initialises CUDA. vecx runs JAX
 next to PyTorch and CuPy in one process (``vecx info``, ``vecx train``, the pytest
@@ -16,8 +27,10 @@ imported jax itself keeps its own settings.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -30,10 +43,22 @@ from vecx.backends._base import (
     matmul_shape_error,
     normalize_argnums,
     normalize_shape,
+    not_a_scalar,
+    split_aux,
 )
 from vecx.backends.numpy import _is_integer
-from vecx.protocol import UnsupportedDtype
-from vecx.results import cpu_model
+from vecx.environment import cpu_model
+from vecx.protocol import DTYPES, Capabilities, UnsupportedDtype
+
+DRAW_IN_JIT = (
+    "be.normal/be.permutation inside a function compiled by jax.jit would keep a traced key "
+    "(every call would draw the same numbers); compile it with be.jit, which passes the "
+    "backend's key through, or draw outside"
+)
+
+
+class _DrawInJit(Exception):
+    """Raised while ``be.jit`` traces a function that draws: switch to passing the key."""
 
 
 def _import_jax() -> Any:
@@ -63,6 +88,24 @@ def probe(device: str) -> str | None:
     if ordinal >= len(found):
         return f"{device} requested but jax sees {len(found)} {kind} device(s)"
     return None
+
+
+def _abs_with_zero_slope() -> Any:
+    """``|x|`` whose gradient at 0 is 0, as in PyTorch and vecx's NumPy autodiff (JAX's own
+    ``jnp.abs`` passes 1 there)."""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.custom_jvp
+    def abs_(x: Any) -> Any:
+        return jnp.abs(x)
+
+    @abs_.defjvp
+    def abs_jvp(primals: Any, tangents: Any) -> Any:
+        (x,), (t,) = primals, tangents
+        return jnp.abs(x), jnp.sign(x) * t
+
+    return abs_
 
 
 def _take(x: Any, idx: Any) -> Any:
@@ -96,11 +139,30 @@ class JaxBackend(BaseBackend):
         precision = "tensorfloat32" if self.precision == "tf32" else "highest"
         jax.config.update("jax_default_matmul_precision", precision)
         self._check_x64(self.dtype)
+        x64 = bool(jax.config.jax_enable_x64)
+        self.capabilities = Capabilities(
+            compiles=True, immutable_arrays=True, asynchronous=True, higher_order_grad=True,
+            dtypes=frozenset(d for d in DTYPES if x64 or d != "float64"),
+        )
+        # keys of the be.jit traces that pass the key through (a stack per thread)
+        self._traced_keys = threading.local()
         # Our own jitted gathers dispatch faster than jnp.take (~1 us): this pays for the
         # host bounds check. Out-of-range rows are NaN ("fill"), never clamped, when the
         # indices cannot be checked (inside jit).
         self._take = jax.jit(_take)
         self._take_checked = jax.jit(_take_checked)
+        import jax.nn
+
+        jnp_ = jnp
+        self._elementwise = {
+            "exp": jnp_.exp, "log": jnp_.log, "tanh": jnp_.tanh, "sigmoid": jax.nn.sigmoid,
+            "sqrt": jnp_.sqrt, "abs": _abs_with_zero_slope(), "maximum": jnp_.maximum,
+            "minimum": jnp_.minimum, "where": jnp_.where,
+        }  # fmt: skip
+        self._reductions = {
+            "sum": jnp_.sum, "mean": jnp_.mean, "max": jnp_.max, "min": jnp_.min,
+            "logsumexp": jax.nn.logsumexp,
+        }  # fmt: skip
         self.seed(self._seed)
 
     def _check_x64(self, dtype: str) -> str:
@@ -147,7 +209,16 @@ class JaxBackend(BaseBackend):
         self._key = self._put(self.jax.random.key(self._seed))
 
     def _next_key(self) -> Any:
-        self._key, sub = self.jax.random.split(self._key)
+        stack = getattr(self._traced_keys, "stack", None)
+        if stack:  # inside a be.jit that passes the key through: draw from its key
+            stack[-1], sub = self.jax.random.split(stack[-1])
+            return sub
+        key, sub = self.jax.random.split(self._key)
+        if isinstance(key, self.jax.core.Tracer):  # inside some trace: never keep it
+            if getattr(self._traced_keys, "plain", 0):
+                raise _DrawInJit
+            raise TypeError(DRAW_IN_JIT)
+        self._key = key
         return sub
 
     def normal(self, mean: float, std: float, shape: Any, dtype: str | None = None) -> Any:
@@ -194,33 +265,125 @@ class JaxBackend(BaseBackend):
         check_index_bounds(idx, x.shape[0])
         return self._take(x, idx if type(idx) is np.ndarray else np.asarray(idx))
 
-    def exp(self, x: Any) -> Any:
-        return self.xp.exp(x)
+    # math (see vecx.backends._base for the semantics)
+    def _map(self, name: str, *args: Any) -> Any:
+        if name == "clip":  # as torch.clamp: gradient 1 on [lo, hi], closed
+            x, lo, hi = args
+            jnp = self.xp
+            if lo is not None:
+                x = jnp.where(x < lo, lo, x)
+            return x if hi is None else jnp.where(x > hi, hi, x)
+        return self._elementwise[name](*args)
 
-    def value_and_grad(self, f: Callable[..., Any], argnums: Any = 0) -> Callable:
+    def _reduce(self, name: str, x: Any, axes: Any, keepdims: bool) -> Any:
+        return self._reductions[name](x, axis=axes, keepdims=keepdims)
+
+    def _astype(self, x: Any, dtype: str) -> Any:
+        return x.astype(self._any_dtype(dtype))
+
+    def _any_dtype(self, dtype: str) -> Any:
+        if dtype == "int64" and not self.jax.config.jax_enable_x64:
+            raise UnsupportedDtype(
+                "int64 on JAX needs 64-bit mode, which is off: set JAX_ENABLE_X64=1 before "
+                "importing jax, or call jax.config.update('jax_enable_x64', True)"
+            )
+        return getattr(self.xp, self._check_x64(dtype))
+
+    def _isfinite(self, x: Any) -> Any:
+        return self.xp.isfinite(x)
+
+    def _floating(self, x: Any) -> bool:
+        return bool(self.xp.issubdtype(self.xp.result_type(x), self.xp.floating))
+
+    def value_and_grad(
+        self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False
+    ) -> Callable:
         """``jax.value_and_grad``, but any size-1 output is accepted, as on the other
-        backends, and a larger one is a ``ValueError`` (JAX raises ``TypeError``)."""
+        backends, a larger one is a ``ValueError`` (JAX raises ``TypeError``), and errors
+        read as on the other backends."""
         nums, single = normalize_argnums(argnums)
 
         def scalar_f(*args: Any) -> tuple[Any, Any]:
             out = f(*args)
+            aux = None
+            if has_aux:
+                out, aux = split_aux(out)
+            if isinstance(out, (tuple, list, dict)):
+                raise not_a_scalar(out)
             if getattr(out, "size", 1) != 1:
                 raise ValueError(
                     f"value_and_grad needs f to return a scalar, got shape {tuple(out.shape)}"
                 )
-            return (out.reshape(()) if getattr(out, "ndim", 0) else out), out
+            return (out.reshape(()) if getattr(out, "ndim", 0) else out), (out, aux)
 
-        vg = self.jax.value_and_grad(scalar_f, argnums=nums[0] if single else nums, has_aux=True)
+        x64 = self.jax.config.jax_enable_x64
+        built: dict[int, tuple[Any, tuple[int, ...], tuple[int, ...]]] = {}
+
+        def build(nargs: int) -> tuple[Any, tuple[int, ...], tuple[int, ...]]:
+            positions = check_argnums(nums, nargs)  # a ValueError, not JAX's TypeError
+            unique = tuple(dict.fromkeys(positions))  # JAX would zero a repeated argnum
+            argnums = unique[0] if single else unique
+            vg = self.jax.value_and_grad(scalar_f, argnums=argnums, has_aux=True)
+            built[nargs] = (vg, positions, unique)
+            return built[nargs]
 
         def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
-            check_argnums(nums, len(args))  # a ValueError as elsewhere, not JAX's TypeError
-            (_, value), grads = vg(*args)
-            return value, grads
+            vg, positions, unique = built.get(len(args)) or build(len(args))
+            if not x64:
+                self._check_host_float64(args, positions)
+            (_, (value, aux)), grads = vg(*args)
+            if not single and len(unique) != len(positions):
+                by_arg = dict(zip(unique, grads, strict=True))
+                grads = tuple(by_arg[i] for i in positions)
+            return ((value, aux) if has_aux else value), grads
 
         return value_and_grad_f
 
+    def _check_host_float64(self, args: tuple, positions: tuple[int, ...]) -> None:
+        """A float64 host argument cannot keep its dtype without 64-bit mode: an error,
+        not a gradient silently computed (and returned) in float32."""
+        for i in positions:
+            for leaf in self.jax.tree_util.tree_leaves(args[i]):
+                if type(leaf) is np.ndarray and leaf.dtype == np.float64:
+                    raise UnsupportedDtype(
+                        f"argument {i} is a float64 array, but JAX's 64-bit mode is off, so "
+                        "its gradient could only be float32: pass be.asarray(x) (float32), "
+                        "or set JAX_ENABLE_X64=1 before importing jax"
+                    )
+
     def jit(self, f: Callable) -> Callable:
-        return self.jax.jit(f)
+        """``jax.jit(f)``; once ``f`` draws random numbers, the key passes through it
+        (see the module docstring), so every call draws fresh ones."""
+        jax = self.jax
+        plain = jax.jit(f)
+        keyed: list[Callable[..., Any]] = []
+        local = self._traced_keys
+
+        def with_key(key: Any, *args: Any, **kwargs: Any) -> Any:
+            stack = local.__dict__.setdefault("stack", [])
+            stack.append(key)
+            try:
+                out = f(*args, **kwargs)
+                return out, stack[-1]
+            finally:
+                stack.pop()
+
+        @functools.wraps(f)
+        def jitted(*args: Any, **kwargs: Any) -> Any:
+            if getattr(local, "stack", None) or getattr(local, "plain", 0):
+                return f(*args, **kwargs)  # inside another be.jit's trace: part of it
+            if not keyed:
+                local.plain = getattr(local, "plain", 0) + 1
+                try:
+                    return plain(*args, **kwargs)
+                except _DrawInJit:
+                    keyed.append(jax.jit(with_key))
+                finally:
+                    local.plain -= 1
+            out, self._key = keyed[0](self._key, *args, **kwargs)
+            return out
+
+        return jitted
 
     def sync(self, x: Any = None) -> Any:
         """Block on ``x``; with no argument, on a fresh tiny computation on this device.

@@ -1,4 +1,9 @@
-"""NumPy on the CPU, differentiated by vecx's own reverse mode (``_autodiff``)."""
+"""NumPy on the CPU, differentiated by vecx's own reverse mode (``_autodiff``).
+
+The math ops are the primitives of the autodiff's table (``_vjps``), called through it,
+so they record themselves on the tape when they meet a traced array and run NumPy
+directly otherwise. CuPy's backend inherits all of it with ``self.xp`` swapped.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from vecx.backends import _autodiff
+from vecx.backends._autodiff import PRIMITIVES, Tracer, own_index
 from vecx.backends._base import BaseBackend, matmul_shape_error, normalize_shape
-from vecx.results import cpu_model, runtime_settings
+from vecx.environment import cpu_model, runtime_settings
+from vecx.protocol import DTYPES, Capabilities
 
 
 class NumpyBackend(BaseBackend):
@@ -15,6 +22,10 @@ class NumpyBackend(BaseBackend):
 
     name = "numpy"
     unsupported_dtypes = frozenset({"bfloat16"})
+    capabilities = Capabilities(
+        compiles=False, immutable_arrays=False, asynchronous=False, higher_order_grad=False,
+        dtypes=frozenset(DTYPES) - unsupported_dtypes,
+    )
 
     def __init__(self, device: str = "cpu", **kwargs: Any) -> None:
         super().__init__(device, **kwargs)
@@ -71,14 +82,34 @@ class NumpyBackend(BaseBackend):
     def index(self, x: Any, idx: Any) -> Any:
         if type(idx) is tuple:  # x[(3, 0)] would index two axes, not gather two rows
             idx = list(idx)
-        return x[idx]  # NumPy raises IndexError out of range; a Tracer records the gather
+        if type(x) is Tracer:  # the tape keeps its own copy of the indices
+            return x[own_index(idx)]
+        return x[idx]  # NumPy raises IndexError out of range
 
-    def exp(self, x: Any) -> Any:
-        return x.exp() if type(x) is _autodiff.Tracer else self.xp.exp(x)
+    # math: the autodiff's primitives (see vecx.backends._base for the semantics)
+    def _map(self, name: str, *args: Any) -> Any:
+        return PRIMITIVES[name](self.xp, *args)
+
+    def _reduce(self, name: str, x: Any, axes: Any, keepdims: bool) -> Any:
+        return PRIMITIVES[name](self.xp, x, axes, keepdims)
+
+    def _identity(self, x: Any) -> Any:
+        return PRIMITIVES["positive"](self.xp, x)
+
+    def _astype(self, x: Any, dtype: str) -> Any:
+        if dtype in DTYPES:
+            return PRIMITIVES["astype"](self.xp, x, dtype)
+        value = x.value if type(x) is Tracer else x  # a mask or labels: a constant
+        return value.astype(dtype)
+
+    def _isfinite(self, x: Any) -> Any:
+        return self.xp.isfinite(x.value if type(x) is Tracer else x)
 
     # transformations
-    def value_and_grad(self, f: Callable[..., Any], argnums: Any = 0) -> Callable:
-        return _autodiff.value_and_grad(f, argnums, self.xp, self._grad_leaf)
+    def value_and_grad(
+        self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False
+    ) -> Callable:
+        return _autodiff.value_and_grad(f, argnums, self.xp, self._grad_leaf, has_aux)
 
     def _grad_leaf(self, obj: Any) -> Any:
         """A differentiated argument that is not an array of ours yet: a Python float in
@@ -113,7 +144,7 @@ def _is_integer(obj: Any) -> bool:
 
 
 def _blas_summary() -> str | None:
-    """The BLAS pools of this process in one line, from ``vecx.results.runtime_settings``."""
+    """The BLAS pools of this process in one line, from ``vecx.environment.runtime_settings``."""
     pools = runtime_settings()["blas"]
     return ", ".join(
         " ".join(str(p[k]) for k in ("internal_api", "version", "architecture") if p.get(k))

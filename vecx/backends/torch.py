@@ -20,17 +20,25 @@ from typing import Any
 import numpy as np
 
 from vecx.backends._base import (
+    SCALARS,
     BaseBackend,
     check_argnums,
     check_index_bounds,
-    flatten,
     host_index,
     matmul_shape_error,
     normalize_argnums,
     normalize_shape,
+    not_a_scalar,
+    split_aux,
 )
 from vecx.backends.numpy import _is_integer
-from vecx.results import cpu_model
+from vecx.environment import cpu_model
+from vecx.protocol import DTYPES, OTHER_DTYPES, Capabilities
+from vecx.pytree import flatten, tree_map
+
+
+def _detached(leaf: Any) -> Any:
+    return leaf.detach() if hasattr(leaf, "detach") and hasattr(leaf, "requires_grad") else leaf
 
 
 def probe(device: str) -> str | None:
@@ -82,9 +90,58 @@ def matmul_precision(torch: Any, cuda: bool) -> str:
 
 _nesting = threading.local()  # how many vecx torch grads are running f on this thread
 
+#: Tensor methods that would make a traced value a Python constant (module docstring).
+HOST_METHODS = ("__float__", "__int__", "__complex__", "item", "tolist", "numpy", "__array__")
+_guard_lock = threading.Lock()
+_guarded = False
+
+
+def _inside_grad() -> bool:
+    return getattr(_nesting, "depth", 0) > 0
+
+
+def _guard_host_conversions(torch: Any) -> None:
+    """Wrap `HOST_METHODS` of ``torch.Tensor`` once per process (see the module docstring)."""
+    global _guarded
+    with _guard_lock:
+        if _guarded:
+            return
+        for name in HOST_METHODS:
+            original = getattr(torch.Tensor, name, None)
+            if original is not None:
+                setattr(torch.Tensor, name, _guard(name, original))
+        _guarded = True
+
+
+def _guard(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    what = f"{name.strip('_')}()" if name.startswith("__") else f".{name}()"
+
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.requires_grad and _inside_grad():
+            raise TypeError(_constant_error(what))
+        return original(self, *args, **kwargs)
+
+    guarded.__name__ = guarded.__qualname__ = name
+    guarded.__doc__ = original.__doc__
+    guarded.__wrapped__ = original  # type: ignore[attr-defined]
+    return guarded
+
+
+def _constant_error(what: str) -> str:
+    return (
+        f"{what} of a traced tensor inside a function differentiated by vecx's torch "
+        "backend would make it a constant and silently drop its gradient; keep it a "
+        "tensor (the operators and the backend's methods: be.exp, be.sum, ...), or return "
+        "it as aux with has_aux=True"
+    )
+
 
 class TorchBackend(BaseBackend):
     name = "torch"
+    capabilities = Capabilities(
+        compiles=False, immutable_arrays=False, asynchronous=False, higher_order_grad=True,
+        dtypes=frozenset(DTYPES),
+    )
 
     def __init__(self, device: str = "cpu", **kwargs: Any) -> None:
         super().__init__(device, **kwargs)
@@ -98,9 +155,23 @@ class TorchBackend(BaseBackend):
         self.xp = torch
         self._device = torch.device(device)
         self._cuda = self._device.type == "cuda"
+        if self._cuda:  # kernels are queued on the device's stream
+            self.capabilities = Capabilities(
+                compiles=False, immutable_arrays=False, asynchronous=True,
+                higher_order_grad=True, dtypes=frozenset(DTYPES),
+            )
         # Process-wide in PyTorch: full float32 unless tf32 was asked for (info() reports it).
         set_matmul_precision(torch, self.precision == "tf32")
-        self._dtypes = {n: getattr(torch, n) for n in ("float32", "float64", "float16", "bfloat16")}
+        self._dtypes = {n: getattr(torch, n) for n in DTYPES + OTHER_DTYPES}
+        self._elementwise = {
+            "exp": torch.exp, "log": torch.log, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+            "sqrt": torch.sqrt, "abs": torch.abs,
+        }  # fmt: skip
+        self._reductions = {
+            "sum": torch.sum, "mean": torch.mean, "max": torch.amax, "min": torch.amin,
+            "logsumexp": torch.logsumexp,
+        }  # fmt: skip
+        self._constants: dict[tuple[Any, ...], Any] = {}
         self._generator = torch.Generator(device=self._device)
         self._from_numpy = torch.from_numpy
         self.seed(self._seed)
@@ -129,6 +200,8 @@ class TorchBackend(BaseBackend):
         return torch.as_tensor(obj, dtype=self._torch_dtype(dtype), device=self._device)
 
     def to_numpy(self, x: Any) -> Any:
+        if x.requires_grad and _inside_grad():
+            raise TypeError(_constant_error("be.to_numpy()"))
         x = x.detach()
         if x.dtype == self.xp.bfloat16:
             x = x.float()  # NumPy has no bfloat16; float32 holds every bfloat16 exactly
@@ -160,6 +233,8 @@ class TorchBackend(BaseBackend):
             except (TypeError, ValueError):  # negative strides: the general path below
                 pass
             else:
+                if x.requires_grad:  # autograd keeps the index: a copy of its own, not a
+                    rows = rows.clone()  # view of a host array the caller may change
                 return x[rows]
         torch = self.xp
         if not isinstance(idx, torch.Tensor):
@@ -175,17 +250,78 @@ class TorchBackend(BaseBackend):
                 idx = torch.from_numpy(idx)
             except (TypeError, ValueError):  # negative strides
                 idx = torch.as_tensor(np.ascontiguousarray(idx))
-            return x[idx.to(x.device) if self._cuda else idx]
+            if self._cuda:
+                idx = idx.to(x.device)
+            elif x.requires_grad:  # as above: autograd must not keep a view of host memory
+                idx = idx.clone()
+            return x[idx]
         elif self._cuda and idx.numel() and (
             bool((idx >= x.shape[0]).any()) or bool((idx < -x.shape[0]).any())
         ):
             check_index_bounds(idx.cpu().numpy(), x.shape[0])
         return x[idx]
 
-    def exp(self, x: Any) -> Any:
-        return self.xp.exp(x)
+    # math (see vecx.backends._base for the semantics)
+    def _constant(self, value: Any, like: Any) -> Any:
+        """A Python scalar as a 0-d tensor of ``like``'s dtype and device, kept for reuse
+        (``torch.maximum`` takes no scalars; building one costs ~2 us)."""
+        key = (type(value), value, like.dtype, like.device)
+        try:
+            return self._constants[key]
+        except KeyError:
+            if len(self._constants) >= 256:
+                self._constants.clear()
+            t = self._constants[key] = self.xp.as_tensor(value, dtype=like.dtype,
+                                                         device=like.device)
+            return t
 
-    def value_and_grad(self, f: Callable[..., Any], argnums: Any = 0) -> Callable:
+    def _tensors(self, a: Any, b: Any) -> tuple[Any, Any]:
+        if type(a) in SCALARS:
+            return self._constant(a, b), b
+        if type(b) in SCALARS:
+            return a, self._constant(b, a)
+        return a, b
+
+    def _map(self, name: str, *args: Any) -> Any:
+        torch = self.xp
+        if name == "maximum":
+            return torch.maximum(*self._tensors(*args))
+        if name == "minimum":
+            return torch.minimum(*self._tensors(*args))
+        if name == "where":
+            cond, a, b = args
+            if not isinstance(cond, torch.Tensor):
+                cond = torch.as_tensor(np.asarray(cond, dtype=bool), device=self._device)
+            return torch.where(cond, a, b)
+        if name == "clip":
+            x, lo, hi = args
+            if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
+                lo = self._constant(lo, x) if type(lo) in SCALARS else lo
+                hi = self._constant(hi, x) if type(hi) in SCALARS else hi
+            return torch.clamp(x, lo, hi)
+        return self._elementwise[name](args[0])
+
+    def _reduce(self, name: str, x: Any, axes: Any, keepdims: bool) -> Any:
+        if x.ndim == 0:  # nothing to reduce (torch.logsumexp wants a dimension)
+            return x.clone() if name != "sum" or x.is_floating_point() else x.sum()
+        dims = axes if axes is not None else tuple(range(x.ndim))
+        return self._reductions[name](x, dim=dims, keepdim=keepdims)
+
+    def _identity(self, x: Any) -> Any:
+        return x.clone()
+
+    def _astype(self, x: Any, dtype: str) -> Any:
+        return x.to(self._dtypes[dtype])
+
+    def _isfinite(self, x: Any) -> Any:
+        return self.xp.isfinite(x)
+
+    def _floating(self, x: Any) -> bool:
+        return x.is_floating_point() if isinstance(x, self.xp.Tensor) else super()._floating(x)
+
+    def value_and_grad(
+        self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False
+    ) -> Callable:
         """Plain ``torch.autograd.grad`` on fresh leaves: cheaper than ``torch.func``.
 
         Arguments may be tensors, host arrays or Python floats (made tensors of this
@@ -195,21 +331,28 @@ class TorchBackend(BaseBackend):
         """
         torch = self.xp
         nums, single = normalize_argnums(argnums)
+        _guard_host_conversions(torch)
 
         def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
-            check_argnums(nums, len(args))
+            positions = check_argnums(nums, len(args))
             depth = getattr(_nesting, "depth", 0)
             args = list(args)
             traced = []
-            for i in nums:
+            for i in dict.fromkeys(positions):  # each argument once, however often named
                 leaves, rebuild = flatten(args[i])
                 leaves = [self._grad_leaf(leaf, i, depth) for leaf in leaves]
                 args[i] = rebuild(leaves)
-                traced.append((leaves, rebuild))
+                traced.append((i, leaves, rebuild))
+            flat = [leaf for _, leaves, _ in traced for leaf in leaves]
             _nesting.depth = depth + 1
             try:
                 with torch.enable_grad():
                     out = f(*args)
+                    aux = None
+                    if has_aux:
+                        out, aux = split_aux(out)
+                    if isinstance(out, (tuple, list, dict)):
+                        raise not_a_scalar(out)
                     if not isinstance(out, torch.Tensor):  # a constant: f ignores its arguments
                         out = torch.as_tensor(out)
                     if out.numel() != 1:
@@ -217,10 +360,9 @@ class TorchBackend(BaseBackend):
                             "value_and_grad needs f to return a scalar, "
                             f"got shape {tuple(out.shape)}"
                         )
-                    flat = [leaf for leaves, _ in traced for leaf in leaves]
                     grads = (
                         torch.autograd.grad(out, flat, allow_unused=True, create_graph=depth > 0)
-                        if out.requires_grad
+                        if out.requires_grad and flat
                         else [None] * len(flat)
                     )
             finally:
@@ -228,11 +370,17 @@ class TorchBackend(BaseBackend):
             grads = [
                 torch.zeros_like(x) if g is None else g for x, g in zip(flat, grads, strict=True)
             ]
-            result, start = [], 0
-            for leaves, rebuild in traced:
-                result.append(rebuild(grads[start : start + len(leaves)]))
+            by_arg, start = {}, 0
+            for i, leaves, rebuild in traced:
+                by_arg[i] = rebuild(grads[start : start + len(leaves)])
                 start += len(leaves)
-            return (out if depth else out.detach()), result[0] if single else tuple(result)
+            grad = by_arg[positions[0]] if single else tuple(by_arg[i] for i in positions)
+            value = out if depth else out.detach()
+            if has_aux:
+                if not depth:
+                    aux = tree_map(_detached, aux)
+                return (value, aux), grad
+            return value, grad
 
         return value_and_grad_f
 

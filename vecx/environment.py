@@ -1,0 +1,117 @@
+"""Machine and runtime facts that change benchmark numbers: CPU, memory, GPUs, BLAS pools.
+
+Backends (for ``info()``) and result files (for their header) both need these, so they
+live here, below both: this module imports nothing of vecx's and no array framework.
+Every reader is best effort and never raises.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from typing import Any
+
+__all__ = ["ENV_VARS", "cpu_model", "machine_info", "runtime_settings"]
+
+#: Environment variables that change benchmark numbers when set.
+ENV_VARS: tuple[str, ...] = (
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "XLA_FLAGS",
+    "XLA_PYTHON_CLIENT_PREALLOCATE",
+    "CUDA_VISIBLE_DEVICES",
+)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else platform), for results and info()."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model") and val.strip():
+                    return val.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _memory_gb() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) * 1024 / 2**30, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _nvidia_gpu() -> tuple[str | None, str | None]:
+    """(gpu names, driver) from ``nvidia-smi``; (None, None) if absent, slow or failing."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None, None
+    cmd = [exe, "--query-gpu=name,driver_version", "--format=csv,noheader"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    rows = [[c.strip() for c in line.split(",")] for line in out.splitlines() if line.strip()]
+    rows = [r for r in rows if len(r) >= 2 and r[0]]
+    if not rows:
+        return None, None
+    names = [r[0] for r in rows]
+    unique = list(dict.fromkeys(names))
+    gpu = ", ".join(f"{names.count(n)} x {n}" if names.count(n) > 1 else n for n in unique)
+    return gpu, rows[0][1] or None
+
+
+def machine_info() -> dict[str, Any]:
+    """The hardware and OS a run happened on; every field is best effort and never raises.
+
+    ``memory_gb`` is in GiB (2**30 bytes); ``gpu``/``driver`` come from ``nvidia-smi`` and
+    are None without one; ``cores`` is ``os.cpu_count()`` (0 if unknown).
+    """
+    gpu, driver = _nvidia_gpu()
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 0,
+        "gpu": gpu,
+        "driver": driver,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "memory_gb": _memory_gb(),
+    }
+
+
+def runtime_settings() -> dict[str, Any]:
+    """Process settings that change the numbers: set env vars (`ENV_VARS`) and BLAS pools.
+
+    ``"blas"`` lists the BLAS libraries loaded *in the calling process* (threadpoolctl sees
+    only those), so call this inside each backend's worker process after its framework
+    has loaded to see e.g. torch's own OpenBLAS/MKL. None if threadpoolctl is missing.
+    """
+    env = {name: os.environ[name] for name in ENV_VARS if name in os.environ}
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {"env": env, "blas": None}
+    blas = []
+    for pool in threadpool_info():
+        if pool.get("user_api") != "blas":
+            continue
+        summary = {k: pool.get(k) for k in ("internal_api", "prefix", "version", "num_threads")}
+        summary["architecture"] = pool.get("architecture") or pool.get("corename")
+        if pool.get("threading_layer"):
+            summary["threading_layer"] = pool["threading_layer"]
+        blas.append(summary)
+    return {"env": env, "blas": blas}
