@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (0.2 if args.quick else 3.0)
 
     built = []
-    for st in vecx.backends():
+    for st in vecx.list_backends():
         if st.name not in ("numpy", "torch", "jax", "cupy"):
             continue
         if not st.available:

@@ -49,7 +49,7 @@ def float64_mode(backend: Any) -> Iterator[None]:
 
 
 def available_specs() -> list[str]:
-    return [s.spec for s in vecx.backends() if s.available]
+    return [s.spec for s in vecx.list_backends() if s.available]
 
 
 def as_host(be: Any, x: Any) -> np.ndarray:

@@ -52,7 +52,7 @@ def float64_mode(backend: Any) -> Iterator[None]:
 
 
 def available(spec: str) -> bool:
-    return any(s.spec == spec and s.available for s in vecx.backends())
+    return any(s.spec == spec and s.available for s in vecx.list_backends())
 
 
 def host(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -482,7 +482,7 @@ def test_jax_does_not_preallocate_gpu_memory_unless_asked() -> None:
         pytest.skip("jax:cpu is not available")
     cases = [  # (preset value, code before, vecx call, the variable jax then sees)
         (None, "", 'backend("jax:cpu")', "false"),  # vecx imports jax first: no 75% grab
-        (None, "", "backends()", "false"),  # discovery (vecx info, the pytest plugin) too
+        (None, "", "list_backends()", "false"),  # discovery (vecx info, the pytest plugin) too
         ("true", "", 'backend("jax:cpu")', "true"),  # the user's setting wins
         (None, "import jax", 'backend("jax:cpu")', None),  # jax imported first: left alone
     ]

@@ -42,7 +42,7 @@ def test_info_table_lists_every_backend(info_table: subprocess.CompletedProcess[
     rows = {line.split("|")[1].strip(): line for line in info_table.stdout.splitlines()
             if line.startswith("|") and ":" in line.split("|")[1]}
     assert list(rows)[: len(BUILTIN_SPECS)] == BUILTIN_SPECS
-    for st in vecx.backends():
+    for st in vecx.list_backends():
         cells = [c.strip() for c in rows[st.spec].split("|")[1:-1]]
         assert cells[1] == ("yes" if st.available else "no"), rows[st.spec]
         assert cells[2] == (st.version or "-")
@@ -53,7 +53,7 @@ def test_info_json_lists_every_backend(info_json: subprocess.CompletedProcess[st
     assert info_json.returncode == 0, info_json.stderr
     rows = json.loads(info_json.stdout)
     assert [r["spec"] for r in rows][: len(BUILTIN_SPECS)] == BUILTIN_SPECS
-    here = {st.spec: st for st in vecx.backends()}
+    here = {st.spec: st for st in vecx.list_backends()}
     for row in rows:
         assert set(row) >= {"spec", "name", "device", "available", "reason", "version",
                             "device_name"}

@@ -14,7 +14,7 @@ from vecx.plots import normal_densities, plot_normal, plot_results, plot_train_h
 from vecx.results import result
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ALL_STEMS = {"train-methods", "train-backends", "matmul", "vector-add", "scaling"}
+ALL_STEMS = {"train-methods", "train-backends", "train-accuracy", "matmul", "vector-add", "scaling"}
 
 
 def _check_files(paths: list[Path]) -> set[str]:
@@ -240,7 +240,9 @@ def test_titles_fit_narrow_figures(tmp_path, monkeypatch):
     plot_results(doc, tmp_path)
     history = {**_history(), "interrupted": True, "preset": "airfoil-sgd-with-a-long-name"}
     plot_train_history(history, tmp_path / "h.png")
-    assert len(figures) == 6
+    classifier = {**_history(), "preset": "digits-mlp", "metrics": {"accuracy": [0.5] * 12}}
+    plot_train_history(classifier, tmp_path / "c.png")  # two panels: loss and accuracy
+    assert len(figures) == 8
     assert _cut_titles(figures) == []
 
 

@@ -36,7 +36,7 @@ def frameworks_imported() -> None:
     first in there would be dropped and imported a second time, and PyTorch then crashes
     the process (a segmentation fault).
     """
-    for st in vecx.backends():
+    for st in vecx.list_backends():
         if st.available:
             be = vecx.backend(st.spec)
             be.to_numpy(be.ones(2))
@@ -51,7 +51,7 @@ def no_selection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def status() -> dict[str, vecx.BackendStatus]:
-    return {s.id: s for s in vecx.backends()}
+    return {s.id: s for s in vecx.list_backends()}
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -134,7 +134,7 @@ def test_unknown_backend_is_a_usage_error(
 
 
 def test_skip_and_xfail_markers(pytester: pytest.Pytester) -> None:
-    cpu = [s for s in CPU if any(st.spec == s and st.available for st in vecx.backends())]
+    cpu = [s for s in CPU if any(st.spec == s and st.available for st in vecx.list_backends())]
     if cpu != CPU:
         pytest.skip(f"needs {', '.join(CPU)}; available: {', '.join(cpu)}")
     pytester.makepyfile(

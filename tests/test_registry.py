@@ -34,7 +34,7 @@ def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def available(spec: str) -> bool:
-    return any(s.spec == spec and s.available for s in vecx.backends())
+    return any(s.spec == spec and s.available for s in vecx.list_backends())
 
 
 # --------------------------------------------------------------------------- specs
@@ -128,7 +128,7 @@ def test_missing_framework_is_unavailable_not_an_import_error(
     )
     with pytest.raises(vecx.BackendUnavailable, match=rf'pip install "vecx\[{extra}\]"'):
         vecx.backend(name)
-    for st in vecx.backends():
+    for st in vecx.list_backends():
         if st.name == name:
             assert not st.available and f"{name} is not installed" in st.reason
 
@@ -150,7 +150,7 @@ def test_cupy_without_a_gpu_is_unavailable_with_the_reason() -> None:
         assert exc.__cause__ is None and exc.__context__ is None
         frames = traceback.extract_tb(exc.__traceback__)
         assert not any(f"{os.sep}cupy{os.sep}" in f.filename for f in frames), frames
-    (st,) = [s for s in vecx.backends() if s.spec == "cupy:cuda"]
+    (st,) = [s for s in vecx.list_backends() if s.spec == "cupy:cuda"]
     assert not st.available and "is_available() is False" in st.reason
     assert st.version  # installed: the version of the cupy-cudaXXx distribution
 
@@ -177,7 +177,7 @@ def test_cupy_probe_turns_cuda_errors_into_a_reason(monkeypatch: pytest.MonkeyPa
 
 
 def test_backends_lists_every_builtin_backend_and_device() -> None:
-    found = vecx.backends()
+    found = vecx.list_backends()
     specs = [s.spec for s in found]
     assert specs[: len(BUILTIN_SPECS)] == BUILTIN_SPECS
     assert [s.id for s in found[:6]] == [
@@ -196,7 +196,7 @@ def test_backends_lists_every_builtin_backend_and_device() -> None:
 
 
 def test_available_backends_can_be_built_and_report_their_spec() -> None:
-    for st in vecx.backends():
+    for st in vecx.list_backends():
         if st.available and st.name in ("numpy", "torch", "jax", "cupy"):
             be = vecx.backend(st.spec)
             assert (be.name, be.device) == (st.name, st.device)
@@ -265,7 +265,7 @@ out["grad"] = bool(np.allclose(g, 2 * x.T @ (x @ np.ones((2, 1))), rtol=1e-5))
 out["index"] = be.to_numpy(be.index(x, [1, 1])).tolist() == x[[1, 1]].tolist()
 out["entry_object"] = vecx.backend("mybe2").spec
 out["numpy_not_shadowed"] = type(vecx.backend("numpy")).__name__
-out["status"] = {s.spec: [s.available, s.reason] for s in vecx.backends()}
+out["status"] = {s.spec: [s.available, s.reason] for s in vecx.list_backends()}
 try:
     vecx.backend("broken")
     out["broken"] = "built"

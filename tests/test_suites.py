@@ -27,7 +27,8 @@ from vecx.suites import (
     run_suite,
     suite_module,
     tf32_sentinel,
-    write,
+    writer,
+    writes_by_copy,
 )
 from vecx.suites import scaling as scaling_suite
 
@@ -161,7 +162,8 @@ def test_train_plans_native_only_for_torch_and_jax():
     for spec in ("torch:cpu", "jax:cuda:0"):
         assert {p["impl"] for _, p in plan("train", spec)} == {"vecx", "native"}
     names = [c for c, p in plan("train", "numpy:cpu", quick=True)]
-    assert names == ["linreg", "airfoil-gd", "airfoil-sgd", "airfoil-mb100", "airfoil-mb10"]
+    assert names == ["linreg", "airfoil-gd", "airfoil-sgd", "airfoil-mb100", "airfoil-mb10",
+                     "digits-softmax", "digits-mlp"]
 
 
 def test_quick_train_records_its_overrides(numpy_be):
@@ -272,9 +274,13 @@ def test_jax_loops_use_at_set_and_say_so():
     assert column["error"] is None and ".at[" in column["note"]
 
 
-def test_write_in_place_and_functional():
+def test_writes_follow_the_declared_capabilities():
+    """In place where arrays are mutable; ``x.at[i].set(v)`` where the backend declares
+    ``immutable_arrays`` (JAX), without looking at the arrays."""
+    be = vecx.backend("numpy")
+    assert not writes_by_copy(be)
     x = np.zeros(3, np.float32)
-    assert write(x, 1, 5.0) is x and x[1] == 5.0
+    assert writer(be)(x, 1, 5.0) is x and x[1] == 5.0
 
     class Functional:  # a stand-in for a JAX array's .at[...].set(...)
         def __init__(self, data):
@@ -296,9 +302,14 @@ def test_write_in_place_and_functional():
 
             return Setter()
 
+    class Immutable:  # a plugin that declares immutable arrays
+        capabilities = vecx.Capabilities(immutable_arrays=True)
+
+    assert writes_by_copy(Immutable())
     f = Functional(np.zeros(3))
-    g = write(f, 2, 7.0)
+    g = writer(Immutable())(f, 2, 7.0)
     assert g is not f and g.data[2] == 7.0 and f.data[2] == 0.0
+    assert not writes_by_copy(object())  # declares nothing: the defaults (mutable)
 
 
 # --------------------------------------------------------------------------- correctness checks

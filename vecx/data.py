@@ -16,6 +16,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import math
@@ -31,11 +32,15 @@ from vecx.protocol import Backend
 __all__ = [
     "AIRFOIL_ROWS",
     "AIRFOIL_SHA256",
+    "DIGITS_CLASSES",
+    "DIGITS_ROWS",
+    "DIGITS_SHA256",
     "DataIter",
     "batch_indices",
     "data_iter",
     "host_rng",
     "load_airfoil",
+    "load_digits",
     "synthetic_data",
 ]
 
@@ -45,6 +50,16 @@ AIRFOIL_FILE = "airfoil_self_noise.dat"
 #: Rows in the airfoil file; whitening statistics are taken over all of them.
 AIRFOIL_ROWS = 1503
 AIRFOIL_COLUMNS = 6  # 5 features, then the target
+
+#: sha256 of the shipped digits file (the .gz bytes; vecx/datasets/README.md).
+DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
+DIGITS_FILE = "digits.csv.gz"
+DIGITS_ROWS = 1797
+DIGITS_PIXELS = 64  # an 8x8 image, each pixel a count 0..16
+DIGITS_CLASSES = 10
+
+#: Rows drawn at a time by `synthetic_data`, so its float64 draws stay small.
+SYNTHETIC_CHUNK_ROWS = 1 << 16
 
 #: Host random streams: one seed, independent draws per purpose.
 _STREAMS = {"data": 0, "order": 1, "init": 2}
@@ -97,12 +112,38 @@ def synthetic_data(
         w_dev = be.asarray(w_host.reshape(d, 1))
         y = be.matmul(X, w_dev) + float(b) + be.normal(0.0, float(noise), (n, 1))
         return X, y
-    rng = host_rng(seed, "data")
-    X = rng.standard_normal((n, d))
-    y = X @ w_host.reshape(d, 1) + float(b) + rng.normal(0.0, float(noise), (n, 1))
     dtype = np.dtype(be.dtype) if be.dtype in ("float32", "float64", "float16") else np.float32
-    # Round once on the host, so the device copy is bit-identical on every backend.
-    return be.asarray(X.astype(dtype)), be.asarray(y.astype(dtype))
+    X, y = _synthetic_host(w_host, float(b), n, float(noise), seed, dtype)
+    # Rounded once on the host, so the device copy is bit-identical on every backend.
+    return be.asarray(X), be.asarray(y)
+
+
+def _synthetic_host(
+    w: np.ndarray, b: float, n: int, noise: float, seed: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """The numbers of one float64 draw ``X = N(0, 1)`` (n, d) then ``eps = N(0, noise)``
+    (n, 1), rounded to ``dtype``, drawn ``SYNTHETIC_CHUNK_ROWS`` rows at a time.
+
+    A generator's stream does not depend on how it is cut into calls, so drawing in
+    chunks gives the same numbers as one ``standard_normal((n, d))``; only the float64
+    temporaries shrink from the whole data (2-3x the returned arrays) to one chunk. ``y``
+    needs each row of ``X`` in float64 and the noise comes after all of ``X`` in the
+    stream, so ``X``'s chunks are drawn a second time from a copy of the generator.
+    """
+    d = w.size
+    rng = host_rng(seed, "data")
+    again = host_rng(seed, "data")  # the same stream, replayed for y
+    X = np.empty((n, d), dtype)
+    for start in range(0, n, SYNTHETIC_CHUNK_ROWS):
+        rows = min(SYNTHETIC_CHUNK_ROWS, n - start)
+        X[start : start + rows] = rng.standard_normal((rows, d))
+    y = np.empty((n, 1), dtype)
+    column = w.reshape(d, 1)
+    for start in range(0, n, SYNTHETIC_CHUNK_ROWS):
+        rows = min(SYNTHETIC_CHUNK_ROWS, n - start)
+        chunk = again.standard_normal((rows, d))
+        y[start : start + rows] = chunk @ column + b + rng.normal(0.0, noise, (rows, 1))
+    return X, y
 
 
 def _is_finite_number(x: Any) -> bool:
@@ -154,6 +195,45 @@ def load_airfoil(
     n = check_int("n", n, 1, AIRFOIL_ROWS)
     data = read_airfoil(path)[:n]
     return be.asarray(data[:, :-1]), be.asarray(data[:, -1:])
+
+
+def digits_path() -> Path:
+    """Where the shipped digits file lives (package data of ``vecx.datasets``)."""
+    return Path(str(resources.files("vecx.datasets") / DIGITS_FILE))
+
+
+def read_digits(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The handwritten digits as (pixel counts (1797, 64) float32, labels (1797,) int64),
+    after checking the file's sha256."""
+    path = Path(path) if path is not None else digits_path()
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != DIGITS_SHA256:
+        raise ValueError(
+            f"the digits data at {path} is damaged or truncated: its sha256 is {digest}, "
+            f"expected {DIGITS_SHA256} ({len(raw)} bytes read); reinstall vecx or restore "
+            "the file from the UCI repository (see vecx/datasets/README.md)"
+        )
+    table = np.loadtxt(io.BytesIO(gzip.decompress(raw)), dtype=np.int64, delimiter=",")
+    if table.shape != (DIGITS_ROWS, DIGITS_PIXELS + 1):  # cannot happen with the right hash
+        raise ValueError(f"the digits data at {path} has shape {table.shape}")
+    return table[:, :-1].astype(np.float32), table[:, -1]
+
+
+def load_digits(
+    be: Backend, n: int = DIGITS_ROWS, *, path: str | Path | None = None
+) -> tuple[Any, Any]:
+    """The UCI handwritten digits (1797 8x8 images, 10 classes) on ``be``.
+
+    Returns ``X`` of shape (n, 64), the pixel counts scaled to [0, 1] (divided by 16),
+    and ``Y`` of shape (n, 10), the labels one-hot, both in the backend's dtype: the first
+    ``n`` rows. The file ships with vecx (citation in vecx/datasets/README.md: Alpaydin &
+    Kaynak, UCI ML Repository, CC BY 4.0) and its sha256 is verified.
+    """
+    n = check_int("n", n, 1, DIGITS_ROWS)
+    pixels, labels = read_digits(path)
+    onehot = np.eye(DIGITS_CLASSES, dtype=np.float32)[labels[:n]]
+    return be.asarray(pixels[:n] / 16.0), be.asarray(onehot)
 
 
 def batch_indices(

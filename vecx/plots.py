@@ -14,6 +14,8 @@ reports, SVG for print); it draws what the document has and skips the rest:
   minibatch-SGD chapter;
 * ``train-backends``: one preset (minibatch 10 by default) on every backend and both
   implementations (vecx trainer solid, framework-native dashed) on one panel;
+* ``train-accuracy``: training accuracy against time for the presets that report one
+  (the digits classifiers), one panel each, every backend and implementation;
 * ``matmul``: GFLOP/s of the four strategies per backend x device, grouped bars, log scale;
 * ``vector-add``: loop against vectorized time per backend, log scale, speedup on the bars;
 * ``scaling``: achieved GB/s and GFLOP/s against problem size with each device's measured
@@ -36,9 +38,9 @@ from typing import Any
 import numpy as np
 
 from vecx.tables import (
-    CASE_ORDER,
     backend_label,
     backend_sort_key,
+    case_order,
     format_ratio,
     short_error,
 )
@@ -47,7 +49,9 @@ from vecx.tables import (
 FORMATS: tuple[str, ...] = (".png", ".svg", ".pdf")
 
 #: The figures `plot_results` may write, by file stem, each as PNG and SVG.
-FIGURES: tuple[str, ...] = ("train-methods", "train-backends", "matmul", "vector-add", "scaling")
+FIGURES: tuple[str, ...] = (
+    "train-methods", "train-backends", "train-accuracy", "matmul", "vector-add", "scaling",
+)  # fmt: skip
 _RESULT_FORMATS = (".png", ".svg")
 
 #: The d2l minibatch chapter's four methods: preset -> legend label, in drawing order.
@@ -280,6 +284,7 @@ def plot_results(doc: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> lis
     if "train" in by_suite:
         paths += _train_methods(by_suite["train"], out)
         paths += _train_backends(by_suite["train"], out, colors)
+        paths += _train_accuracy(by_suite["train"], out, colors)
     if "matmul" in by_suite:
         paths += _matmul(by_suite["matmul"], out, colors)
     if "vector-add" in by_suite:
@@ -389,6 +394,60 @@ def _train_backends(
     return _save_both(fig, out, "train-backends")
 
 
+def _accuracy_curve(rec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(times, training accuracies) of a classification record's curve, or None."""
+    curve = rec.get("curve") if "curve" in rec else rec
+    if not isinstance(curve, Mapping):
+        return None
+    times, accs = curve.get("times"), curve.get("accuracies")
+    if accs is None and isinstance(curve.get("metrics"), Mapping):  # a History dict
+        accs = curve["metrics"].get("accuracy")
+    if not isinstance(times, Sequence) or not isinstance(accs, Sequence) or not accs:
+        return None
+    n = min(len(times), len(accs))
+    t, a = np.asarray(times[:n], dtype=float), np.asarray(accs[:n], dtype=float)
+    keep = np.isfinite(t) & np.isfinite(a) & (t > 0)
+    return (t[keep], a[keep]) if keep.any() else None
+
+
+def _train_accuracy(
+    records: Sequence[Mapping[str, Any]], out: Path, colors: Mapping[str, str]
+) -> list[Path]:
+    """Training accuracy against time, one panel per classification preset, one line per
+    backend x implementation (vecx solid, native dashed)."""
+    usable = [r for r in _ok(records) if _accuracy_curve(r) is not None]
+    presets = [p for p in case_order("train") if any(r["case"] == p for r in usable)]
+    presets += sorted({r["case"] for r in usable} - set(presets))
+    if not presets:
+        return []
+    labels = _labels(usable)
+    names = [f"{label} ({impl})" for label in labels for impl in ("vecx", "native")]
+    legend = _legend_width(names)
+    fig = _figure(figsize=(_PANEL_W * len(presets) + legend, _PANEL_H + 0.8))
+    axes = np.atleast_1d(fig.subplots(1, len(presets), sharey=True, squeeze=False)).flat
+    for ax, preset in zip(axes, presets, strict=True):
+        for label in labels:
+            for impl, style in (("vecx", "-"), ("native", "--")):
+                for rec in usable:
+                    if rec["case"] == preset and backend_label(rec) == label and (
+                        _impl(rec) == impl
+                    ):
+                        t, a = _accuracy_curve(rec)  # type: ignore[misc]
+                        ax.plot(t, 100 * a, style, color=colors.get(label),
+                                label=f"{label} ({impl})", lw=1.5)  # fmt: skip
+        ax.set_xscale("log")
+        _plain_log_axis(ax.xaxis)
+        _title(ax, preset)
+        ax.set_xlabel("training time (s, log scale)")
+        ax.set_ylabel("training accuracy (%)")
+        ax.grid(True, which="both", alpha=0.3)
+    _legend_from_axes(fig, np.atleast_1d(fig.axes))
+    _suptitle(fig, "Training accuracy against training time (solid: vecx, dashed: native)",
+              right_in=legend)  # fmt: skip
+    _footnote(fig, _failed([r for r in records if r["case"] in presets]))
+    return _save_both(fig, out, "train-accuracy")
+
+
 def _bar_labels(ax: Any, bars: Any, texts: Sequence[str], fontsize: float = 7) -> None:
     for bar, text in zip(bars, texts, strict=True):
         if text:
@@ -404,7 +463,7 @@ def _bar_labels(ax: Any, bars: Any, texts: Sequence[str], fontsize: float = 7) -
 
 
 def _case_order(suite: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
-    cases = [c for c in CASE_ORDER.get(suite, ()) if any(r["case"] == c for r in records)]
+    cases = [c for c in case_order(suite) if any(r["case"] == c for r in records)]
     return cases + [c for c in dict.fromkeys(r["case"] for r in records) if c not in cases]
 
 
@@ -741,8 +800,9 @@ def plot_train_history(history: Mapping[str, Any], path: str | os.PathLike[str])
     if curve is None:
         raise ValueError("the training history has no times and losses to plot")
     t, y = curve
-    fig = _figure(figsize=(6.0, 4.0))
-    ax = fig.subplots()
+    accuracy = _accuracy_curve(history)
+    fig = _figure(figsize=(6.0 if accuracy is None else 10.0, 4.0))
+    ax, *more = np.atleast_1d(fig.subplots(1, 1 if accuracy is None else 2)).flat
     label = str(history.get("backend") or "")
     ax.plot(t, y, marker="o" if len(t) <= 30 else None, ms=3, lw=1.5, label=label or None)
     ax.set_xscale("log")
@@ -750,6 +810,17 @@ def plot_train_history(history: Mapping[str, Any], path: str | os.PathLike[str])
     ax.set_xlabel("training time (s, log scale)")
     ax.set_ylabel("loss")
     ax.grid(True, which="both", alpha=0.3)
+    if accuracy is not None:
+        acc_ax = more[0]
+        ta, a = accuracy
+        acc_ax.plot(ta, 100 * a, marker="o" if len(ta) <= 30 else None, ms=3, lw=1.5,
+                    color="C2")  # fmt: skip
+        acc_ax.set_xscale("log")
+        _plain_log_axis(acc_ax.xaxis)
+        acc_ax.set_xlabel("training time (s, log scale)")
+        acc_ax.set_ylabel("training accuracy (%)")
+        acc_ax.grid(True, which="both", alpha=0.3)
+        _title(acc_ax, f"accuracy {100 * a[-1]:.1f}%")
     preset = history.get("preset") or "custom run"
     details = []
     if history.get("batch_size") is not None:

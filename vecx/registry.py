@@ -129,7 +129,7 @@ def _load_plugins() -> None:
                 reason = f"its plugin failed to load: {exc!r}"
                 _entries[ep.name] = BackendEntry(
                     ep.name, _broken(ep.name, reason), ("cpu",), "cpu",
-                    probe=lambda device, reason=reason: reason,  # vecx.backends() says why
+                    probe=lambda device, reason=reason: reason,  # vecx.list_backends() says why
                 )
 
 
@@ -197,7 +197,7 @@ def _check_installed(entry: BackendEntry, spec: str) -> None:
 
 @dataclass(frozen=True)
 class BackendStatus:
-    """One backend x device as ``vecx.backends()`` reports it."""
+    """One backend x device as ``vecx.list_backends()`` reports it."""
 
     spec: str
     name: str
@@ -255,6 +255,6 @@ def _cupy_dist() -> str | None:
     return None
 
 
-def backends() -> list[BackendStatus]:
+def list_backends() -> list[BackendStatus]:
     """Every known backend x device kind, with availability and the reason when not."""
     return [status(f"{e.name}:{kind}") for e in entries().values() for kind in e.devices]

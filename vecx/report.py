@@ -35,6 +35,7 @@ from vecx.tables import (
 FIGURES: dict[str, str] = {
     "train-methods": "train",
     "train-backends": "train",
+    "train-accuracy": "train",
     "matmul": "matmul",
     "vector-add": "vector-add",
     "scaling": "scaling",
@@ -43,6 +44,7 @@ FIGURES: dict[str, str] = {
 _FIGURE_CAPTIONS = {
     "train-methods": "Loss against training time per backend: GD, SGD, minibatch 100 and 10",
     "train-backends": "One preset on every backend, vecx trainer and framework-native",
+    "train-accuracy": "Training accuracy against training time of the classification presets",
     "matmul": "matmul GFLOP/s by strategy and backend",
     "vector-add": "Loop against vectorized vector add, with the speedup",
     "scaling": "Achieved bandwidth and compute against problem size, with the ceilings",

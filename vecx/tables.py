@@ -36,8 +36,16 @@ CASE_ORDER: dict[str, tuple[str, ...]] = {
     "vector-add": ("loop", "vectorized"),
     "matmul": ("element", "column", "full", "block64"),
     "scaling": ("vector-add", "copy", "matmul"),
-    "train": ("linreg", "airfoil-gd", "airfoil-sgd", "airfoil-mb100", "airfoil-mb10"),
 }
+
+
+def case_order(suite: str) -> tuple[str, ...]:
+    """The fixed case order of ``suite`` (the train suite's: its presets, in order)."""
+    if suite == "train":
+        from vecx.training import PRESETS  # imports no framework
+
+        return tuple(PRESETS)
+    return CASE_ORDER.get(suite, ())
 
 #: Longest error text shown in a table cell; the note carries the full first line.
 ERROR_CELL_CHARS = 40
@@ -258,7 +266,7 @@ def _pick_base(
 
 def _order(records: Sequence[Mapping[str, Any]], suite: str, baseline: str) -> list[Mapping]:
     """Group by case (fixed order), then params (by size), baseline backend first."""
-    cases = list(CASE_ORDER.get(suite, ()))
+    cases = list(case_order(suite))
     for rec in records:
         if rec["case"] not in cases:
             cases.append(rec["case"])
@@ -547,6 +555,7 @@ def _train_table(
         "epochs",
         "time / epoch",
         "final loss",
+        "accuracy",
         "agrees",
         f"vs {baseline}",
     ]
@@ -575,18 +584,24 @@ def _train_table(
             + [
                 _with_spread(rec),
                 format_loss(rec.get("value")),
+                _accuracy(rec.get("accuracy")),
                 agree_text,
                 _vs(rec, index, baseline),
             ]
         )
     notes += _record_notes(recs) + _error_notes(recs)
     return Table(
-        "train: linear regression presets (vecx trainer and framework-native)",
+        "train: the trainer's presets (vecx trainer and framework-native)",
         columns,
         rows,
         notes,
-        ["l", "l", "l", "r", "r", "r", "r", "l", "r"],
+        ["l", "l", "l", "r", "r", "r", "r", "r", "l", "r"],
     )
+
+
+def _accuracy(value: Any) -> str:
+    """A training accuracy as a percentage (``97.8%``), ``-`` for a regression task."""
+    return "-" if value is None else f"{100 * float(value):.1f}%"
 
 
 def _generic_table(

@@ -15,10 +15,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vecx.registry import backend, backends
+    from vecx.registry import backend, list_backends
 
     rows = []
-    for st in backends():
+    for st in list_backends():
         device_name = ""
         if st.available:
             try:

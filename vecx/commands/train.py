@@ -1,7 +1,8 @@
-"""``vecx train``: run one of d2l's experiments (``vecx.PRESETS``) on one backend.
+"""``vecx train``: run one of the trainer's presets (``vecx.PRESETS``) on one backend.
 
-Prints the whole-data loss at each checkpoint (plain lines, or a progress bar on a
-terminal), then the final loss and the training seconds per epoch. ``--json`` writes
+Prints the whole-data loss (and accuracy, for a classifier) at each checkpoint (plain
+lines, or a progress bar on a terminal), then the final loss and the training seconds
+per epoch. ``--json`` writes
 ``History.to_dict()`` and ``--plot`` the loss curve; both paths are checked before
 training starts, and the JSON is written atomically after it ends, so a failed run
 never leaves a half-written file. A run stopped by Ctrl-C or by divergence still
@@ -24,13 +25,13 @@ from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from vecx.train import PRESETS
+    from vecx.training import OPTIMIZERS, PRESETS
 
     p = sub.add_parser(
         "train",
-        help="train linear regression by minibatch SGD (a d2l preset) on one backend",
-        description="Train linear regression by minibatch SGD on one backend. Presets: "
-        + "; ".join(f"{name} ({pr.description})" for name, pr in PRESETS.items()),
+        help="train a preset model by minibatch SGD on one backend",
+        description="Train one of the trainer's presets by minibatch SGD on one backend. "
+        "Presets: " + "; ".join(f"{name} ({pr.description})" for name, pr in PRESETS.items()),
     )
     p.add_argument("--backend", required=True, metavar="SPEC",
                    help="backend spec, e.g. numpy, torch:cuda, jax (see `vecx info`)")
@@ -39,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="minibatch size (default: the preset's)")
     p.add_argument("--epochs", type=int, help="passes over the data (default: the preset's)")
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), type=str.lower,
+                   help="sgd or momentum (beta 0.9) (default: the preset's, sgd)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the data, initial parameters and batch order (default 0)")
     p.add_argument("--log-every", type=int, default=200, metavar="N",
@@ -71,7 +74,7 @@ def _check_numbers(args: argparse.Namespace, preset: Any) -> tuple[float, int, i
 
 def run(args: argparse.Namespace) -> int:
     import vecx
-    from vecx.train import PRESETS
+    from vecx.training import PRESETS
 
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -81,15 +84,16 @@ def run(args: argparse.Namespace) -> int:
     reserved = _reserve(args.json) if args.json else None
     try:
         be = vecx.backend(args.backend)
+        optimizer = args.optimizer or preset.optimizer
         if not args.quiet:
             print(f"training {args.preset} on {be.spec}: lr {lr:g}, batch {bs}, "
-                  f"{epochs} epoch(s), seed {args.seed}")
+                  f"{epochs} epoch(s), {optimizer}, seed {args.seed}")
         try:
             with _Progress(enabled=not args.quiet) as progress:
                 history = vecx.train(
                     be, args.preset, lr=args.lr, batch_size=args.batch_size,
                     epochs=args.epochs, seed=args.seed, log_every=args.log_every,
-                    callback=progress.update,
+                    optimizer=optimizer, callback=progress.update,
                 )  # fmt: skip
         except (KeyboardInterrupt, vecx.TrainingDiverged) as exc:
             partial = getattr(exc, "history", None)
@@ -104,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if reserved is not None:
             reserved.unlink(missing_ok=True)
-    print(f"loss {history.loss:.6g} (d2l: {preset.d2l_loss:g}), "
+    reference = f" (d2l: {preset.d2l_loss:g})" if preset.d2l_loss is not None else ""
+    accuracy = f", accuracy {100 * history.accuracy:.2f}%" if history.accuracy is not None else ""
+    print(f"loss {history.loss:.6g}{reference}{accuracy}, "
           f"{history.epoch_time:.4g} sec/epoch on {be.spec}")
     if args.plot:
         from vecx.plots import plot_train_history
@@ -224,12 +230,19 @@ class _Progress:
         if self.bar is not None:
             if self.task is None:
                 self.task = self.bar.add_task("train", total=cp.total_examples, loss="-")
-            self.bar.update(self.task, completed=cp.examples, loss=f"{cp.loss:.6g}")
+            self.bar.update(self.task, completed=cp.examples, loss=f"{cp.loss:.6g}"
+                            + _accuracy_text(cp))  # fmt: skip
             self.bar.refresh()
             return
         print(f"  epoch {cp.epoch}  examples {cp.examples}/{cp.total_examples}  "
-              f"loss {cp.loss:.6g}  training time {cp.time:.3g} s", flush=True)
+              f"loss {cp.loss:.6g}{_accuracy_text(cp)}  training time {cp.time:.3g} s",
+              flush=True)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _accuracy_text(cp: Any) -> str:
+    value = cp.metrics.get("accuracy")
+    return "" if value is None else f"  accuracy {100 * value:.2f}%"

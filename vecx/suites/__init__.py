@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from vecx.protocol import capabilities
 from vecx.results import result
 from vecx.timing import Measurement, Timer
 
@@ -274,23 +275,32 @@ def cold_first_call(
     return timer.stop()
 
 
-def write(x: Any, index: Any, value: Any) -> Any:
-    """``x[index] = value`` for mutable arrays, ``x.at[index].set(value)`` for JAX's.
+def writer(be: Any) -> Callable[[Any, Any, Any], Any]:
+    """``write(x, index, value)`` for ``be``'s arrays: ``x[index] = value`` in place, or
+    ``x.at[index].set(value)`` where arrays are immutable (JAX), per the backend's
+    declared capabilities.
 
-    The protocol has no write primitive on purpose (JAX arrays are immutable), so the
-    suites detect JAX-style arrays by their ``.at`` property instead of importing JAX.
-    NumPy, PyTorch and CuPy arrays are written in place and returned; a JAX array is
-    copied with the element replaced, which is what d2l's loops cost a JAX user.
+    The protocol has no write primitive on purpose (JAX arrays are immutable). NumPy,
+    PyTorch and CuPy arrays are written in place and returned; a JAX array is copied with
+    the element replaced, which is what d2l's loops cost a JAX user.
     """
-    if hasattr(x, "at"):
-        return x.at[index].set(value)
+    if writes_by_copy(be):
+        return _write_copy
+    return _write_in_place
+
+
+def _write_in_place(x: Any, index: Any, value: Any) -> Any:
     x[index] = value
     return x
 
 
-def writes_by_copy(x: Any) -> bool:
-    """True when :func:`write` has to copy (JAX arrays)."""
-    return hasattr(x, "at")
+def _write_copy(x: Any, index: Any, value: Any) -> Any:
+    return x.at[index].set(value)
+
+
+def writes_by_copy(be: Any) -> bool:
+    """True when writing into ``be``'s arrays has to copy them (JAX)."""
+    return capabilities(be).immutable_arrays
 
 
 def unit_roundoff(dtype: str = "float32", precision: str = "float32") -> float:
@@ -402,5 +412,6 @@ __all__ = [
     "timed",
     "timing_options",
     "unit_roundoff",
-    "write",
+    "writer",
+    "writes_by_copy",
 ]

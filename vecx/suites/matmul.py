@@ -40,7 +40,7 @@ from vecx.suites import (
     timed,
     timing_options,
     unit_roundoff,
-    write,
+    writer,
     writes_by_copy,
 )
 from vecx.suites.vector_add import (
@@ -82,6 +82,7 @@ def cases(
     precision = str(getattr(be, "precision", "float32"))
     state: dict[str, Any] = {}
     all_cols = slice(None)
+    write = writer(be)
 
     def inputs() -> tuple[Any, Any, Any, Any]:
         """B, C and the host reference (ref = B @ C in float64, bound per element)."""
@@ -140,7 +141,7 @@ def cases(
         if problem:
             return failed(NAME, case, be, params, problem, **how)
         notes = []
-        if case != "full" and writes_by_copy(out):
+        if case != "full" and writes_by_copy(be):
             notes.append("JAX arrays are immutable: writes into A are A = A.at[...].set(...)")
         if count < n * n:
             notes.append(

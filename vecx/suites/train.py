@@ -1,15 +1,18 @@
-"""``train``: d2l's linear-regression presets, with vecx's trainer and the framework-native way.
+"""``train``: the trainer's presets, with vecx's trainer and the framework-native way.
 
 One case per preset (``linreg``, ``airfoil-gd``, ``airfoil-sgd``, ``airfoil-mb100``,
-``airfoil-mb10``) and implementation: ``impl = "vecx"`` is :func:`vecx.train.train`
-(written once against the Backend protocol) on every backend; ``impl = "native"`` is
-:func:`vecx.backends.native.native_fit` (PyTorch ``nn.Linear`` + ``torch.optim.SGD``, a
-``jax.jit`` step) on the same data, initial parameters and minibatches, for torch and jax.
+``airfoil-mb10``, ``digits-softmax``, ``digits-mlp``) and implementation: ``impl =
+"vecx"`` is :func:`vecx.train` (written once against the Backend protocol) on every
+backend; ``impl = "native"`` is the same run with the framework-native executor
+(``vecx.native``: PyTorch ``nn`` + ``torch.optim.SGD``, a ``jax.jit`` step from
+``jax.grad``) on the same data, initial parameters and minibatches, for torch and jax.
 
 * ``median_s``: training seconds per epoch (the trainer's clock, synchronised, excluding
   the whole-data loss evaluations and, with its warm-up, JAX's compilation), the median
   over ``repeats`` runs (3 in a full run, 1 with ``--quick``); ``iqr_s`` their spread.
-* ``value``: the final whole-data loss; ``curve``: the loss against training time.
+* ``value``: the final whole-data loss; ``curve``: the loss against training time (and
+  ``accuracies`` for a classification preset, whose record also has ``accuracy``, the
+  final training accuracy).
 * ``agrees`` is set by the runner once every backend has run
   (``vecx.runner.check_agreement``): a final loss that disagrees with the others is a
   wrong result, however fast.
@@ -30,7 +33,7 @@ from vecx.suites import Case, spec_name, timed
 from vecx.timing import Measurement
 
 NAME = "train"
-#: Backends with a framework-native reference trainer in ``vecx.backends.native``.
+#: Backends with a framework-native reference trainer in ``vecx.native``.
 NATIVE = ("torch", "jax")
 #: Fewer epochs in quick runs (GD's ten full-batch epochs cost next to nothing: kept).
 QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -38,23 +41,25 @@ QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
     "airfoil-sgd": {"epochs": 1},
     "airfoil-mb100": {"epochs": 1},
     "airfoil-mb10": {"epochs": 1},
+    "digits-softmax": {"epochs": 2},
+    "digits-mlp": {"epochs": 2},
 }
 NATIVE_NOTES = {
-    "torch": "native: nn.Linear + torch.optim.SGD, loss.backward()",
-    "jax": "native: jax.jit step built from jax.value_and_grad",
+    "torch": "native: nn modules + torch.optim.SGD, loss.backward()",
+    "jax": "native: jax.jit step built from jax.grad",
 }
 REPEATS = 3
 REPEATS_QUICK = 1
 
 
 def _presets() -> list[str]:
-    from vecx.train import PRESETS
+    from vecx.training import PRESETS
 
     return list(PRESETS)
 
 
 def _has_native() -> bool:
-    return importlib.util.find_spec("vecx.backends.native") is not None
+    return importlib.util.find_spec("vecx.native") is not None
 
 
 def plan(
@@ -88,7 +93,7 @@ def cases(
     ``seed`` fixes the synthetic data, initial parameters and minibatch order (host
     generators in ``vecx.data``), identical on every backend.
     """
-    from vecx.train import PRESETS
+    from vecx.training import PRESETS, train
 
     extra = overrides if overrides is not None else (QUICK_OVERRIDES if quick else {})
     runs = repeats if repeats is not None else (REPEATS_QUICK if quick else REPEATS)
@@ -97,28 +102,27 @@ def cases(
         p = PRESETS[preset]
         over = dict(extra.get(preset, {}))
         hyper = {"lr": p.lr, "batch_size": p.batch_size, "epochs": p.epochs, **over}
-        histories = []
-        for _ in range(runs):
-            if impl == "native":
-                from vecx.backends.native import native_fit
-
-                X, y = p.load(be, seed=seed)
-                h = native_fit(be, X, y, seed=seed, preset=preset, **hyper)
-            else:
-                from vecx.train import train
-
-                h = train(be, preset, seed=seed, **over)
-            histories.append(h)
+        histories = [
+            train(be, preset, seed=seed, executor="native" if impl == "native" else None,
+                  **over)
+            for _ in range(runs)
+        ]  # fmt: skip
         times = [h.epoch_time for h in histories]
         median = statistics.median(times)
         h = min(histories, key=lambda x: abs(x.epoch_time - median))
         meas = Measurement(tuple(times), 1, 0.0, f"train {preset} {impl}")
         params = {"preset": preset, "impl": impl, **hyper, "overrides": over, "repeats": runs}
+        curve = {"times": h.times, "losses": h.losses, "examples": h.examples}
+        scores = {}
+        if h.accuracy is not None:
+            curve["accuracies"] = h.metrics["accuracy"]
+            scores["accuracy"] = h.accuracy
         rec = timed(
             NAME, preset, be, meas, params=params, metric="loss", value=float(h.loss), unit="",
-            curve={"times": h.times, "losses": h.losses, "examples": h.examples},
-            agrees=None, note=NATIVE_NOTES.get(be.name) if impl == "native" else None,
+            curve=curve, agrees=None,
+            note=NATIVE_NOTES.get(be.name) if impl == "native" else None,
             first_call_s=None,  # the trainer warms up (compiles) before its clock starts
+            **scores,
         )  # fmt: skip
         rec["median_s"] = median  # seconds per epoch, over the runs
         return rec

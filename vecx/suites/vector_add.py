@@ -7,8 +7,9 @@ framework's per-call dispatch cost n times, the vectorized add once.
   ones: ``1 + 1`` everywhere would hide an indexing bug).
 * The loop writes with item assignment on NumPy, PyTorch and CuPy. JAX arrays are
   immutable, so there the loop is ``c = c.at[i].set(a[i] + b[i])``, which copies ``c`` at
-  every step; the record's ``note`` says so. The write primitive is chosen by
-  :func:`vecx.suites.write` (``hasattr(c, "at")``), not by importing JAX.
+  every step; the record's ``note`` says so. The write is chosen by
+  :func:`vecx.suites.writer` from the backend's declared capabilities
+  (``immutable_arrays``), not by importing JAX or probing the arrays.
 * A loop that would take longer than the budget per call (JAX: ~0.4 ms per element on
   this CPU, 4 s for n = 10000) is timed on its first ``measured_n`` elements and scaled
   by ``n / measured_n``; ``c`` keeps its full size, so the per-element cost is the same.
@@ -39,7 +40,7 @@ from vecx.suites import (
     failed,
     timed,
     timing_options,
-    write,
+    writer,
     writes_by_copy,
 )
 from vecx.timing import measure
@@ -135,7 +136,8 @@ def cases(
     def run_loop() -> dict[str, Any]:
         a, b, ref = inputs()
         c0 = be.zeros(n)
-        functional = writes_by_copy(c0)
+        functional = writes_by_copy(be)
+        write = writer(be)
 
         def loop(c: Any, start: int, stop: int) -> Any:
             """d2l's loop over elements ``start .. stop - 1`` of ``c``."""

@@ -1,0 +1,279 @@
+"""vecx.fit for any model: models a user writes (logistic regression, softmax regression,
+an MLP), the digits tasks, optimizers, parameter pytrees, and the segment seam."""
+
+from __future__ import annotations
+
+import collections
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+import vecx
+from vecx.pytree import leaves
+from vecx.training import History, Problem, StepExecutor
+
+CPU = ("numpy", "torch", "jax")
+
+
+def cpu_backends() -> list[Any]:
+    return [vecx.backend(s.spec) for s in vecx.list_backends()
+            if s.available and s.name in CPU and s.device == "cpu"]  # fmt: skip
+
+
+def two_blobs(be: Any, n: int = 200) -> tuple[Any, Any]:
+    """Two Gaussian blobs in 2-D: a binary classification any logistic model separates."""
+    rng = np.random.default_rng(7)
+    labels = (np.arange(n) % 2).astype(np.float32)
+    X = rng.standard_normal((n, 2)) + np.where(labels[:, None] > 0, 1.5, -1.5)
+    return be.asarray(X.astype(np.float32)), be.asarray(labels.reshape(-1, 1))
+
+
+# --- models written by a user ---------------------------------------------------------------
+
+
+def logistic(be: Any) -> tuple[Any, Any, Any]:
+    def loss(params: Any, X: Any, y: Any) -> Any:
+        p = be.sigmoid(X @ params["w"] + params["b"])
+        p = be.clip(p, 1e-7, 1 - 1e-7)
+        return -be.mean(y * be.log(p) + (1 - y) * be.log(1 - p))
+
+    def accuracy(params: Any, X: Any, y: Any) -> Any:
+        predicted = be.astype(X @ params["w"] + params["b"] > 0, be.dtype)
+        return be.mean(be.astype(predicted == y, be.dtype))
+
+    params = {"w": np.zeros((2, 1), np.float32), "b": np.zeros(1, np.float32)}
+    return loss, params, {"accuracy": accuracy}
+
+
+def softmax_regression(be: Any) -> tuple[Any, Any, Any]:
+    def loss(params: Any, X: Any, Y: Any) -> Any:
+        Z = X @ params[0] + params[1]
+        return be.mean(be.logsumexp(Z, axis=1) - be.sum(Y * Z, axis=1))
+
+    def init(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return rng.normal(0.0, 0.01, (64, 10)), np.zeros(10)
+
+    return loss, init, {}
+
+
+MLPParams = collections.namedtuple("MLPParams", "hidden out")
+
+
+def mlp(be: Any) -> tuple[Any, Any, Any]:
+    def loss(params: Any, X: Any, Y: Any) -> Any:
+        H = be.tanh(X @ params.hidden["W"] + params.hidden["b"])
+        H = be.maximum(H, 0.1 * H)  # a leaky ReLU on top: maximum with a scalar multiple
+        Z = H @ params.out["W"] + params.out["b"]
+        return be.mean(be.logsumexp(Z, axis=1) - be.sum(Y * Z, axis=1))
+
+    def init(rng: np.random.Generator) -> MLPParams:
+        return MLPParams(
+            hidden={"W": rng.standard_normal((64, 32)) / 8, "b": np.zeros(32)},
+            out={"W": rng.standard_normal((32, 10)) / np.sqrt(32), "b": np.zeros(10)},
+        )
+
+    return loss, init, {}
+
+
+def final_params(h: History) -> list[np.ndarray]:
+    return [np.asarray(leaf) for leaf in leaves(h.params)]
+
+
+def test_a_users_logistic_regression_trains_the_same_everywhere() -> None:
+    runs = {}
+    for be in cpu_backends():
+        loss, params, metrics = logistic(be)
+        X, y = two_blobs(be)
+        runs[be.spec] = vecx.fit(be, X, y, loss=loss, params=params, metrics=metrics,
+                                 lr=0.5, batch_size=20, epochs=5, log_every=100)  # fmt: skip
+    reference = runs.pop("numpy:cpu")
+    assert reference.accuracy > 0.95 and reference.loss < 0.2
+    assert set(reference.params) == {"w", "b"} and reference.params["w"].shape == (2, 1)
+    for spec, h in runs.items():
+        for got, want in zip(final_params(h), final_params(reference), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=spec)
+        assert h.metrics["accuracy"] == pytest.approx(reference.metrics["accuracy"])
+
+
+@pytest.mark.parametrize("model", [softmax_regression, mlp], ids=["softmax", "mlp"])
+def test_a_users_classifier_on_digits_trains_the_same_everywhere(model: Any) -> None:
+    runs = {}
+    for be in cpu_backends():
+        loss, init, _ = model(be)
+        X, Y = vecx.load_digits(be)
+        runs[be.spec] = vecx.fit(be, X, Y, loss=loss, params=init, lr=0.5, batch_size=64,
+                                 epochs=3, log_every=600)  # fmt: skip
+    reference = runs.pop("numpy:cpu")
+    assert reference.loss < 0.25 * np.log(10)  # from log(10) at chance
+    assert type(reference.params) is type(init_structure(model))
+    for spec, h in runs.items():
+        assert h.examples == reference.examples
+        np.testing.assert_allclose(h.losses, reference.losses, rtol=1e-4, err_msg=spec)
+        for got, want in zip(final_params(h), final_params(reference), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5, err_msg=spec)
+
+
+def init_structure(model: Any) -> Any:
+    _, init, _ = model(vecx.backend("numpy"))
+    return init(np.random.default_rng(0))
+
+
+def test_history_params_keep_the_structure_of_params_through_json() -> None:
+    be = vecx.backend("numpy")
+    loss, init, _ = mlp(be)
+    X, Y = vecx.load_digits(be, 256)
+    h = vecx.fit(be, X, Y, loss=loss, params=init, lr=0.2, batch_size=64, epochs=1)
+    assert isinstance(h.params, MLPParams) and set(h.params.hidden) == {"W", "b"}
+    assert h.params.hidden["W"].dtype == np.float32  # the backend's dtype
+    doc = json.loads(json.dumps(h.to_dict(), allow_nan=False))
+    back = History.from_dict(doc)
+    assert type(back.params).__name__ == "MLPParams" and back.params._fields == ("hidden", "out")
+    np.testing.assert_array_equal(back.params.out["W"], h.params.out["W"])
+    assert back.to_dict() == doc
+    tupled = vecx.fit(be, X, Y, loss=softmax_regression(be)[0], lr=0.2, batch_size=64,
+                      epochs=1, params=softmax_regression(be)[1])  # fmt: skip
+    assert isinstance(tupled.params, tuple) and len(tupled.params) == 2
+    assert isinstance(History.from_dict(tupled.to_dict()).params, tuple)
+
+
+def test_a_custom_loss_needs_params_and_float_parameters() -> None:
+    be = vecx.backend("numpy")
+    X, y = two_blobs(be)
+    loss, _, _ = logistic(be)
+    with pytest.raises(ValueError, match="needs params"):
+        vecx.fit(be, X, y, loss=loss, lr=0.1, batch_size=10, epochs=1)
+    with pytest.raises(ValueError, match="floating-point"):
+        vecx.fit(be, X, y, loss=loss, params={"w": np.zeros((2, 1), int)}, lr=0.1,
+                 batch_size=10, epochs=1)  # fmt: skip
+    with pytest.raises(ValueError, match="no arrays"):
+        vecx.fit(be, X, y, loss=loss, params={}, lr=0.1, batch_size=10, epochs=1)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        vecx.fit(be, X, y, loss=loss, params=logistic(be)[1], lr=0.1, batch_size=10,
+                 epochs=1, optimizer="adam")  # fmt: skip
+    with pytest.raises(ValueError, match="unknown task"):
+        vecx.fit(be, X, y, task="resnet", lr=0.1, batch_size=10, epochs=1)
+
+
+# --- built-in digits tasks ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_runs() -> dict[str, dict[str, History]]:
+    out: dict[str, dict[str, History]] = {}
+    for preset in ("digits-softmax", "digits-mlp"):
+        for be in cpu_backends():
+            out.setdefault(preset, {})[be.spec] = vecx.train(be, preset)
+            if be.name in ("torch", "jax"):
+                out[preset][be.spec + " native"] = vecx.train(be, preset, executor="native")
+    return out
+
+
+@pytest.mark.parametrize("preset", ["digits-softmax", "digits-mlp"])
+def test_digits_presets_reach_95_percent_and_agree(digits_runs: Any, preset: str) -> None:
+    runs = dict(digits_runs[preset])
+    reference = runs.pop("numpy:cpu")
+    assert reference.accuracy >= 0.95, reference.accuracy
+    assert len(reference.metrics["accuracy"]) == len(reference.losses)
+    for name, h in runs.items():
+        assert h.loss == pytest.approx(reference.loss, rel=1e-4), name
+        assert h.accuracy >= 0.95, name
+        for got, want in zip(final_params(h), final_params(reference), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_digits_data_is_the_shipped_file() -> None:
+    be = vecx.backend("numpy")
+    X, Y = vecx.load_digits(be)
+    assert X.shape == (1797, 64) and Y.shape == (1797, 10) and X.dtype == np.float32
+    assert X.min() == 0.0 and X.max() == 1.0
+    np.testing.assert_array_equal(Y.sum(axis=1), 1.0)
+    assert 174 <= Y.sum(axis=0).min() and Y.sum(axis=0).max() <= 183  # per the README
+
+
+def test_a_damaged_digits_file_is_an_error(tmp_path: Any) -> None:
+    from vecx.data import digits_path
+
+    bad = tmp_path / "digits.csv.gz"
+    bad.write_bytes(digits_path().read_bytes()[:-10])
+    with pytest.raises(ValueError, match="damaged or truncated"):
+        vecx.load_digits(vecx.backend("numpy"), path=bad)
+
+
+# --- optimizers -----------------------------------------------------------------------------
+
+
+def test_momentum_is_d2ls_update_and_torch_optims() -> None:
+    be = vecx.backend("numpy")
+    opt = vecx.momentum(0.5)
+    params = {"w": np.array([1.0, 2.0])}
+    state = opt.init(be, params)
+    grads = {"w": np.array([1.0, -1.0])}
+    params, state = opt.update(params, grads, state, 0.1)
+    np.testing.assert_allclose(state["w"], [1.0, -1.0])  # v = 0.5 * 0 + g
+    np.testing.assert_allclose(params["w"], [0.9, 2.1])
+    params, state = opt.update(params, grads, state, 0.1)
+    np.testing.assert_allclose(state["w"], [1.5, -1.5])
+    np.testing.assert_allclose(params["w"], [0.75, 2.25])
+    with pytest.raises(ValueError, match="beta"):
+        vecx.momentum(1.0)
+
+
+def test_momentum_trains_the_same_everywhere_and_as_torch_optim() -> None:
+    runs = {}
+    for be in cpu_backends():
+        runs[be.spec] = vecx.train(be, "airfoil-mb100", optimizer="momentum", lr=0.1)
+        if be.name in ("torch", "jax"):
+            runs[be.spec + " native"] = vecx.train(be, "airfoil-mb100", optimizer="momentum",
+                                                   lr=0.1, executor="native")  # fmt: skip
+    reference = runs.pop("numpy:cpu")
+    assert reference.optimizer == "momentum(beta=0.9)"
+    assert reference.loss < 0.26
+    plain = vecx.train(vecx.backend("numpy"), "airfoil-mb100", lr=0.1)
+    assert plain.loss != reference.loss
+    for name, h in runs.items():
+        np.testing.assert_allclose(h.params["w"], reference.params["w"], rtol=1e-3, atol=1e-5,
+                                   err_msg=name)  # fmt: skip
+
+
+# --- the segment seam -----------------------------------------------------------------------
+
+
+class CountingExecutor(StepExecutor):
+    """The default executor, recording each segment it is handed."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.blocks: list[Any] = []
+
+    def build(self, problem: Problem) -> Any:
+        program = super().build(problem)
+        inner = program.segment
+
+        def segment(state: Any, block: Any) -> Any:
+            self.blocks.append(block)
+            return inner(state, block)
+
+        program.segment = segment  # type: ignore[method-assign]
+        return program
+
+
+def test_one_segment_call_per_checkpoint_with_the_data_iter_batches() -> None:
+    be = vecx.backend("numpy")
+    X, Y = vecx.load_digits(be, 500)
+    counting = CountingExecutor()
+    h = vecx.fit(be, X, Y, task="softmax", lr=0.1, batch_size=64, epochs=3, log_every=300,
+                 executor=counting)  # fmt: skip
+    assert len(counting.blocks) == len(h.examples)
+    for block in counting.blocks:  # runs of equal batch sizes, as 2-D int64 arrays
+        assert all(run.ndim == 2 and run.dtype == np.int64 for run in block)
+    batches = [row for block in counting.blocks for run in block for row in run]
+    batches_of = vecx.data_iter(be, 64, X, Y, seed=0)  # one seeded iterator, three epochs
+    expected = [idx for _ in range(3) for idx in batches_of.indices()]
+    assert len(batches) == len(expected)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, expected, strict=True))
+    assert h.executor == "counting"
+    plain = vecx.fit(be, X, Y, task="softmax", lr=0.1, batch_size=64, epochs=3, log_every=300)
+    assert plain.losses == h.losses  # the executor changes how steps run, not what they do

@@ -1,0 +1,306 @@
+"""The training loop, written once: validation, the clock, checkpoints, divergence.
+
+``fit`` trains any model given as a loss and initial parameters (or a built-in task) by
+minibatch SGD (or momentum) on any backend. Why it is built this way:
+
+* The data, the initial parameters and the minibatch order come from host generators
+  (``vecx.data``), so NumPy, PyTorch, JAX and CuPy see the same numbers and the same
+  batches; their final parameters agree to float32 rounding (tests check it).
+* Steps run in segments, one ``program.segment(state, block)`` call between two
+  checkpoints (``vecx.training.schedule``); an executor (``vecx.training.executors``)
+  builds the program. Nothing in a segment reads a value back to the host, so
+  asynchronous devices stay busy.
+* The clock (``vecx.Timer``, synchronising the device at every read) stops around the
+  whole-data evaluation at each checkpoint, as d2l does, so ``History.times`` is training
+  time only; compilation happens in the executor's warm-up, before the clock starts.
+* A run that blows up raises ``vecx.TrainingDiverged`` at the next checkpoint instead of
+  reporting ``nan``. That exception, and a ``KeyboardInterrupt`` during the loop, carry
+  the run so far as ``exc.history`` (``diverged`` or ``interrupted`` set), so
+  ``vecx train`` can still write what was computed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from vecx.data import check_int, host_rng, rows_of
+from vecx.protocol import Backend, TrainingDiverged
+from vecx.pytree import leaves, tree_map
+from vecx.timing import Timer
+from vecx.training.executors import Executor, Problem, Program, get_executor
+from vecx.training.history import Checkpoint, History
+from vecx.training.optimizers import Optimizer, get_optimizer
+from vecx.training.schedule import segments
+from vecx.training.tasks import TASKS, Task
+
+__all__ = ["DIVERGENCE_FACTOR", "FINITE_CHECK_ELEMENTS", "fit", "init_params", "run"]
+
+#: A checkpoint loss this many times the initial loss counts as divergence: a run that
+#: has grown its loss a millionfold is not coming back, and float32 overflow (then nan)
+#: may be many epochs away (airfoil-gd at lr=10 reaches 1e26, still finite, in 10 epochs).
+DIVERGENCE_FACTOR = 1e6
+#: Elements checked at a time for nan/inf in the data (a bounded temporary, not n x d).
+FINITE_CHECK_ELEMENTS = 1 << 20
+
+
+def fit(
+    be: Backend,
+    X: Any,
+    y: Any,
+    *,
+    loss: Callable[[Any, Any, Any], Any] | None = None,
+    params: Any = None,
+    lr: float,
+    batch_size: int,
+    epochs: int,
+    optimizer: str | Optimizer = "sgd",
+    seed: int = 0,
+    replacement: bool = False,
+    log_every: int = 200,
+    metrics: Mapping[str, Callable[[Any, Any, Any], Any]] | None = None,
+    task: str | Task | None = None,
+    executor: str | Executor | None = None,
+    preset: str | None = None,
+    callback: Callable[[Checkpoint], None] | None = None,
+) -> History:
+    """Train a model by minibatch SGD (or ``optimizer="momentum"``) on ``be``, d2l style.
+
+    ``X`` (n, d) and ``y`` (n,) or (n, k) (a matrix for one-hot labels) are arrays of
+    ``be``. ``loss(params, X, y)`` returns the mean loss of a batch, written with the
+    backend's operators and methods (``be.log``, ``be.logsumexp``, ...); ``params`` is a
+    pytree (dicts, tuples, lists, namedtuples) of host NumPy arrays, or a callable taking
+    a host ``numpy.random.Generator`` (seeded from ``seed``) and returning one, so every
+    backend starts from the same numbers. Without ``loss`` the model is d2l's linear
+    regression (``X @ w + b``, squared loss, ``w ~ N(0, 0.01)``, ``b = 0``); ``task``
+    names another built-in model (``"softmax"``, ``"mlp"``). ``metrics`` are functions
+    like ``loss`` evaluated with it at every checkpoint (every ``log_every`` examples
+    and at the end, outside the clock), as a task's accuracy is.
+
+    ``seed`` also fixes the minibatch order (``vecx.data_iter`` with the same seed).
+    ``history.params`` has the structure of ``params``, as NumPy arrays.
+
+    Raises ``ValueError`` for bad arguments (which one and why) and
+    ``vecx.TrainingDiverged`` when a checkpoint loss is non-finite or has grown
+    ``DIVERGENCE_FACTOR`` times over the initial loss. That exception, and a
+    ``KeyboardInterrupt`` while training, carry the partial :class:`History` (the
+    checkpoints before it) as ``exc.history``.
+    """
+    n = check_args(X, y, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed,
+                   log_every=log_every)  # fmt: skip
+    optimizer = get_optimizer(optimizer)
+    engine = get_executor(executor)
+    chosen = _task(task, loss)
+    if chosen is not None and chosen.name == "linreg" and len(y.shape) == 1:
+        y = y.reshape(-1, 1)  # d2l's column of targets
+    check_finite(be, X, "X")
+    check_finite(be, y, "y")
+    if loss is None:
+        loss = _bound(be, chosen.loss)
+    if metrics is None:
+        metrics = {} if chosen is None else {k: _bound(be, m) for k, m in chosen.metrics.items()}
+    if params is None:
+        if chosen is None:
+            raise ValueError("fit(loss=...) needs params: the initial parameters (a pytree "
+                             "of NumPy arrays, or a function of a numpy.random.Generator)")
+        params = lambda rng: chosen.init(rng, int(X.shape[1]), _outputs(y))  # noqa: E731
+    problem = Problem(
+        be, X, y, loss, dict(metrics), init_params(be, params, seed), optimizer, float(lr),
+        batch_size, chosen,
+    )  # fmt: skip
+    history = History([], [], [], None, float(lr), batch_size, epochs, be.spec, preset,
+                      optimizer=optimizer.describe(), executor=engine.name)  # fmt: skip
+    return run(engine.build(problem), problem, history, n=n, epochs=epochs, seed=seed,
+               replacement=replacement, log_every=log_every, callback=callback)  # fmt: skip
+
+
+def _task(task: str | Task | None, loss: Any) -> Task | None:
+    if isinstance(task, Task):
+        return task
+    if task is None:
+        return None if loss is not None else TASKS["linreg"]
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return TASKS[task]
+
+
+def _outputs(y: Any) -> int:
+    return int(y.shape[1]) if len(y.shape) == 2 else 1
+
+
+_bound_lock = threading.Lock()
+_bound_fns: weakref.WeakKeyDictionary[Any, dict[Any, Callable[..., Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _bound(be: Backend, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(be, ...)`` as ``fn(...)``, the same function object for the same backend, so
+    the executor's compiled step is reused (JAX would trace and compile a new one)."""
+    with _bound_lock:
+        try:
+            per_backend = _bound_fns.setdefault(be, {})
+        except TypeError:
+            return lambda *args: fn(be, *args)
+        found = per_backend.get(fn)
+        if found is None:
+            found = per_backend[fn] = lambda *args: fn(be, *args)
+        return found
+
+
+def init_params(be: Backend, params: Any, seed: int) -> Any:
+    """The initial parameters on ``be``: ``params`` (a pytree of host arrays, or a
+    function of the ``"init"`` host generator of ``seed`` returning one), each float leaf
+    in the backend's dtype."""
+    if callable(params):
+        params = params(host_rng(seed, "init"))
+    if not leaves(params):
+        raise ValueError("params has no arrays to train")
+
+    def on_backend(leaf: Any) -> Any:
+        host = np.asarray(leaf) if isinstance(leaf, np.ndarray | float | int) else (
+            np.asarray(be.to_numpy(leaf)))  # fmt: skip
+        if host.dtype.kind != "f":
+            raise ValueError(f"params must hold floating-point arrays, got {host.dtype}")
+        return be.asarray(host)
+
+    return tree_map(on_backend, params)
+
+
+def check_args(
+    X: Any, y: Any, *, lr: Any, batch_size: Any, epochs: Any, seed: Any, log_every: Any
+) -> int:
+    """Validate ``fit``'s arguments; return the number of rows. ``ValueError`` says which."""
+    if (
+        isinstance(lr, (bool, np.bool_))
+        or not isinstance(lr, (int, float, np.integer, np.floating))
+        or not math.isfinite(lr)
+        or lr <= 0
+    ):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise ValueError(f"X must be a 2-D array (examples x features), got shape {shape}")
+    n, d = int(shape[0]), int(shape[1])
+    if n < 1 or d < 1:
+        raise ValueError(f"X must have at least one row and one column, got shape {tuple(shape)}")
+    ny = rows_of(y, "y")
+    if ny != n:
+        raise ValueError(f"X and y must have the same number of rows: X has {n}, y has {ny}")
+    check_int("batch_size", batch_size, 1, n)
+    check_int("epochs", epochs, 1)
+    check_int("seed", seed, 0)
+    check_int("log_every", log_every, 1)
+    return n
+
+
+def check_finite(be: Backend, x: Any, name: str) -> None:
+    """``ValueError`` if ``x`` holds nan or inf: they would surface as a silent nan loss.
+
+    Checked ``FINITE_CHECK_ELEMENTS`` at a time, so the temporary is a bounded slice and
+    its mask, not a boolean array the size of the data (a tenth of a float32 X).
+    """
+    rows = int(x.shape[0]) if len(x.shape) else 1
+    per_row = max(1, int(np.prod(x.shape[1:], dtype=np.int64))) if len(x.shape) > 1 else 1
+    step = max(1, FINITE_CHECK_ELEMENTS // per_row)
+    bad = 0
+    for start in range(0, rows, step):
+        chunk = np.asarray(be.to_numpy(x[start : start + step] if len(x.shape) else x))
+        if chunk.dtype.kind in "fc":
+            bad += int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
+    if bad:
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (nan or inf)")
+
+
+def run(
+    program: Program,
+    problem: Problem,
+    history: History,
+    *,
+    n: int,
+    epochs: int,
+    seed: int = 0,
+    replacement: bool = False,
+    log_every: int = 200,
+    callback: Callable[[Checkpoint], None] | None = None,
+) -> History:
+    """Run ``program`` segment by segment, with checkpoints; fill and return ``history``."""
+    be = problem.be
+    state = program.state
+    total = n * epochs
+
+    def evaluated(s: Any) -> tuple[float, dict[str, float]]:
+        loss, values = program.evaluate(s)
+        return _scalar(be, loss), {k: _scalar(be, v) for k, v in values.items()}
+
+    # NumPy (and the NumPy-based autodiff) warn on overflow as a run diverges; the
+    # divergence check below reports it properly, so the warnings would only be noise.
+    # errstate changes NumPy's floating-point handling only, in this context only.
+    try:
+        with np.errstate(all="ignore"):
+            program.warmup(state)
+            initial, _ = evaluated(state)
+            if not math.isfinite(initial):
+                history.diverged = (
+                    f"training cannot start: the whole-data loss of the initial parameters is "
+                    f"{initial} (check the parameters, the data and the loss)"
+                )
+                raise TrainingDiverged(history.diverged, history)
+            limit = DIVERGENCE_FACTOR * initial if initial > 0 else math.inf
+            # Sync on the latest state: it depends on every queued step, so waiting for
+            # it waits for all of them, whatever the framework's queueing rules.
+            timer = Timer(sync=lambda: be.sync(state))
+            order = host_rng(seed, "order")
+            timer.start()
+            for seg in segments(n, problem.batch_size, epochs, log_every, order,
+                                replacement=replacement):  # fmt: skip
+                state = program.segment(state, seg.block)
+                timer.stop()
+                loss, values = evaluated(state)
+                if not loss <= limit:  # nan, inf, or a millionfold growth
+                    how = "is not finite" if not math.isfinite(loss) else f"grew to {loss:.3g}"
+                    history.diverged = (
+                        f"training diverged: the whole-data loss {how} (from {initial:.3g}) "
+                        f"at step {seg.steps}, epoch {seg.epoch}, {seg.examples} examples, "
+                        f"with lr={problem.lr:g}; lower the learning rate"
+                    )
+                    raise TrainingDiverged(history.diverged, history)
+                elapsed = timer.sum()
+                history.examples.append(seg.examples)
+                history.losses.append(loss)
+                history.times.append(elapsed)
+                history.steps.append(seg.steps)
+                for name, value in values.items():
+                    history.metrics.setdefault(name, []).append(value)
+                if callback is not None:
+                    callback(Checkpoint(seg.steps, seg.epoch, seg.examples, loss, elapsed,
+                                        total, values))  # fmt: skip
+                if seg.examples < total:
+                    timer.start()
+    except (KeyboardInterrupt, TrainingDiverged) as exc:
+        # never lose what was computed: the exception carries the run so far
+        history.interrupted = isinstance(exc, KeyboardInterrupt)
+        history.params = _finite_export(program, state)
+        exc.history = history  # type: ignore[union-attr]
+        raise
+    history.params = program.export(state)
+    return history
+
+
+def _scalar(be: Backend, x: Any) -> float:
+    return float(np.asarray(be.to_numpy(x)).reshape(()))
+
+
+def _finite_export(program: Program, state: Any) -> Any:
+    """``program.export(state)`` if it works and is finite, else None (a partial run)."""
+    try:
+        params = program.export(state)
+        finite = all(np.isfinite(np.asarray(v, dtype=float)).all() for v in leaves(params))
+    except Exception:
+        return None
+    return params if finite else None
