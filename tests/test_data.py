@@ -87,6 +87,43 @@ def test_synthetic_data_rejects_negative_noise_and_seed(reference) -> None:
 # --- load_airfoil ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_synthetic_data_in_chunks_is_one_float64_draw(reference, monkeypatch, chunk) -> None:
+    """Drawn a chunk at a time (its float64 temporaries stay small), the numbers are those
+    of one float64 draw of X then the noise, rounded once: as before the chunks."""
+    import vecx.data
+
+    monkeypatch.setattr(vecx.data, "SYNTHETIC_CHUNK_ELEMENTS", chunk)
+    w = np.array([2.0, -3.4, 0.5])
+    X, y = vecx.synthetic_data(reference, w, 4.2, 301, noise=0.1, seed=4)
+    rng = vecx.data.host_rng(4, "data")
+    X64 = rng.standard_normal((301, 3))
+    y64 = X64 @ w.reshape(3, 1) + 4.2 + rng.normal(0.0, 0.1, (301, 1))
+    np.testing.assert_array_equal(X, X64.astype(np.float32))
+    np.testing.assert_array_equal(y, y64.astype(np.float32))
+
+
+def test_the_finite_check_counts_every_bad_value_in_chunks(monkeypatch) -> None:
+    from vecx.training import loop
+
+    monkeypatch.setattr(loop, "FINITE_CHECK_ELEMENTS", 5)
+    be = vecx.backend("numpy")
+    X = np.ones((40, 3), np.float32)
+    X[[0, 17, 39], [0, 1, 2]] = [np.nan, np.inf, -np.inf]
+    with pytest.raises(ValueError, match="X contains 3 non-finite"):
+        loop.check_finite(be, X, "X")
+    loop.check_finite(be, np.ones((40, 3), np.float32), "X")  # and finite data passes
+
+
+def test_digits_ship_with_their_citation() -> None:
+    from vecx.data import DIGITS_SHA256, digits_path
+
+    path = digits_path()
+    assert path.is_file()
+    readme = (path.parent / "README.md").read_text(encoding="utf-8")
+    assert DIGITS_SHA256 in readme and "CC BY 4.0" in readme and "Alpaydin" in readme
+
+
 def test_airfoil_ships_with_its_citation() -> None:
     path = airfoil_path()
     assert path.is_file()

@@ -136,24 +136,34 @@ def test_an_index_changed_in_place_does_not_change_an_earlier_gather(backend: An
     np.testing.assert_array_equal(g, [[1, 1], [1, 1], [1, 1], [2, 2], [2, 2], [2, 2]])
 
 
-def test_jax_draws_inside_jit_are_fresh_on_every_call() -> None:
+def test_jax_draws_inside_jit_are_fresh_on_every_call_or_an_error() -> None:
+    """A key split while tracing was kept: every call drew the same numbers, and the next
+    draw outside raised UnexpectedTracerError. Now be.jit(f, rng=True) passes the key
+    through, and without it a draw is one clear error that leaves the backend usable."""
     pytest.importorskip("jax")
     import jax
 
     be = vecx.backend("jax", seed=5)
-    noisy = be.jit(lambda x: x + be.normal(0.0, 1.0, (4,)))
+    noisy = be.jit(lambda x: x + be.normal(0.0, 1.0, (4,)), rng=True)
     a, b = host(be, noisy(be.zeros(4))), host(be, noisy(be.zeros(4)))
     assert not np.array_equal(a, b)
     after = host(be, be.normal(0.0, 1.0, (4,)))  # the backend's key is concrete again
     assert np.isfinite(after).all()
     again = vecx.backend("jax", seed=5)
-    noisy_again = again.jit(lambda x: x + again.normal(0.0, 1.0, (4,)))
+    noisy_again = again.jit(lambda x: x + again.normal(0.0, 1.0, (4,)), rng=True)
     np.testing.assert_array_equal(host(again, noisy_again(again.zeros(4))), a)
-    shuffled = be.jit(lambda x: be.index(x, be.permutation(4)))
+    shuffled = be.jit(lambda x: be.index(x, be.permutation(4)), rng=True)
     assert sorted(host(be, shuffled(be.asarray([1.0, 2.0, 3.0, 4.0])))) == [1, 2, 3, 4]
-    with pytest.raises(TypeError, match="be.jit"):
-        jax.jit(lambda x: x + be.normal(0.0, 1.0, (4,)))(be.zeros(4))
+    for compile_ in (be.jit, jax.jit):
+        with pytest.raises(vecx.TracedRandomness, match="rng=True"):
+            compile_(lambda x: x + be.normal(0.0, 1.0, (4,)))(be.zeros(4))
     assert np.isfinite(host(be, be.normal(0.0, 1.0, (2,)))).all()
+
+
+def test_draws_inside_jit_with_rng_work_on_every_backend(backend: Any) -> None:
+    f = backend.jit(lambda x: x + backend.normal(0.0, 1.0, (3,)), rng=True)
+    a, b = host(backend, f(backend.zeros(3))), host(backend, f(backend.zeros(3)))
+    assert not np.array_equal(a, b) and np.isfinite(a).all()
 
 
 def test_a_gradient_has_its_arguments_dtype_or_there_is_an_error(backend: Any) -> None:

@@ -277,3 +277,22 @@ def test_one_segment_call_per_checkpoint_with_the_data_iter_batches() -> None:
     assert h.executor == "counting"
     plain = vecx.fit(be, X, Y, task="softmax", lr=0.1, batch_size=64, epochs=3, log_every=300)
     assert plain.losses == h.losses  # the executor changes how steps run, not what they do
+
+
+def test_a_loss_that_draws_random_numbers_trains_everywhere() -> None:
+    """Dropout: be.normal inside the loss. On JAX the compiled step then passes the key
+    through (found at warm-up), so every step draws a fresh mask."""
+    for be in cpu_backends():
+        def loss(params: Any, X: Any, Y: Any, be: Any = be) -> Any:
+            H = be.maximum(X @ params["W1"], 0.0)
+            keep = be.astype(be.normal(0.0, 1.0, tuple(H.shape)) > -0.5, be.dtype)
+            Z = (H * keep) @ params["W2"]
+            return be.mean(be.logsumexp(Z, axis=1) - be.sum(Y * Z, axis=1))
+
+        def init(rng: np.random.Generator) -> dict[str, np.ndarray]:
+            return {"W1": rng.standard_normal((64, 32)) / 8,
+                    "W2": rng.standard_normal((32, 10)) / 6}  # fmt: skip
+
+        X, Y = vecx.load_digits(be, 512)
+        h = vecx.fit(be, X, Y, loss=loss, params=init, lr=0.5, batch_size=32, epochs=4)
+        assert h.loss < 0.6 * h.losses[0], be.spec

@@ -58,8 +58,9 @@ DIGITS_ROWS = 1797
 DIGITS_PIXELS = 64  # an 8x8 image, each pixel a count 0..16
 DIGITS_CLASSES = 10
 
-#: Rows drawn at a time by `synthetic_data`, so its float64 draws stay small.
-SYNTHETIC_CHUNK_ROWS = 1 << 16
+#: Elements drawn at a time by `synthetic_data` (8 MiB of float64), so its float64 draws
+#: stay small whatever the size of the data.
+SYNTHETIC_CHUNK_ELEMENTS = 1 << 20
 
 #: Host random streams: one seed, independent draws per purpose.
 _STREAMS = {"data": 0, "order": 1, "init": 2}
@@ -122,7 +123,7 @@ def _synthetic_host(
     w: np.ndarray, b: float, n: int, noise: float, seed: int, dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray]:
     """The numbers of one float64 draw ``X = N(0, 1)`` (n, d) then ``eps = N(0, noise)``
-    (n, 1), rounded to ``dtype``, drawn ``SYNTHETIC_CHUNK_ROWS`` rows at a time.
+    (n, 1), rounded to ``dtype``, drawn about ``SYNTHETIC_CHUNK_ELEMENTS`` at a time.
 
     A generator's stream does not depend on how it is cut into calls, so drawing in
     chunks gives the same numbers as one ``standard_normal((n, d))``; only the float64
@@ -131,16 +132,17 @@ def _synthetic_host(
     stream, so ``X``'s chunks are drawn a second time from a copy of the generator.
     """
     d = w.size
+    step = max(1, SYNTHETIC_CHUNK_ELEMENTS // d)  # rows per chunk
     rng = host_rng(seed, "data")
     again = host_rng(seed, "data")  # the same stream, replayed for y
     X = np.empty((n, d), dtype)
-    for start in range(0, n, SYNTHETIC_CHUNK_ROWS):
-        rows = min(SYNTHETIC_CHUNK_ROWS, n - start)
+    for start in range(0, n, step):
+        rows = min(step, n - start)
         X[start : start + rows] = rng.standard_normal((rows, d))
     y = np.empty((n, 1), dtype)
     column = w.reshape(d, 1)
-    for start in range(0, n, SYNTHETIC_CHUNK_ROWS):
-        rows = min(SYNTHETIC_CHUNK_ROWS, n - start)
+    for start in range(0, n, step):
+        rows = min(step, n - start)
         chunk = again.standard_normal((rows, d))
         y[start : start + rows] = chunk @ column + b + rng.normal(0.0, noise, (rows, 1))
     return X, y

@@ -82,6 +82,12 @@ class UnsupportedDtype(VecxError, ValueError):
     """A dtype the framework (or its current configuration) cannot provide without downcasting."""
 
 
+class TracedRandomness(VecxError, TypeError):
+    """``be.normal``/``be.permutation`` inside a compiled function that does not pass the
+    backend's random key through: each call would draw the same numbers. Compile it with
+    ``be.jit(f, rng=True)``."""
+
+
 class TrainingDiverged(VecxError, ArithmeticError):
     """The training loss became non-finite; raised instead of reporting ``nan``.
 
@@ -167,7 +173,7 @@ class Backend(Protocol):
     def value_and_grad(
         self, f: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
     ) -> Callable: ...
-    def jit(self, f: Callable) -> Callable: ...
+    def jit(self, f: Callable, *, rng: bool = False) -> Callable: ...
 
     # execution and metadata
     def sync(self, x: Any = None) -> Any: ...

@@ -483,9 +483,10 @@ def _finish(t: Tracer, xp: Any, given: set[int]) -> Any:
         # a float32 argument times a float64 constant: the gradient keeps the argument's
         # dtype (as in JAX and PyTorch); astype hands back a fresh array
         return g.astype(dtype)
-    if id(g) in given or 0 in g.strides or not getattr(g.flags, "writeable", True):
-        # the same array as another gradient (both arguments of an add), or a broadcast
-        # view (read-only in NumPy): hand back an array of its own
+    if g.base is not None or id(g) in given:
+        # a view (a broadcast one is read-only; any view shares memory with another
+        # gradient or an input), or the same array as another gradient (both arguments
+        # of an add): hand back an array of its own
         g = g.copy()
     given.add(id(g))
     return g

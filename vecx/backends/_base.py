@@ -138,17 +138,24 @@ class BaseBackend:
         return self._reduction("logsumexp", x, axis, keepdims)
 
     def _reduction(self, name: str, x: Any, axis: Any, keepdims: bool) -> Any:
-        x = self._lift(x)
-        shape = tuple(x.shape)
-        axes = normalize_axis(axis, len(shape))
+        if type(x) in SCALARS:
+            x = self.asarray(x)
+        shape = x.shape
+        ndim = len(shape)
+        if axis is None:
+            axes = None
+        elif type(axis) is int and -ndim <= axis < ndim:  # the common case, inlined
+            axes = (axis % ndim,)
+        else:
+            axes = normalize_axis(axis, ndim)
         if name in FLOAT_REDUCTIONS and not self._floating(x):
             raise TypeError(f"{name} needs a floating-point array, got {x.dtype}")
         if axes == ():
             return self._identity(x)
         if 0 in shape and name in ("max", "min", "logsumexp"):
-            reduced = range(len(shape)) if axes is None else axes
+            reduced = range(ndim) if axes is None else axes
             if any(shape[a] == 0 for a in reduced):
-                raise ValueError(f"{name} of an empty array (shape {shape}) has no value")
+                raise ValueError(f"{name} of an empty array (shape {tuple(shape)}) has no value")
         return self._reduce(name, x, axes, bool(keepdims))
 
     # --- dtypes ---------------------------------------------------------------------------
@@ -219,8 +226,9 @@ class BaseBackend:
 
         return grad_f
 
-    def jit(self, f: Callable) -> Callable:
-        """Eager frameworks run ``f`` as it is; compiling ones override this."""
+    def jit(self, f: Callable, *, rng: bool = False) -> Callable:
+        """Eager frameworks run ``f`` as it is (draws inside it just work); compiling ones
+        override this, and with ``rng=True`` pass the random key through ``f``."""
         return f
 
     def _base_info(self) -> dict[str, Any]:

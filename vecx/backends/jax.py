@@ -6,10 +6,12 @@ silently (checked here, so ``index`` raises ``IndexError`` like everywhere else)
 
 Random numbers under ``jit``: a key split inside a compiled function is a tracer, and
 keeping it would make every call draw the same numbers (and break the next draw outside).
-``be.jit(f)`` therefore compiles ``f`` as it is until ``f`` draws (``be.normal``,
-``be.permutation``); from then on it passes the backend's key in and the next key out of
-the compiled function, so each call draws fresh numbers from the backend's stream. A draw
-inside a plain ``jax.jit`` (not ``be.jit``) is a ``TypeError`` saying so.
+A draw (``be.normal``, ``be.permutation``) while tracing is therefore a
+``vecx.TracedRandomness`` error, unless the function was compiled with
+``be.jit(f, rng=True)``, which passes the backend's key in and the next key out of each
+call, so every call draws fresh numbers from the backend's stream. ``be.jit(f)`` without
+``rng`` is ``jax.jit(f)`` itself: a Python wrapper around it would cost 2-4 us per call, a
+tenth of a small training step (bench/README.md).
 
 Gradient dtypes: a gradient has the dtype of its argument on every backend. JAX without
 64-bit mode cannot hold a float64 argument, so a float64 host array differentiated on a
@@ -48,17 +50,20 @@ from vecx.backends._base import (
 )
 from vecx.backends.numpy import _is_integer
 from vecx.environment import cpu_model
-from vecx.protocol import DTYPES, Capabilities, UnsupportedDtype
+from vecx.protocol import DTYPES, Capabilities, TracedRandomness, UnsupportedDtype
 
 DRAW_IN_JIT = (
-    "be.normal/be.permutation inside a function compiled by jax.jit would keep a traced key "
-    "(every call would draw the same numbers); compile it with be.jit, which passes the "
-    "backend's key through, or draw outside"
+    "be.normal/be.permutation inside a compiled function would keep a traced key (every "
+    "call would draw the same numbers); compile it with be.jit(f, rng=True), which passes "
+    "the backend's key through, or draw outside"
 )
 
 
-class _DrawInJit(Exception):
-    """Raised while ``be.jit`` traces a function that draws: switch to passing the key."""
+class _TraceKeys(threading.local):
+    """Per thread: the keys of the ``be.jit`` traces that pass the key through (a stack)."""
+
+    def __init__(self) -> None:
+        self.stack: list[Any] = []
 
 
 def _import_jax() -> Any:
@@ -144,8 +149,7 @@ class JaxBackend(BaseBackend):
             compiles=True, immutable_arrays=True, asynchronous=True, higher_order_grad=True,
             dtypes=frozenset(d for d in DTYPES if x64 or d != "float64"),
         )
-        # keys of the be.jit traces that pass the key through (a stack per thread)
-        self._traced_keys = threading.local()
+        self._traced_keys = _TraceKeys()
         # Our own jitted gathers dispatch faster than jnp.take (~1 us): this pays for the
         # host bounds check. Out-of-range rows are NaN ("fill"), never clamped, when the
         # indices cannot be checked (inside jit).
@@ -209,15 +213,13 @@ class JaxBackend(BaseBackend):
         self._key = self._put(self.jax.random.key(self._seed))
 
     def _next_key(self) -> Any:
-        stack = getattr(self._traced_keys, "stack", None)
+        stack = self._traced_keys.stack
         if stack:  # inside a be.jit that passes the key through: draw from its key
             stack[-1], sub = self.jax.random.split(stack[-1])
             return sub
         key, sub = self.jax.random.split(self._key)
         if isinstance(key, self.jax.core.Tracer):  # inside some trace: never keep it
-            if getattr(self._traced_keys, "plain", 0):
-                raise _DrawInJit
-            raise TypeError(DRAW_IN_JIT)
+            raise TracedRandomness(DRAW_IN_JIT)
         self._key = key
         return sub
 
@@ -351,16 +353,16 @@ class JaxBackend(BaseBackend):
                         "or set JAX_ENABLE_X64=1 before importing jax"
                     )
 
-    def jit(self, f: Callable) -> Callable:
-        """``jax.jit(f)``; once ``f`` draws random numbers, the key passes through it
-        (see the module docstring), so every call draws fresh ones."""
+    def jit(self, f: Callable, *, rng: bool = False) -> Callable:
+        """``jax.jit(f)``; with ``rng=True``, the backend's key passes through ``f`` (see
+        the module docstring), so every call draws fresh numbers."""
         jax = self.jax
-        plain = jax.jit(f)
-        keyed: list[Callable[..., Any]] = []
+        if not rng:
+            return jax.jit(f)
         local = self._traced_keys
 
         def with_key(key: Any, *args: Any, **kwargs: Any) -> Any:
-            stack = local.__dict__.setdefault("stack", [])
+            stack = local.stack
             stack.append(key)
             try:
                 out = f(*args, **kwargs)
@@ -368,19 +370,13 @@ class JaxBackend(BaseBackend):
             finally:
                 stack.pop()
 
+        keyed = jax.jit(with_key)
+
         @functools.wraps(f)
         def jitted(*args: Any, **kwargs: Any) -> Any:
-            if getattr(local, "stack", None) or getattr(local, "plain", 0):
-                return f(*args, **kwargs)  # inside another be.jit's trace: part of it
-            if not keyed:
-                local.plain = getattr(local, "plain", 0) + 1
-                try:
-                    return plain(*args, **kwargs)
-                except _DrawInJit:
-                    keyed.append(jax.jit(with_key))
-                finally:
-                    local.plain -= 1
-            out, self._key = keyed[0](self._key, *args, **kwargs)
+            if local.stack:  # inside another keyed trace: be part of it
+                return f(*args, **kwargs)
+            out, self._key = keyed(self._key, *args, **kwargs)
             return out
 
         return jitted

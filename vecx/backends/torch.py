@@ -36,6 +36,9 @@ from vecx.environment import cpu_model
 from vecx.protocol import DTYPES, OTHER_DTYPES, Capabilities
 from vecx.pytree import flatten, tree_map
 
+#: Tensor methods that reduce a whole tensor, by reduction name.
+_WHOLE = {"sum": "sum", "mean": "mean", "max": "amax", "min": "amin"}
+
 
 def _detached(leaf: Any) -> Any:
     return leaf.detach() if hasattr(leaf, "detach") and hasattr(leaf, "requires_grad") else leaf
@@ -172,6 +175,7 @@ class TorchBackend(BaseBackend):
             "logsumexp": torch.logsumexp,
         }  # fmt: skip
         self._constants: dict[tuple[Any, ...], Any] = {}
+        self._tensor = torch.Tensor
         self._generator = torch.Generator(device=self._device)
         self._from_numpy = torch.from_numpy
         self.seed(self._seed)
@@ -302,9 +306,15 @@ class TorchBackend(BaseBackend):
         return self._elementwise[name](args[0])
 
     def _reduce(self, name: str, x: Any, axes: Any, keepdims: bool) -> Any:
-        if x.ndim == 0:  # nothing to reduce (torch.logsumexp wants a dimension)
+        ndim = x.ndim
+        if ndim == 0:  # nothing to reduce (torch.logsumexp wants a dimension)
             return x.clone() if name != "sum" or x.is_floating_point() else x.sum()
-        dims = axes if axes is not None else tuple(range(x.ndim))
+        if axes is None:
+            if not keepdims and name != "logsumexp":  # x.sum(): ~4 us faster than dim=all
+                return getattr(x, _WHOLE[name])()
+            dims: Any = tuple(range(ndim))
+        else:
+            dims = axes[0] if len(axes) == 1 else axes  # an int dim: ~5 us faster
         return self._reductions[name](x, dim=dims, keepdim=keepdims)
 
     def _identity(self, x: Any) -> Any:
@@ -317,7 +327,7 @@ class TorchBackend(BaseBackend):
         return self.xp.isfinite(x)
 
     def _floating(self, x: Any) -> bool:
-        return x.is_floating_point() if isinstance(x, self.xp.Tensor) else super()._floating(x)
+        return x.is_floating_point() if isinstance(x, self._tensor) else super()._floating(x)
 
     def value_and_grad(
         self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vecx.protocol import Backend, capabilities
+from vecx.protocol import Backend, TracedRandomness, capabilities
 from vecx.pytree import flatten, structure
 from vecx.training.optimizers import Optimizer
 from vecx.training.schedule import IndexBlock, batch_sizes
@@ -82,11 +82,16 @@ class Compiled:
 
     step: Callable[..., Any]
     evaluate: Callable[..., Any]
+    rng: bool = False  # compiled with the random key passed through (the loss draws)
     warmed: set[tuple[Any, ...]] = field(default_factory=set)
     lrs: dict[float, Any] = field(default_factory=dict)
 
     def lr(self, be: Backend, lr: float) -> Any:
-        """``lr`` as a device scalar, kept for the next run (a transfer costs ~70 us on JAX)."""
+        """``lr`` as the step takes it: a Python float where ``jit`` does not compile (the
+        cheapest scalar for NumPy and PyTorch), else a device scalar, kept for the next run
+        (a transfer costs ~70 us on JAX)."""
+        if not capabilities(be).compiles:
+            return float(lr)
         try:
             return self.lrs[lr]
         except KeyError:
@@ -117,10 +122,20 @@ def compiled(be: Backend, key: Any, build: Callable[[], Compiled]) -> Compiled:
         return found
 
 
+def replace(be: Backend, key: Any, fns: Compiled) -> Compiled:
+    """Put ``fns`` in the cache under ``key`` (a loss found to draw: its keyed version)."""
+    with _cache_lock:
+        try:
+            _cache.setdefault(be, {})[key] = fns
+        except TypeError:
+            pass
+    return fns
+
+
 def make_step(
     be: Backend, loss: LossFn, metrics: Mapping[str, LossFn], optimizer: Optimizer,
     n_params: int, rebuild_params: Callable[[list[Any]], Any],
-    rebuild_state: Callable[[list[Any]], Any],
+    rebuild_state: Callable[[list[Any]], Any], rng: bool = False,
 ) -> Compiled:  # fmt: skip
     """The jitted ``step(state, X, y, idx, lr) -> state`` and ``evaluate(state, X, y)``.
 
@@ -151,7 +166,7 @@ def make_step(
         params = rebuild_params(state[:n_params])
         return (loss(params, X, y), *(m(params, X, y) for m in metric_fns))
 
-    return Compiled(be.jit(step), be.jit(evaluate))
+    return Compiled(be.jit(step, rng=rng), be.jit(evaluate, rng=rng), rng)
 
 
 @dataclass
@@ -165,6 +180,7 @@ class StepProgram:
     rebuild: Callable[[list[Any]], Any]
     lr: Any
     shapes: tuple[Any, ...]
+    rebuild_with_rng: Callable[[], Compiled]
 
     def segment(self, state: tuple, block: IndexBlock) -> tuple:
         step, X, y, lr = self.fns.step, self.problem.X, self.problem.y, self.lr
@@ -183,15 +199,28 @@ class StepProgram:
 
     def warmup(self, state: tuple) -> None:
         """Compile (JAX) before the clock starts, once per batch shape and problem shape;
-        the step is pure, so running it and dropping the result changes nothing."""
+        the step is pure, so running it and dropping the result changes nothing. A loss
+        that draws random numbers is found here and compiled again with the key passed
+        through."""
         be = self.problem.be
         if not capabilities(be).compiles or self.shapes in self.fns.warmed:
             return
-        n = int(self.problem.X.shape[0])
-        for size in batch_sizes(n, self.problem.batch_size):
-            idx = np.arange(size, dtype=np.int64)
-            be.sync(self.fns.step(state, self.problem.X, self.problem.y, idx, self.lr))
+        try:
+            self._compile(state)
+        except TracedRandomness:
+            if self.fns.rng:
+                raise
+            self.fns = self.rebuild_with_rng()
+            self.lr = self.fns.lr(be, self.problem.lr)
+            self._compile(state)
         self.fns.warmed.add(self.shapes)
+
+    def _compile(self, state: tuple) -> None:
+        be, X, y = self.problem.be, self.problem.X, self.problem.y
+        for size in batch_sizes(int(X.shape[0]), self.problem.batch_size):
+            idx = np.arange(size, dtype=np.int64)
+            be.sync(self.fns.step(state, X, y, idx, self.lr))
+        be.sync(self.fns.evaluate(state, X, y))
 
 
 class StepExecutor:
@@ -206,15 +235,19 @@ class StepExecutor:
         opt_leaves, rebuild_state = flatten(opt_state)
         key = ("steps", problem.loss, tuple(problem.metrics.items()), problem.optimizer,
                structure(problem.params), structure(opt_state))  # fmt: skip
-        fns = compiled(
-            be, key,
-            lambda: make_step(be, problem.loss, problem.metrics, problem.optimizer,
-                              len(leaves), rebuild, rebuild_state),
-        )  # fmt: skip
+
+        def build(rng: bool) -> Compiled:
+            return make_step(be, problem.loss, problem.metrics, problem.optimizer,
+                             len(leaves), rebuild, rebuild_state, rng)  # fmt: skip
+
+        def with_rng() -> Compiled:
+            return replace(be, key, build(True))
+
+        fns = compiled(be, key, lambda: build(False))
         X = problem.X
         shapes = (str(X.dtype), tuple(X.shape), tuple(problem.y.shape), problem.batch_size)
         return StepProgram(problem, fns, (*leaves, *opt_leaves), len(leaves), rebuild,
-                           fns.lr(be, problem.lr), shapes)  # fmt: skip
+                           fns.lr(be, problem.lr), shapes, with_rng)  # fmt: skip
 
 
 #: Executors by name: the object itself, or ``"module:attribute"`` imported when used.

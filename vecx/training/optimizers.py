@@ -55,7 +55,9 @@ class SGD(Optimizer):
         return ()
 
     def update(self, params: Any, grads: Any, state: Any, lr: Any) -> tuple[Any, Any]:
-        return _map(lambda p, g: p - lr * g, params, grads), state
+        if type(params) is tuple:  # the executors' flat leaves: the hot path, inlined
+            return tuple([p - lr * g for p, g in zip(params, grads, strict=True)]), state
+        return tree_map(lambda p, g: p - lr * g, params, grads), state
 
     def __call__(self, params: Any, grads: Any, lr: Any) -> Any:
         """d2l's ``sgd(params, grads, lr)``: the updated parameters (a new pytree)."""
@@ -81,8 +83,11 @@ class Momentum(Optimizer):
 
     def update(self, params: Any, grads: Any, state: Any, lr: Any) -> tuple[Any, Any]:
         beta = self.beta
-        velocity = _map(lambda v, g: beta * v + g, state, grads)
-        return _map(lambda p, v: p - lr * v, params, velocity), velocity
+        if type(params) is tuple:  # the executors' flat leaves: the hot path, inlined
+            velocity = tuple([beta * v + g for v, g in zip(state, grads, strict=True)])
+            return tuple([p - lr * v for p, v in zip(params, velocity, strict=True)]), velocity
+        velocity = tree_map(lambda v, g: beta * v + g, state, grads)
+        return tree_map(lambda p, v: p - lr * v, params, velocity), velocity
 
 
 def _dtype_name(x: Any) -> str:
