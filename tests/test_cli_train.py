@@ -40,6 +40,37 @@ def test_python_m_vecx_train_writes_json(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no temp left
 
 
+def test_a_digits_classifier_on_torch_reports_accuracy(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    target, plot = tmp_path / "mlp.json", tmp_path / "mlp.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vecx", "train", "--backend", "torch", "--preset", "digits-mlp",
+         "--log-every", "1797", "--json", str(target), "--plot", str(plot)],
+        capture_output=True, text=True, cwd=str(ROOT), timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("training digits-mlp on torch:cpu") and "sgd" in lines[0]
+    assert sum("accuracy" in line for line in lines[1:-1]) == 10  # one checkpoint an epoch
+    assert "accuracy" in lines[-1] and "d2l" not in lines[-1]  # d2l has no such figure
+    doc = json.loads(target.read_text())
+    assert len(doc["metrics"]["accuracy"]) == 10 and doc["metrics"]["accuracy"][-1] >= 0.95
+    assert set(doc["params"]) == {"W1", "b1", "W2", "b2"}
+    assert plot.stat().st_size > 0
+
+
+def test_optimizer_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "m.json"
+    code, out, err = run(capsys, "--backend", "numpy", "--preset", "airfoil-mb100",
+                         "--optimizer", "Momentum", "--lr", "0.1", "--json", str(target))
+    assert code == 0, err
+    assert "momentum" in out.splitlines()[0]
+    assert json.loads(target.read_text())["optimizer"] == "momentum(beta=0.9)"
+    with pytest.raises(SystemExit):
+        main(["train", "--backend", "numpy", "--preset", "linreg", "--optimizer", "adam"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
 def test_overrides_and_quiet(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "h.json"
     code, out, err = run(capsys, "--backend", "numpy", "--preset", "airfoil-mb100", "--lr",

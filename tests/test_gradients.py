@@ -202,3 +202,103 @@ def test_numpy_integer_axes_work_on_tracers(backend: Any) -> None:
     np.testing.assert_array_equal(host(backend, g), np.full((2, 3), 6.0))
     g2 = backend.grad(lambda x: backend.sum(backend.max(x, axis=np.int32(0))))(x)
     assert host(backend, g2).sum() == 3.0
+
+
+# --- found by review: each of these was wrong without an error ------------------------------
+
+
+def test_a_constant_changed_in_place_inside_f_is_an_error_not_a_stale_gradient(
+    backend: Any,
+) -> None:
+    """A work buffer reused after an operation whose VJP needs it: NumPy's tape kept a
+    reference and gave [210, 252] instead of [158, 200]. Now it is read-only until the
+    backward pass (PyTorch raises on its saved tensors; JAX arrays are immutable)."""
+    if backend.capabilities.immutable_arrays or backend.name == "cupy":
+        pytest.skip("arrays cannot be written in place (JAX) or made read-only (CuPy)")
+    X = backend.asarray(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32))
+    buf = backend.zeros((2,))
+
+    def loss(w: Any) -> Any:
+        total = 0.0
+        for i in range(3):
+            buf[:] = X[i]
+            total = total + (buf @ w) ** 2
+        return total
+
+    with pytest.raises((ValueError, RuntimeError)):
+        backend.grad(loss)(backend.ones((2,)))
+    buf[:] = 1.0  # and writeable again afterwards
+    np.testing.assert_array_equal(host(backend, buf), [1.0, 1.0])
+
+
+def test_casting_a_tracer_to_integers_is_a_constant(backend: Any) -> None:
+    x = backend.asarray(np.array([1.7, 2.2], np.float32))
+    floor = lambda x: backend.astype(backend.astype(x, "int32"), "float32")  # noqa: E731
+    g = backend.grad(lambda x: backend.sum(floor(x) * x))(x)
+    np.testing.assert_array_equal(host(backend, g), [1.0, 2.0])
+    if backend.name == "numpy":
+        g2 = backend.grad(lambda x: (x.astype(np.int32) * x).sum())(x)
+        np.testing.assert_array_equal(host(backend, g2), [1.0, 2.0])
+
+
+def test_gradients_are_arrays_of_their_own(backend: Any) -> None:
+    """The two gradients of x + y were one tensor on torch (and x.sum()'s a stride-0
+    view); a repeated argnum returned the same array twice."""
+    x = backend.asarray(np.array([1.0, 2.0, 3.0], np.float32))
+    y = backend.asarray(np.array([4.0, 5.0, 6.0], np.float32))
+    gx, gy = backend.grad(lambda x, y: backend.sum(x + y), (0, 1))(x, y)
+    g1, g2 = backend.grad(lambda x: backend.sum(x * x), (0, 0))(x)
+    if backend.capabilities.immutable_arrays:
+        return
+    gx += 1.0  # in place: must not change gy, and must be allowed
+    g1 *= 0.0
+    np.testing.assert_array_equal(host(backend, gy), [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(host(backend, g2), [2.0, 4.0, 6.0])
+
+
+def test_an_integer_output_is_an_error_as_in_jax(backend: Any) -> None:
+    x = backend.ones((2,))
+    with pytest.raises(TypeError, match="floating-point"):
+        backend.grad(lambda x: backend.sum(backend.astype(x, "int32")))(x)
+
+
+def test_printing_a_traced_value_works_everywhere(backend: Any, capsys: Any) -> None:
+    def f(x: Any) -> Any:
+        loss = backend.sum(x * x)
+        print("loss is", loss, f"{x}")
+        return loss
+
+    g = backend.grad(f)(backend.ones((2,)))
+    np.testing.assert_array_equal(host(backend, g), [2.0, 2.0])
+    assert "loss is" in capsys.readouterr().out
+
+
+def test_a_keyed_jit_inside_a_plain_jit_is_an_error_not_a_leaked_key() -> None:
+    pytest.importorskip("jax")
+    be = vecx.backend("jax")
+    noisy = be.jit(lambda x: x + be.normal(0.0, 1.0, (3,)), rng=True)
+    outer = be.jit(lambda x: noisy(x) * 2)
+    with pytest.raises(vecx.TracedRandomness, match="rng=True"):
+        outer(be.ones((3,)))
+    assert np.isfinite(host(be, be.normal(0.0, 1.0, (2,)))).all()  # the key is concrete
+    keyed_outer = be.jit(lambda x: noisy(x) * 2, rng=True)
+    a, b = host(be, keyed_outer(be.ones((3,)))), host(be, keyed_outer(be.ones((3,))))
+    assert not np.array_equal(a, b)
+
+
+def test_gradient_dicts_keep_the_arguments_key_order(backend: Any) -> None:
+    params = {"w": backend.ones((2,)), "b": backend.zeros((1,))}
+    g = backend.grad(lambda p: backend.sum(p["w"] * 2.0) + backend.sum(p["b"]))(params)
+    assert list(g) == ["w", "b"]
+    np.testing.assert_array_equal(host(backend, g["w"]), [2.0, 2.0])
+
+
+def test_numpy_scalar_arguments_keep_their_dtype(backend: Any) -> None:
+    f = backend.grad(lambda x: x * x)
+    g = f(np.float32(3.0))
+    assert str(g.dtype).removeprefix("torch.") == "float32" and float(host(backend, g)) == 6.0
+    if "float64" in backend.capabilities.dtypes:
+        assert str(f(np.float64(3.0)).dtype).removeprefix("torch.") == "float64"
+    else:
+        with pytest.raises(vecx.UnsupportedDtype):
+            f(np.float64(3.0))

@@ -296,3 +296,109 @@ def test_a_loss_that_draws_random_numbers_trains_everywhere() -> None:
         X, Y = vecx.load_digits(be, 512)
         h = vecx.fit(be, X, Y, loss=loss, params=init, lr=0.5, batch_size=32, epochs=4)
         assert h.loss < 0.6 * h.losses[0], be.spec
+
+
+# --- found by review: bad input is one clear error before any step ---------------------
+
+
+def test_a_classifier_needs_one_hot_labels() -> None:
+    """1-D labels broadcast (n, 1) logits against (n,) labels: a 'cross-entropy' of -708
+    and 100% accuracy, with no error."""
+    be = vecx.backend("numpy")
+    X, Y = vecx.load_digits(be, 100)
+    labels = Y.argmax(axis=1).astype(np.float32)
+    for task in ("softmax", "mlp"):
+        with pytest.raises(ValueError, match="one-hot"):
+            vecx.fit(be, X, labels, task=task, lr=0.1, batch_size=10, epochs=1)
+
+
+@pytest.mark.parametrize(
+    "change, word",
+    [
+        ({"metrics": [lambda p, X, y: 0.0]}, "metrics must be a dict"),
+        ({"metrics": {"acc": 5}}, "metrics"),
+        ({"loss": "mse"}, "loss must be a function"),
+        ({"callback": 5}, "callback"),
+        ({"replacement": "yes"}, "replacement"),
+        ({"params": {"w": [[0.0], [0.0]], "b": np.zeros(1)}}, "list of numbers"),
+    ],
+)
+def test_fit_names_the_bad_argument(change: dict, word: str) -> None:
+    be = vecx.backend("numpy")
+    X, y = two_blobs(be)
+    loss, params, _ = logistic(be)
+    kwargs = {"loss": loss, "params": params, "lr": 0.1, "batch_size": 10, "epochs": 1,
+              **change}  # fmt: skip
+    with pytest.raises(ValueError, match=word):
+        vecx.fit(be, X, y, **kwargs)
+
+
+def test_fit_wants_arrays_of_the_backend_in_its_dtype() -> None:
+    be = vecx.backend("numpy")
+    X, y = two_blobs(be)
+    loss, params, _ = logistic(be)
+    kwargs = {"loss": loss, "params": params, "lr": 0.1, "batch_size": 10, "epochs": 1}
+    with pytest.raises(ValueError, match="float64 but numpy:cpu computes in float32"):
+        vecx.fit(be, X.astype(np.float64), y, **kwargs)
+    with pytest.raises(ValueError, match="X must be floating-point"):
+        vecx.fit(be, X.astype(np.int64), y, **kwargs)
+    for be in cpu_backends():
+        if be.name != "numpy":  # host arrays on a torch or jax backend
+            with pytest.raises(ValueError, match="be.asarray"):
+                vecx.fit(be, np.asarray(X), np.asarray(y), **kwargs)
+
+
+def test_metrics_must_be_scalars_and_task_params_shaped_as_the_tasks() -> None:
+    be = vecx.backend("numpy")
+    X, Y = vecx.load_digits(be, 100)
+    with pytest.raises(ValueError, match="metric 'rows' must be a scalar"):
+        vecx.fit(be, X, Y, task="softmax", lr=0.1, batch_size=10, epochs=1,
+                 metrics={"rows": lambda p, X, Y: X @ p["W"]})  # fmt: skip
+    with pytest.raises(ValueError, match="params for task 'mlp' must be shaped as its own"):
+        vecx.fit(be, X, Y, task="mlp", lr=0.1, batch_size=10, epochs=1,
+                 params={"W": np.zeros((64, 10)), "b": np.zeros(10)})  # fmt: skip
+
+
+def test_numpy_scalar_parameters_train_everywhere() -> None:
+    out = []
+    for be in cpu_backends():
+        X, y = vecx.synthetic_data(be, [2.0], 1.0, 100)
+        h = vecx.fit(be, X, y, loss=lambda p, X, y: ((X * p["w"] + p["b"] - y) ** 2).mean(),
+                     params={"w": np.float32(0.0), "b": np.float32(0.0)}, lr=0.1,
+                     batch_size=10, epochs=3)  # fmt: skip
+        out.append(float(h.params["b"]))
+    assert max(out) - min(out) < 1e-5 and abs(out[0] - 1.0) < 0.1
+
+
+def test_accuracy_counts_ties_as_a_chance_and_reads_soft_labels() -> None:
+    be = vecx.backend("numpy")
+    from vecx.training import accuracy
+
+    logits = np.array([[0.1, 0.9, 0.0], [2.0, 2.0, 2.0]], np.float32)
+    smoothed = np.array([[0.05, 0.9, 0.05], [0.9, 0.05, 0.05]], np.float32)
+    assert float(accuracy(be, logits[:1], smoothed[:1])) == 1.0  # soft labels: their max
+    assert float(accuracy(be, logits[1:], smoothed[1:])) == pytest.approx(1 / 3)
+
+
+def test_an_interrupted_history_ends_where_it_stopped() -> None:
+    """Ctrl-C inside a segment (here: in the 51st step's loss): the parameters are those of
+    the 50 steps taken, not of the last checkpoint (the initial ones, here)."""
+    for be in cpu_backends():
+        if be.capabilities.compiles:
+            continue  # a compiled loss runs once, when traced: no Ctrl-C to stage in it
+        X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 1000)
+        calls = [0]
+
+        def loss(p: Any, X: Any, y: Any, calls: list[int] = calls) -> Any:
+            calls[0] += 1
+            if calls[0] == 51:
+                raise KeyboardInterrupt
+            return ((X @ p["w"] + p["b"] - y) ** 2 / 2).mean()
+
+        params = {"w": np.zeros((2, 1), np.float32), "b": np.zeros(1, np.float32)}
+        with pytest.raises(KeyboardInterrupt) as info:
+            vecx.fit(be, X, y, loss=loss, params=params, lr=0.03, batch_size=10, epochs=1,
+                     log_every=1000)  # fmt: skip
+        history = info.value.history  # type: ignore[attr-defined]
+        assert history.examples == [] and history.interrupted
+        assert float(np.abs(history.params["b"]).max()) > 0.1, be.spec  # 50 steps trained

@@ -349,3 +349,53 @@ def test_random_compositions_match_central_differences(expr: Any, seed: int) -> 
                 if not kinked:
                     np.testing.assert_allclose(g[pos], (fp - fm) / (2 * eps), rtol=1e-5,
                                                atol=1e-6)
+
+
+# --- found by review -------------------------------------------------------------------
+
+
+def test_scalars_with_integer_arrays_promote_the_same_everywhere(backend: Any) -> None:
+    """torch cast a float scalar to the integer tensor's dtype (maximum([1,2,3], 1.5) was
+    [1, 2, 3]); float functions of integers now compute in the backend's dtype."""
+    ints = backend.asarray(np.array([1, 2, 3]))
+    np.testing.assert_allclose(host_of(backend, backend.maximum(ints, 1.5)), [1.5, 2.0, 3.0])
+    np.testing.assert_allclose(host_of(backend, backend.minimum(ints, 2.5)), [1.0, 2.0, 2.5])
+    np.testing.assert_allclose(host_of(backend, backend.clip(ints, hi=2.5)), [1.0, 2.0, 2.5])
+    for got in (backend.exp(2), backend.sqrt(ints), backend.maximum(1, 2.5), backend.mean(3),
+                backend.clip(3, 0, 2.5)):
+        assert dtype_name(got) == backend.dtype, got
+    assert float(host_of(backend, backend.maximum(1, 2.5))) == 2.5
+
+
+def test_numpy_scalars_are_scalars(backend: Any) -> None:
+    X = backend.asarray(np.array([-1.0, 2.0], np.float32))
+    for got in (backend.maximum(X, np.float64(0.0)), backend.clip(X, np.float64(0.0), None),
+                backend.where(X > 0, X, np.float32(0.0)), backend.exp(np.float64(1.0))):
+        assert dtype_name(got) == "float32"
+    np.testing.assert_array_equal(host_of(backend, backend.maximum(X, np.float64(0.0))),
+                                  [0.0, 2.0])  # fmt: skip
+
+
+def test_where_takes_one_kind_of_condition(backend: Any) -> None:
+    X = backend.asarray(np.array([1.0, 2.0], np.float32))
+    for cond in ([True, False], np.array([True, False]), backend.asarray(np.ones(2)) > 1.5):
+        assert host_of(backend, backend.where(cond, X, 0.0)).shape == (2,)
+    with pytest.raises(TypeError, match="boolean"):
+        backend.where(backend.asarray(np.ones(2, np.float32)), X, 0.0)
+    with pytest.raises(TypeError, match="boolean"):
+        backend.where([1.0, 0.0], X, 0.0)
+
+
+def test_clip_with_array_bounds_differentiates_every_operand(backend: Any) -> None:
+    x = backend.asarray(np.array([[-2.0, 0.5, 3.0], [0.2, 5.0, -1.0]], np.float32))
+    lo = backend.asarray(np.array([[-1.0], [0.0]], np.float32))  # broadcast bounds
+    hi = backend.asarray(np.array([1.0], np.float32))
+    gx, glo, ghi = backend.grad(lambda x, lo, hi: backend.sum(backend.clip(x, lo, hi)),
+                                (0, 1, 2))(x, lo, hi)  # fmt: skip
+    np.testing.assert_array_equal(host_of(backend, gx), [[0, 1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(host_of(backend, glo), [[1.0], [1.0]])
+    np.testing.assert_array_equal(host_of(backend, ghi), [2.0])
+
+
+def host_of(be: Any, x: Any) -> np.ndarray:
+    return np.asarray(be.to_numpy(x), dtype=np.float64)

@@ -31,6 +31,21 @@ def test_library_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "airfoil-mb10" in out  # the last prints ran
 
 
+def test_model_example_trains_the_same_on_every_backend(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's MLP: what it says (the same loss and parameters everywhere) is true."""
+    model = next(b for b in blocks("python") if "loss=loss, params=init" in b)
+    exec(compile(model, "README.md", "exec"), {})
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ": loss " in ln]
+    assert lines and lines[0].startswith("numpy:cpu")
+    results = [ln.split(": ", 1)[1] for ln in lines]
+    losses = [float(r.split(",")[0].removeprefix("loss ")) for r in results]
+    accuracies = [float(r.split(",")[1].removeprefix(" accuracy ")) for r in results]
+    assert max(losses) - min(losses) <= 1e-4 * losses[0]
+    assert min(accuracies) >= 0.95
+
+
 def test_fixture_example_runs_as_a_third_party_test(tmp_path: Path) -> None:
     example = next(b for b in blocks("python") if "def test_" in b)
     (tmp_path / "test_example.py").write_text(example)

@@ -20,7 +20,7 @@ from vecx.training import executors as executors_module
 LINREG = vecx.PRESETS["linreg"]
 CONTRACT_KEYS = [
     "preset", "backend", "optimizer", "executor", "lr", "batch_size", "epochs", "examples",
-    "losses", "times", "metrics", "loss", "epoch_time", "params", "dtype",
+    "losses", "times", "steps", "metrics", "loss", "epoch_time", "params", "dtype",
 ]  # fmt: skip
 
 
@@ -197,17 +197,28 @@ def test_y_of_shape_n_is_accepted() -> None:
 
 
 def test_compiled_step_is_built_once_per_backend(backend) -> None:
-    """One compiled step per backend, loss and optimizer: a second run (and another
-    learning rate) reuses it, and it is warmed up (compiled) once per problem shape."""
+    """One compiled step per compiling backend, loss and optimizer: a second run (and
+    another learning rate) reuses it, and it is warmed up (compiled) once per problem
+    shape. Where nothing compiles, nothing is kept (no cache to grow)."""
     vecx.train(backend, "airfoil-gd", epochs=1)
+    if not backend.capabilities.compiles:
+        assert backend not in executors_module._cache
+        return
     built = dict(executors_module._cache[backend])
     vecx.train(backend, "airfoil-gd", epochs=1, lr=0.5)
-    assert executors_module._cache[backend] == built and len(built) == 1
-    (fns,) = built.values()
-    if backend.capabilities.compiles:
-        assert [key[1:] for key in fns.warmed] == [((1500, 5), (1500, 1), 1500)]
-    else:
-        assert not fns.warmed  # nothing to compile, nothing run twice
+    assert dict(executors_module._cache[backend]) == built
+    fns = next(f for f in built.values() if f.warmed)
+    assert [key[1:] for key in fns.warmed] == [((1500, 5), (1500, 1), 1500)]
+
+
+def test_the_compiled_step_cache_is_bounded() -> None:
+    pytest.importorskip("jax")
+    be = vecx.backend("jax")
+    X, y = vecx.synthetic_data(be, [1.0], 0.0, 20)
+    for k in range(executors_module.CACHE_SIZE + 5):  # a new loss function each time
+        vecx.fit(be, X, y, loss=lambda p, X, y, k=k: ((X @ p["w"] - y) ** 2).mean(),
+                 params={"w": np.zeros((1, 1), np.float32)}, lr=0.1, batch_size=20, epochs=1)
+    assert len(executors_module._cache[be]) == executors_module.CACHE_SIZE
 
 
 # --- bad input and divergence -------------------------------------------------------------

@@ -14,9 +14,17 @@ is added by one registration. Broadcasting is undone in one place (:func:`unbroa
 Anything outside the table raises ``TypeError`` instead of giving a silently wrong
 gradient: a NumPy function applied to a tracer (the message names the backend method to
 use), converting a tracer to an array or a Python number (``np.asarray``, ``float``),
-an integer argument, and nested differentiation (``grad(grad(f))``). Comparisons give the
-plain comparison of the values, a constant mask (not differentiable, as in JAX).
-Gradients have the dtype of their argument.
+an integer argument or output, and nested differentiation (``grad(grad(f))``).
+Comparisons give the plain comparison of the values, a constant mask (not
+differentiable, as in JAX). Gradients have the dtype of their argument.
+
+A VJP reads the constant arrays its primitive was applied to (``X`` in ``X @ w``) at the
+backward pass. Copying them would cost as much as the step for a large batch, so instead
+they are made read-only until the backward pass is done: changing one in place inside
+``f`` (a reused buffer) is NumPy's ``ValueError: assignment destination is read-only``,
+as PyTorch raises on an in-place change of a tensor autograd saved, never a stale
+gradient. (CuPy arrays cannot be made read-only: there, do not write into an array after
+using it.)
 
 Kept lean on purpose: the d2l linear-regression step is ~6 operations on tiny arrays, so
 Python overhead per node, not arithmetic, decides the speed (bench/overhead.py).
@@ -57,14 +65,17 @@ class Primitive:
     positional: keyword unpacking would cost a microsecond per node.
     """
 
-    __slots__ = ("name", "fn", "vjps", "op")
+    __slots__ = ("name", "fn", "vjps", "op", "reads")
 
     def __init__(
-        self, name: str, fn: Callable[..., Any], op: Callable[..., Any] | None = None
-    ) -> None:
+        self, name: str, fn: Callable[..., Any], op: Callable[..., Any] | None = None,
+        reads: bool = True,
+    ) -> None:  # fmt: skip
         self.name, self.fn = name, fn
         #: ``fn`` without ``xp`` (an operator such as ``operator.add``): the fast path
         self.op = op
+        #: whether the VJPs read constant operands (``+``'s do not): they are then locked
+        self.reads = reads
         self.vjps: tuple[Callable[..., Any] | None, ...] = ()
 
     def __call__(self, xp: Any, *args: Any) -> Any:
@@ -83,13 +94,14 @@ PRIMITIVES: dict[str, Primitive] = {}
 
 
 def primitive(
-    name: str, op: Callable[..., Any] | None = None
+    name: str, op: Callable[..., Any] | None = None, reads: bool = True
 ) -> Callable[[Callable[..., Any]], Primitive]:
     """Register ``fn(xp, *args)`` as the forward function of primitive ``name``;
-    ``op`` is the same function without ``xp``, where there is one (``operator.add``)."""
+    ``op`` is the same function without ``xp``, where there is one (``operator.add``);
+    ``reads=False`` says that no VJP reads a constant operand's value."""
 
     def register(fn: Callable[..., Any]) -> Primitive:
-        prim = PRIMITIVES[name] = Primitive(name, fn, op)
+        prim = PRIMITIVES[name] = Primitive(name, fn, op, reads)
         return prim
 
     return register
@@ -110,11 +122,26 @@ def identity(xp: Any, g: Any, ans: Any, *args: Any) -> Any:
 
 
 class Tape:
-    __slots__ = ("xp", "nodes")
+    __slots__ = ("xp", "nodes", "locked")
 
     def __init__(self, xp: Any) -> None:
         self.xp = xp
         self.nodes: list[Tracer] = []
+        self.locked: list[Any] = []  # constant arrays made read-only until the backward
+
+    def lock(self, value: Any) -> None:
+        """Make a constant operand read-only while the tape needs it (module docstring)."""
+        flags = getattr(value, "flags", None)
+        if flags is not None and type(value) is not Tracer and getattr(flags, "writeable", False):
+            flags.writeable = False
+            self.locked.append(value)
+
+    def release(self) -> None:
+        """Give the locked constants back writeable, and drop the nodes."""
+        for value in self.locked:
+            value.flags.writeable = True
+        self.locked.clear()
+        self.nodes.clear()
 
 
 class Tracer:
@@ -199,21 +226,13 @@ class Tracer:
                 op = _FORWARD.get(name)
                 if op is not None:
                     return op(self, b)
-        method_name = _VECX_NAMES.get(name, name)
-        raise TypeError(
-            f"numpy.{name} cannot be applied to a traced array: use be.{method_name}(...) "
-            "(the backend's method differentiates on every backend)"
-        )
+        raise TypeError(_instead(name))
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         name = getattr(func, "__name__", str(func))
         if name in ("shape", "ndim", "size"):
             return getattr(self.value, name)
-        method_name = _VECX_NAMES.get(name, name)
-        raise TypeError(
-            f"numpy.{name} cannot be applied to a traced array: use be.{method_name}(...) "
-            "or the array operators (the backend's methods differentiate on every backend)"
-        )
+        raise TypeError(_instead(name))
 
     # comparisons: the plain comparison of the values, a constant (as in JAX)
     def __eq__(self, other: Any) -> Any:  # type: ignore[override]
@@ -273,7 +292,10 @@ class Tracer:
         return apply(PRIMITIVES["transpose"], (self,))
 
     def astype(self, dtype: Any) -> Any:
-        return PRIMITIVES["astype"](self.tape.xp, self, self.tape.xp.dtype(dtype))
+        dtype = self.tape.xp.dtype(dtype)
+        if dtype.kind not in "fc":  # to integers or booleans: a constant (as in JAX)
+            return self.value.astype(dtype)
+        return PRIMITIVES["astype"](self.tape.xp, self, dtype)
 
 
 def _reduce_method(name: str, x: Tracer, axis: Any, keepdims: bool) -> Tracer:
@@ -312,6 +334,10 @@ def apply(prim: Primitive, args: tuple) -> Any:
             values[i] = a.value
             if i < len(vjps) and vjps[i] is not None:
                 parents.append((a, vjps[i]))
+    if prim.reads:
+        for a in args:
+            if type(a) is not Tracer:
+                tape.lock(a)
     return Tracer(prim.fn(tape.xp, *values), tape, tuple(parents), tuple(values))
 
 
@@ -337,11 +363,15 @@ def binary(prim: Primitive, a: Any, b: Any) -> Tracer:
         else:
             bv = b
             parents = ((a, prim.vjps[0]),)
+            if prim.reads:
+                tape.lock(b)
     else:
         tape = b.tape
         av = a
         bv = b.value
         parents = ((b, prim.vjps[1]),)
+        if prim.reads:
+            tape.lock(a)
     op = prim.op
     out = op(av, bv) if op is not None else prim.fn(tape.xp, av, bv)
     return Tracer(out, tape, parents, (av, bv))
@@ -439,18 +469,27 @@ def value_and_grad(
                 value = out
                 if getattr(value, "size", 1) != 1:
                     raise _not_scalar_shape(value)
+                kind = getattr(getattr(value, "dtype", None), "kind", "f")
+                if isinstance(value, (bool, int)) or kind not in "fc":
+                    raise TypeError(
+                        "value_and_grad needs f to return a floating-point scalar, got "
+                        f"{getattr(value, 'dtype', type(value).__name__)} (as in JAX)"
+                    )
         finally:
             # The tape and its nodes point at each other: break the cycle so they are freed
-            # now, not at the next garbage collection (~15% of a linreg step).
-            tape.nodes.clear()
-        given: set[int] = set()  # ids of the arrays handed out, so none is handed out twice
+            # now, not at the next garbage collection (~15% of a linreg step); the locked
+            # constants are writeable again.
+            tape.release()
         if single:
             _, tracers, rebuild = traced[0]
-            grad = rebuild([_finish(t, xp, given) for t in tracers])
+            grad = rebuild(_own([_finish(t, xp) for t in tracers]))
         else:
-            grads = {i: rebuild([_finish(t, xp, given) for t in tracers])
-                     for i, tracers, rebuild in traced}  # fmt: skip
-            grad = tuple(grads[i] for i in positions)
+            finished = _own([_finish(t, xp) for _, tracers, _ in traced for t in tracers])
+            grads, start = {}, 0
+            for i, tracers, rebuild in traced:
+                grads[i] = rebuild(finished[start : start + len(tracers)])
+                start += len(tracers)
+            grad = _distinct(tuple(grads[i] for i in positions))
         return ((value, aux) if has_aux else value), grad
 
     return value_and_grad_f
@@ -471,7 +510,30 @@ def _leaf_array(leaf: Any, asarray: Callable[[Any], Any]) -> Any:
     return asarray(leaf)
 
 
-def _finish(t: Tracer, xp: Any, given: set[int]) -> Any:
+def _distinct(grads: tuple) -> tuple:
+    """A repeated argnum's gradient a second time as a copy, not the same arrays."""
+    seen: set[int] = set()
+    out = []
+    for g in grads:
+        if id(g) in seen:
+            g = tree_map(lambda a: a.copy(), g)
+        seen.add(id(g))
+        out.append(g)
+    return tuple(out)
+
+
+def _own(grads: list[Any]) -> list[Any]:
+    """``grads`` with any array handed out twice (both arguments of an add) copied."""
+    if len(grads) > 1 and len({id(g) for g in grads}) != len(grads):
+        seen: set[int] = set()
+        for k, g in enumerate(grads):
+            if id(g) in seen:
+                grads[k] = g.copy()
+            seen.add(id(grads[k]))
+    return grads
+
+
+def _finish(t: Tracer, xp: Any) -> Any:
     """The gradient of leaf ``t``: an array of its own, in the leaf's dtype."""
     g = t.g
     dtype = t.value.dtype
@@ -483,12 +545,10 @@ def _finish(t: Tracer, xp: Any, given: set[int]) -> Any:
         # a float32 argument times a float64 constant: the gradient keeps the argument's
         # dtype (as in JAX and PyTorch); astype hands back a fresh array
         return g.astype(dtype)
-    if g.base is not None or id(g) in given:
+    if g.base is not None:
         # a view (a broadcast one is read-only; any view shares memory with another
-        # gradient or an input), or the same array as another gradient (both arguments
-        # of an add): hand back an array of its own
-        g = g.copy()
-    given.add(id(g))
+        # gradient or an input): hand back an array of its own
+        return g.copy()
     return g
 
 
@@ -497,6 +557,7 @@ def _operator(prim: Primitive, reflected: bool) -> Callable[[Tracer, Any], Trace
     ``binary`` inlined, as these run on every step of a training loop."""
     op = prim.op
     vjp_a, vjp_b = prim.vjps
+    reads = prim.reads
 
     if reflected:
 
@@ -504,7 +565,10 @@ def _operator(prim: Primitive, reflected: bool) -> Callable[[Tracer, Any], Trace
             if type(other) is Tracer:
                 return binary(prim, other, self)
             value = self.value
-            return Tracer(op(other, value), self.tape, ((self, vjp_b),), (other, value))
+            tape = self.tape
+            if reads and type(other) not in _SCALAR_TYPES:
+                tape.lock(other)
+            return Tracer(op(other, value), tape, ((self, vjp_b),), (other, value))
 
         return reflected_method
 
@@ -516,9 +580,14 @@ def _operator(prim: Primitive, reflected: bool) -> Callable[[Tracer, Any], Trace
                 raise TypeError(NESTED)
             ov = other.value
             return Tracer(op(value, ov), tape, ((self, vjp_a), (other, vjp_b)), (value, ov))
+        if reads and type(other) not in _SCALAR_TYPES:
+            tape.lock(other)
         return Tracer(op(value, other), tape, ((self, vjp_a),), (value, other))
 
     return method
+
+
+_SCALAR_TYPES = (int, float, bool, complex)
 
 
 #: The operators, by the name of their NumPy ufunc, made from the table.
@@ -546,10 +615,31 @@ def install_operators() -> None:
         _REFLECTED[ufunc] = getattr(Tracer, reflected)
 
 
-#: NumPy function names whose vecx method is spelled differently.
-_VECX_NAMES = {"absolute": "abs", "amax": "max", "amin": "min", "true_divide": "divide",
-               "fmax": "maximum", "fmin": "minimum", "expit": "sigmoid", "asarray": "asarray",
-               "isfinite": "isfinite"}  # fmt: skip
+#: NumPy functions and the backend method that replaces each (the same name elsewhere).
+_VECX_NAMES = {"absolute": "abs", "amax": "max", "amin": "min", "fmax": "maximum",
+               "fmin": "minimum", "expit": "sigmoid", "clip": "clip", "where": "where"}  # fmt: skip
+#: The backend's math methods a NumPy function may be replaced with.
+_VECX_METHODS = frozenset((
+    "exp", "log", "tanh", "sigmoid", "sqrt", "abs", "maximum", "minimum", "where", "clip",
+    "sum", "mean", "max", "min", "logsumexp", "astype", "isfinite", "matmul",
+))  # fmt: skip
+#: NumPy functions that are an operator of the arrays.
+_OPERATOR_NAMES = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/",
+                   "true_divide": "/", "power": "**", "negative": "unary -", "positive": "+",
+                   "dot": "@", "matmul": "@"}  # fmt: skip
+
+
+def _instead(name: str) -> str:
+    """The error for NumPy function ``name`` applied to a traced array, with what to use."""
+    method = _VECX_NAMES.get(name, name)
+    if method in _VECX_METHODS:
+        use = f"use be.{method}(...), which differentiates on every backend"
+    elif name in _OPERATOR_NAMES:
+        use = f"use the operator {_OPERATOR_NAMES[name]} (without out= or other options)"
+    else:
+        use = ("vecx has no method for it: write it with the operators and the backend's "
+               "methods (be.exp, be.log, be.sum, ...)")  # fmt: skip
+    return f"numpy.{name} cannot be applied to a traced array: {use}"
 
 # The table lives in _vjps, which fills PRIMITIVES and then calls install_operators().
 from vecx.backends import _vjps  # noqa: E402, F401

@@ -22,6 +22,8 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from vecx.protocol import (
     DEFAULT_DTYPE,
     DTYPES,
@@ -31,7 +33,7 @@ from vecx.protocol import (
     check_dtype,
 )
 
-#: Python scalars an op accepts as operands (bool is an int).
+#: Python scalars an op accepts as operands (bool is an int); NumPy scalars count too.
 SCALARS = (int, float, bool)
 #: Reductions that need floating-point input (as in the array API standard).
 FLOAT_REDUCTIONS = frozenset(("mean", "logsumexp"))
@@ -78,20 +80,20 @@ class BaseBackend:
     # --- elementwise math ------------------------------------------------------------
 
     def exp(self, x: Any) -> Any:
-        return self._map("exp", self._lift(x))
+        return self._map("exp", self._as_float(x))
 
     def log(self, x: Any) -> Any:
-        return self._map("log", self._lift(x))
+        return self._map("log", self._as_float(x))
 
     def tanh(self, x: Any) -> Any:
-        return self._map("tanh", self._lift(x))
+        return self._map("tanh", self._as_float(x))
 
     def sigmoid(self, x: Any) -> Any:
         """``1 / (1 + exp(-x))``, computed without overflow; finite gradients everywhere."""
-        return self._map("sigmoid", self._lift(x))
+        return self._map("sigmoid", self._as_float(x))
 
     def sqrt(self, x: Any) -> Any:
-        return self._map("sqrt", self._lift(x))
+        return self._map("sqrt", self._as_float(x))
 
     def abs(self, x: Any) -> Any:
         """``|x|``; its gradient at 0 is 0 (as in JAX and PyTorch)."""
@@ -106,14 +108,18 @@ class BaseBackend:
         return self._map("minimum", *self._operands(a, b))
 
     def where(self, cond: Any, a: Any, b: Any) -> Any:
-        """``a`` where ``cond`` is true, else ``b``; ``cond`` (boolean) is not differentiated."""
-        return self._map("where", cond, *self._operands(a, b))
+        """``a`` where ``cond`` is true, else ``b``; ``cond`` (boolean: an array of this
+        backend, a host array, a list or a Python bool) is not differentiated."""
+        return self._map("where", self._condition(cond), *self._operands(a, b))
 
     def clip(self, x: Any, lo: Any = None, hi: Any = None) -> Any:
         """``x`` limited to ``[lo, hi]`` (either may be None); the gradient is 1 on the
         closed interval and 0 outside, as in PyTorch. ``lo <= hi`` is the caller's job."""
         if lo is None and hi is None:
             raise ValueError("clip needs lo, hi or both")
+        lo, hi = _python(lo), _python(hi)
+        if isinstance(lo, float) or isinstance(hi, float):
+            x = self._as_float(x)  # integers clipped to a float bound: floats, everywhere
         return self._map("clip", self._lift(x), lo, hi)
 
     # --- reductions ---------------------------------------------------------------------
@@ -138,8 +144,8 @@ class BaseBackend:
         return self._reduction("logsumexp", x, axis, keepdims)
 
     def _reduction(self, name: str, x: Any, axis: Any, keepdims: bool) -> Any:
-        if type(x) in SCALARS:
-            x = self.asarray(x)
+        if type(x) in SCALARS or isinstance(x, np.generic):
+            x = self.asarray(float(x) if name in FLOAT_REDUCTIONS else _python(x))
         shape = x.shape
         ndim = len(shape)
         if axis is None:
@@ -176,14 +182,43 @@ class BaseBackend:
     # --- helpers for the ops --------------------------------------------------------------
 
     def _lift(self, x: Any) -> Any:
-        """A Python scalar becomes a 0-d array (a float one in this backend's dtype)."""
-        return self.asarray(x) if type(x) in SCALARS else x
+        """A Python or NumPy scalar becomes a 0-d array (a float one in this backend's
+        dtype, an int one in the framework's default integer type)."""
+        if type(x) in SCALARS or isinstance(x, np.generic):
+            return self.asarray(_python(x))
+        return x
+
+    def _as_float(self, x: Any) -> Any:
+        """An operand of a float function (``exp``, ``log``, ...): scalars and integer
+        arrays in this backend's dtype, so the result's dtype is the same everywhere."""
+        if type(x) in SCALARS or isinstance(x, np.generic):
+            return self.asarray(float(x))
+        return x if self._floating(x) else self._astype(x, self.dtype)
 
     def _operands(self, a: Any, b: Any) -> tuple[Any, Any]:
-        """Two operands where at most one is a Python scalar (it takes the other's dtype)."""
+        """Two operands where at most one is a scalar; a NumPy scalar is taken as the
+        Python number it holds, so it takes the array operand's dtype as a Python one."""
+        if isinstance(a, np.generic):
+            a = a.item()
+        if isinstance(b, np.generic):
+            b = b.item()
         if type(a) in SCALARS and type(b) in SCALARS:
+            if isinstance(a, float) or isinstance(b, float):
+                return self.asarray(float(a)), b  # two scalars: the backend's float dtype
             return self.asarray(a), b
         return a, b
+
+    def _condition(self, cond: Any) -> Any:
+        """``where``'s condition as a boolean array, the same rule everywhere."""
+        if isinstance(cond, (bool, np.bool_, list, tuple)):
+            cond = np.asarray(cond)
+            if cond.dtype != bool:
+                raise TypeError(f"where needs a boolean condition, got {cond.dtype}")
+            return cond
+        dtype = str(getattr(cond, "dtype", "")).removeprefix("torch.")
+        if dtype != "bool":
+            raise TypeError(f"where needs a boolean condition, got {dtype or type(cond)}")
+        return cond
 
     # hooks (see the module docstring)
     def _map(self, name: str, *args: Any) -> Any:
@@ -238,6 +273,11 @@ class BaseBackend:
             "dtype": self.dtype,
             "precision": self.precision,
         }
+
+
+def _python(x: Any) -> Any:
+    """A NumPy scalar as the Python number it holds (Python scalars as they are)."""
+    return x.item() if isinstance(x, np.generic) else x
 
 
 def normalize_axis(axis: Any, ndim: int) -> tuple[int, ...] | None:

@@ -28,7 +28,7 @@ SCALARS = (int, float)
 # --- arithmetic ------------------------------------------------------------------------
 
 
-@primitive("add", operator.add)
+@primitive("add", operator.add, reads=False)
 def add(xp: Any, a: Any, b: Any) -> Any:
     return a + b
 
@@ -36,7 +36,7 @@ def add(xp: Any, a: Any, b: Any) -> Any:
 defvjp(add, identity, identity)
 
 
-@primitive("subtract", operator.sub)
+@primitive("subtract", operator.sub, reads=False)
 def subtract(xp: Any, a: Any, b: Any) -> Any:
     return a - b
 
@@ -60,7 +60,7 @@ def divide(xp: Any, a: Any, b: Any) -> Any:
 defvjp(divide, lambda xp, g, ans, a, b: g / b, lambda xp, g, ans, a, b: -g * ans / b)
 
 
-@primitive("negative", operator.neg)
+@primitive("negative", operator.neg, reads=False)
 def negative(xp: Any, x: Any) -> Any:
     return -x
 
@@ -68,7 +68,7 @@ def negative(xp: Any, x: Any) -> Any:
 defvjp(negative, lambda xp, g, ans, x: -g)
 
 
-@primitive("positive")
+@primitive("positive", reads=False)
 def positive(xp: Any, x: Any) -> Any:
     return xp.positive(x)  # a copy, as NumPy's unary +
 

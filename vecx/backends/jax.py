@@ -95,6 +95,20 @@ def probe(device: str) -> str | None:
     return None
 
 
+def _same_order(like: Any, tree: Any) -> Any:
+    """``tree`` with its dicts' keys in ``like``'s order (JAX sorts them)."""
+    if isinstance(like, dict) and isinstance(tree, dict):
+        items = [(k, _same_order(like[k], tree[k])) for k in like]
+        try:
+            return type(tree)(items)
+        except TypeError:  # a defaultdict: a plain dict of the same items
+            return dict(items)
+    if isinstance(like, (list, tuple)) and isinstance(tree, (list, tuple)):
+        items = [_same_order(a, b) for a, b in zip(like, tree, strict=True)]
+        return type(tree)._make(items) if hasattr(type(tree), "_fields") else type(tree)(items)
+    return tree
+
+
 def _abs_with_zero_slope() -> Any:
     """``|x|`` whose gradient at 0 is 0, as in PyTorch and vecx's NumPy autodiff (JAX's own
     ``jnp.abs`` passes 1 there)."""
@@ -316,6 +330,12 @@ class JaxBackend(BaseBackend):
                 raise ValueError(
                     f"value_and_grad needs f to return a scalar, got shape {tuple(out.shape)}"
                 )
+            dtype = self.xp.result_type(out)
+            if not self.xp.issubdtype(dtype, self.xp.inexact):
+                raise TypeError(
+                    f"value_and_grad needs f to return a floating-point scalar, got {dtype} "
+                    "(as in JAX)"
+                )
             return (out.reshape(()) if getattr(out, "ndim", 0) else out), (out, aux)
 
         x64 = self.jax.config.jax_enable_x64
@@ -334,8 +354,11 @@ class JaxBackend(BaseBackend):
             if not x64:
                 self._check_host_float64(args, positions)
             (_, (value, aux)), grads = vg(*args)
-            if not single and len(unique) != len(positions):
-                by_arg = dict(zip(unique, grads, strict=True))
+            # JAX hands dicts back with their keys sorted: in the arguments' order instead
+            if single:
+                grads = _same_order(args[positions[0]], grads)
+            else:
+                by_arg = {i: _same_order(args[i], g) for i, g in zip(unique, grads, strict=True)}
                 grads = tuple(by_arg[i] for i in positions)
             return ((value, aux) if has_aux else value), grads
 
@@ -346,7 +369,7 @@ class JaxBackend(BaseBackend):
         not a gradient silently computed (and returned) in float32."""
         for i in positions:
             for leaf in self.jax.tree_util.tree_leaves(args[i]):
-                if type(leaf) is np.ndarray and leaf.dtype == np.float64:
+                if isinstance(leaf, (np.ndarray, np.generic)) and leaf.dtype == np.float64:
                     raise UnsupportedDtype(
                         f"argument {i} is a float64 array, but JAX's 64-bit mode is off, so "
                         "its gradient could only be float32: pass be.asarray(x) (float32), "
@@ -371,14 +394,27 @@ class JaxBackend(BaseBackend):
                 stack.pop()
 
         keyed = jax.jit(with_key)
+        tracer = jax.core.Tracer
 
         @functools.wraps(f)
         def jitted(*args: Any, **kwargs: Any) -> Any:
             if local.stack:  # inside another keyed trace: be part of it
                 return f(*args, **kwargs)
-            out, self._key = keyed(self._key, *args, **kwargs)
+            out, key = keyed(self._key, *args, **kwargs)
+            if isinstance(key, tracer):  # called while some other function is traced
+                raise TracedRandomness(
+                    "a be.jit(f, rng=True) function was called inside another compiled "
+                    "function that does not pass the key through: compile that one with "
+                    "be.jit(..., rng=True) too"
+                )
+            self._key = key
             return out
 
+        def warm(*args: Any, **kwargs: Any) -> Any:
+            """Run once (compiling it) without using up the backend's random numbers."""
+            return keyed(self._key, *args, **kwargs)[0]
+
+        jitted.warm = warm  # type: ignore[attr-defined]
         return jitted
 
     def sync(self, x: Any = None) -> Any:

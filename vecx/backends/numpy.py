@@ -113,8 +113,9 @@ class NumpyBackend(BaseBackend):
 
     def _grad_leaf(self, obj: Any) -> Any:
         """A differentiated argument that is not an array of ours yet: a Python float in
-        the backend's dtype (as JAX and the torch backend do), anything else as it is."""
-        if isinstance(obj, float):
+        the backend's dtype (as JAX and the torch backend do), anything else (host arrays,
+        NumPy scalars) in its own dtype."""
+        if type(obj) is float:
             return self.xp.asarray(obj, dtype=self._np_dtype(None))
         return self.xp.asarray(obj)
 

@@ -40,6 +40,32 @@ from vecx.pytree import flatten, tree_map
 _WHOLE = {"sum": "sum", "mean": "mean", "max": "amax", "min": "amin"}
 
 
+def _own(flat: list[Any], grads: Any, depth: int) -> list[Any]:
+    """Gradients that are tensors of their own: zeros for an unused argument, a copy where
+    autograd hands back one tensor for two arguments (``x + y``) or a broadcast view (the
+    gradient of ``x.sum()``, stride 0, which an in-place ``g += 1`` refuses)."""
+    out: list[Any] = []
+    seen: set[int] = set()
+    for x, g in zip(flat, grads, strict=True):
+        if g is None:
+            g = x.new_zeros(x.shape)
+        elif id(g) in seen or (not depth and g.numel() > 1 and 0 in g.stride()):
+            g = g.clone(memory_format=_contiguous())
+        seen.add(id(g))
+        out.append(g)
+    return out
+
+
+def _contiguous() -> Any:
+    import torch
+
+    return torch.contiguous_format
+
+
+def _cloned(leaf: Any) -> Any:
+    return leaf.clone() if hasattr(leaf, "clone") else leaf
+
+
 def _detached(leaf: Any) -> Any:
     return leaf.detach() if hasattr(leaf, "detach") and hasattr(leaf, "requires_grad") else leaf
 
@@ -95,12 +121,14 @@ _nesting = threading.local()  # how many vecx torch grads are running f on this 
 
 #: Tensor methods that would make a traced value a Python constant (module docstring).
 HOST_METHODS = ("__float__", "__int__", "__complex__", "item", "tolist", "numpy", "__array__")
+#: Tensor methods that only show a value (print, f-strings): the guard lets them through.
+SHOW_METHODS = ("__repr__", "__format__")
 _guard_lock = threading.Lock()
 _guarded = False
 
 
 def _inside_grad() -> bool:
-    return getattr(_nesting, "depth", 0) > 0
+    return getattr(_nesting, "depth", 0) > 0 and not getattr(_nesting, "showing", 0)
 
 
 def _guard_host_conversions(torch: Any) -> None:
@@ -113,6 +141,8 @@ def _guard_host_conversions(torch: Any) -> None:
             original = getattr(torch.Tensor, name, None)
             if original is not None:
                 setattr(torch.Tensor, name, _guard(name, original))
+        for name in SHOW_METHODS:
+            setattr(torch.Tensor, name, _showing(getattr(torch.Tensor, name)))
         _guarded = True
 
 
@@ -128,6 +158,22 @@ def _guard(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     guarded.__doc__ = original.__doc__
     guarded.__wrapped__ = original  # type: ignore[attr-defined]
     return guarded
+
+
+def _showing(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``print(loss)`` inside a gradient shows the value (it cannot become a constant)."""
+
+    def show(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _nesting.showing = getattr(_nesting, "showing", 0) + 1
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _nesting.showing -= 1
+
+    show.__name__ = show.__qualname__ = original.__name__
+    show.__doc__ = original.__doc__
+    show.__wrapped__ = original  # type: ignore[attr-defined]
+    return show
 
 
 def _constant_error(what: str) -> str:
@@ -267,16 +313,18 @@ class TorchBackend(BaseBackend):
 
     # math (see vecx.backends._base for the semantics)
     def _constant(self, value: Any, like: Any) -> Any:
-        """A Python scalar as a 0-d tensor of ``like``'s dtype and device, kept for reuse
-        (``torch.maximum`` takes no scalars; building one costs ~2 us)."""
-        key = (type(value), value, like.dtype, like.device)
+        """A Python scalar as a 0-d tensor on ``like``'s device, in the dtype torch's own
+        promotion gives the pair (``like``'s for a float tensor; the default float dtype
+        for a float scalar with an integer tensor), kept for reuse (``torch.maximum``
+        takes no scalars; building one costs ~2 us)."""
+        key = (repr(value), like.dtype, like.device)  # repr: -0.0 is not 0.0
         try:
             return self._constants[key]
         except KeyError:
             if len(self._constants) >= 256:
                 self._constants.clear()
-            t = self._constants[key] = self.xp.as_tensor(value, dtype=like.dtype,
-                                                         device=like.device)
+            dtype = self.xp.result_type(like, value)
+            t = self._constants[key] = self.xp.as_tensor(value, dtype=dtype, device=like.device)
             return t
 
     def _tensors(self, a: Any, b: Any) -> tuple[Any, Any]:
@@ -300,8 +348,13 @@ class TorchBackend(BaseBackend):
         if name == "clip":
             x, lo, hi = args
             if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
-                lo = self._constant(lo, x) if type(lo) in SCALARS else lo
-                hi = self._constant(hi, x) if type(hi) in SCALARS else hi
+                # bounds that are tensors: where, as on JAX (torch.clamp's own backward
+                # fails for broadcast bounds that need a gradient); ends included
+                if lo is not None:
+                    x = torch.where(x < lo, lo, x)
+                return x if hi is None else torch.where(x > hi, hi, x)
+            if not x.is_floating_point() and (isinstance(lo, float) or isinstance(hi, float)):
+                x = x.to(torch.result_type(x, lo if isinstance(lo, float) else hi))
             return torch.clamp(x, lo, hi)
         return self._elementwise[name](args[0])
 
@@ -370,6 +423,11 @@ class TorchBackend(BaseBackend):
                             "value_and_grad needs f to return a scalar, "
                             f"got shape {tuple(out.shape)}"
                         )
+                    if not out.is_floating_point():
+                        raise TypeError(
+                            "value_and_grad needs f to return a floating-point scalar, "
+                            f"got {out.dtype} (as in JAX)"
+                        )
                     grads = (
                         torch.autograd.grad(out, flat, allow_unused=True, create_graph=depth > 0)
                         if out.requires_grad and flat
@@ -377,14 +435,21 @@ class TorchBackend(BaseBackend):
                     )
             finally:
                 _nesting.depth = depth
-            grads = [
-                torch.zeros_like(x) if g is None else g for x, g in zip(flat, grads, strict=True)
-            ]
+            grads = _own(flat, grads, depth)
             by_arg, start = {}, 0
             for i, leaves, rebuild in traced:
                 by_arg[i] = rebuild(grads[start : start + len(leaves)])
                 start += len(leaves)
-            grad = by_arg[positions[0]] if single else tuple(by_arg[i] for i in positions)
+            if single:
+                grad = by_arg[positions[0]]
+            else:  # a repeated argnum gets copies, not the same tensors twice
+                seen: set[int] = set()
+                grad = []
+                for i in positions:
+                    g = by_arg[i] if i not in seen else tree_map(_cloned, by_arg[i])
+                    seen.add(i)
+                    grad.append(g)
+                grad = tuple(grad)
             value = out if depth else out.detach()
             if has_aux:
                 if not depth:
@@ -398,9 +463,9 @@ class TorchBackend(BaseBackend):
         """A fresh tensor to differentiate by; inside an outer grad, one still tied to it."""
         torch = self.xp
         if not isinstance(leaf, torch.Tensor):
-            if isinstance(leaf, float):
+            if type(leaf) is float:  # a Python float: the backend's dtype, as JAX does
                 leaf = torch.as_tensor(leaf, dtype=self._torch_dtype(None), device=self._device)
-            else:  # host arrays keep their dtype, as on NumPy; ints are refused below
+            else:  # host arrays and NumPy scalars keep their dtype; ints are refused below
                 leaf = torch.as_tensor(np.asarray(leaf), device=self._device)
         if depth and leaf.requires_grad:
             return leaf.view_as(leaf)  # differentiable back to the outer grad's leaf

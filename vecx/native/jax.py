@@ -65,9 +65,13 @@ class JaxProgram:
 
     def segment(self, state: Any, block: IndexBlock) -> Any:
         step, X, y, lr = self.step, self.problem.X, self.problem.y, self.problem.lr
-        for run in block:
-            for idx in run:
-                state = step(state, X, y, idx, lr)
+        try:
+            for run in block:
+                for idx in run:
+                    state = step(state, X, y, idx, lr)
+        except KeyboardInterrupt as stop:  # where it stopped (see Program)
+            stop.state = state  # type: ignore[attr-defined]
+            raise
         return state
 
     def evaluate(self, state: Any) -> tuple[Any, dict[str, Any]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,7 +57,12 @@ class Problem:
 
 
 class Program(Protocol):
-    """One run's compiled pieces, built by an executor."""
+    """One run's compiled pieces, built by an executor.
+
+    ``segment`` runs a block's steps; interrupted (Ctrl-C), it sets ``exc.state`` on the
+    ``KeyboardInterrupt`` to the state reached, so the partial history ends where the run
+    stopped rather than at the last checkpoint.
+    """
 
     state: Any  # the initial state; ``segment`` returns the next one
 
@@ -102,23 +108,33 @@ class Compiled:
 
 
 _cache_lock = threading.Lock()
-_cache: weakref.WeakKeyDictionary[Any, dict[Any, Compiled]] = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[Any, OrderedDict[Any, Compiled]] = weakref.WeakKeyDictionary()
+#: Compiled steps kept per backend, the least recently used dropped first (a loss defined
+#: anew for every fit, a lambda, would otherwise keep its arrays alive for good).
+CACHE_SIZE = 32
 
 
 def compiled(be: Backend, key: Any, build: Callable[[], Compiled]) -> Compiled:
-    """``build()`` once per backend instance (weakly) and ``key``, thread-safely.
+    """``build()`` once per compiling backend instance (weakly) and ``key``, thread-safely.
 
     Without the cache every ``fit`` would hand ``jax.jit`` fresh functions and pay
-    tracing and XLA compilation again (~0.1 s, longer than a whole ``linreg`` run).
+    tracing and XLA compilation again (~0.1 s, longer than a whole ``linreg`` run). Where
+    nothing compiles, building is a few closures: nothing is kept.
     """
+    if not capabilities(be).compiles:
+        return build()
     with _cache_lock:
         try:
-            per_backend = _cache.setdefault(be, {})
+            per_backend = _cache.setdefault(be, OrderedDict())
         except TypeError:  # a third-party backend that cannot be weakly referenced
             return build()
         found = per_backend.get(key)
         if found is None:
             found = per_backend[key] = build()
+            while len(per_backend) > CACHE_SIZE:
+                per_backend.popitem(last=False)
+        else:
+            per_backend.move_to_end(key)
         return found
 
 
@@ -126,7 +142,7 @@ def replace(be: Backend, key: Any, fns: Compiled) -> Compiled:
     """Put ``fns`` in the cache under ``key`` (a loss found to draw: its keyed version)."""
     with _cache_lock:
         try:
-            _cache.setdefault(be, {})[key] = fns
+            _cache.setdefault(be, OrderedDict())[key] = fns
         except TypeError:
             pass
     return fns
@@ -184,9 +200,13 @@ class StepProgram:
 
     def segment(self, state: tuple, block: IndexBlock) -> tuple:
         step, X, y, lr = self.fns.step, self.problem.X, self.problem.y, self.lr
-        for run in block:  # the hot loop: one call per minibatch, no read from the device
-            for idx in run:
-                state = step(state, X, y, idx, lr)
+        try:
+            for run in block:  # the hot loop: one call per minibatch, no device read
+                for idx in run:
+                    state = step(state, X, y, idx, lr)
+        except KeyboardInterrupt as stop:  # the loop keeps where the run stopped
+            stop.state = state  # type: ignore[attr-defined]
+            raise
         return state
 
     def evaluate(self, state: tuple) -> tuple[Any, dict[str, Any]]:
@@ -216,11 +236,16 @@ class StepProgram:
         self.fns.warmed.add(self.shapes)
 
     def _compile(self, state: tuple) -> None:
+        """Run the step per batch size and the evaluation once; a function compiled with
+        the key passed through runs by its ``warm``, which leaves the backend's random
+        numbers as they were (so ``be.seed(s)`` then ``fit`` draws the same either way)."""
         be, X, y = self.problem.be, self.problem.X, self.problem.y
+        step = getattr(self.fns.step, "warm", self.fns.step)
+        evaluate = getattr(self.fns.evaluate, "warm", self.fns.evaluate)
         for size in batch_sizes(int(X.shape[0]), self.problem.batch_size):
             idx = np.arange(size, dtype=np.int64)
-            be.sync(self.fns.step(state, X, y, idx, self.lr))
-        be.sync(self.fns.evaluate(state, X, y))
+            be.sync(step(state, X, y, idx, self.lr))
+        be.sync(evaluate(state, X, y))
 
 
 class StepExecutor:

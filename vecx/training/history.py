@@ -97,6 +97,7 @@ class History:
             "examples": [int(e) for e in self.examples],
             "losses": [float(v) for v in self.losses],
             "times": [float(t) for t in self.times],
+            "steps": [int(k) for k in self.steps],
             "metrics": {k: [float(v) for v in vs] for k, vs in self.metrics.items()},
             "loss": float(self.loss) if self.losses else None,
             "epoch_time": float(self.epoch_time) if self.complete and self.times else None,
@@ -117,6 +118,7 @@ class History:
             examples=list(d["examples"]),
             losses=list(d["losses"]),
             times=list(d["times"]),
+            steps=list(d.get("steps") or []),
             params=decode_params(params, d.get("dtype") or "float32") if params else None,
             lr=d["lr"],
             batch_size=d["batch_size"],
@@ -136,23 +138,45 @@ def _dtype_of(params: Any) -> str | None:
     return str(found[0]) if found else None
 
 
-def encode_params(tree: Any) -> Any:
-    """``tree`` (a pytree of arrays) as JSON: arrays as nested lists of numbers."""
+#: The tags of the JSON form (a dict of exactly these keys is a tagged value).
+_TAGS = ({"__tuple__"}, {"__list__"}, {"__namedtuple__", "fields"}, {"__dict__"},
+         {"__array__", "shape", "dtype"})  # fmt: skip
+
+
+def encode_params(tree: Any, dtype: str | None = None) -> Any:
+    """``tree`` (a pytree of arrays) as JSON: arrays as nested lists of numbers, dicts as
+    objects, tuples, lists and namedtuples tagged. An array whose nested list would not say
+    its shape (an empty one) or whose dtype is not ``dtype`` (the tree's first leaf's) is
+    tagged with both; a dict with keys JSON cannot hold, or that would read as a tag, is
+    stored as its pairs."""
+    if dtype is None:
+        dtype = _dtype_of(tree)
     if tree is None:
         return None
     if isinstance(tree, dict):
-        return {str(k): encode_params(v) for k, v in tree.items()}
+        if all(isinstance(k, str) for k in tree) and set(tree) not in _TAGS:
+            return {k: encode_params(v, dtype) for k, v in tree.items()}
+        pairs = []
+        for k, v in tree.items():
+            if k is not None and not isinstance(k, (str, int, float, bool)):
+                raise ValueError(f"a parameter dict key {k!r} cannot be written as JSON")
+            pairs.append([k, encode_params(v, dtype)])
+        return {"__dict__": pairs}
     if is_namedtuple(tree):
         return {"__namedtuple__": type(tree).__name__,
-                "fields": {f: encode_params(v) for f, v in zip(tree._fields, tree, strict=True)}}
+                "fields": {f: encode_params(v, dtype)
+                           for f, v in zip(tree._fields, tree, strict=True)}}  # fmt: skip
     if isinstance(tree, tuple):
-        return {"__tuple__": [encode_params(v) for v in tree]}
+        return {"__tuple__": [encode_params(v, dtype) for v in tree]}
     if isinstance(tree, list):
-        return {"__list__": [encode_params(v) for v in tree]}
-    values = np.asarray(tree, dtype=np.float64)
-    if not np.isfinite(values).all():
+        return {"__list__": [encode_params(v, dtype) for v in tree]}
+    values = np.asarray(tree)
+    if not np.isfinite(values.astype(np.float64)).all():
         raise ValueError("parameters with nan or inf cannot be written as JSON")
-    return values.tolist()
+    plain = values.astype(np.float64).tolist()
+    if values.size == 0 or str(values.dtype) != dtype:
+        return {"__array__": plain, "shape": list(values.shape), "dtype": str(values.dtype)}
+    return plain
 
 
 def decode_params(doc: Any, dtype: str = "float32") -> Any:
@@ -161,14 +185,20 @@ def decode_params(doc: Any, dtype: str = "float32") -> Any:
     if doc is None:
         return None
     if isinstance(doc, dict):
-        if "__tuple__" in doc and len(doc) == 1:
+        keys = set(doc)
+        if keys == {"__tuple__"}:
             return tuple(decode_params(v, dtype) for v in doc["__tuple__"])
-        if "__list__" in doc and len(doc) == 1:
+        if keys == {"__list__"}:
             return [decode_params(v, dtype) for v in doc["__list__"]]
-        if "__namedtuple__" in doc and set(doc) == {"__namedtuple__", "fields"}:
+        if keys == {"__namedtuple__", "fields"}:
             fields = doc["fields"]
             kind = collections.namedtuple(doc["__namedtuple__"], list(fields))  # type: ignore[misc]
             return kind(*(decode_params(v, dtype) for v in fields.values()))
+        if keys == {"__dict__"}:
+            return {k: decode_params(v, dtype) for k, v in doc["__dict__"]}
+        if keys == {"__array__", "shape", "dtype"}:
+            return np.asarray(doc["__array__"], dtype=np.dtype(doc["dtype"])).reshape(
+                doc["shape"])
         return {k: decode_params(v, dtype) for k, v in doc.items()}
     if isinstance(doc, (int, float)) and not math.isfinite(doc):
         raise ValueError(f"a parameter is {doc}")

@@ -32,7 +32,7 @@ import numpy as np
 
 from vecx.data import check_int, host_rng, rows_of
 from vecx.protocol import Backend, TrainingDiverged
-from vecx.pytree import leaves, tree_map
+from vecx.pytree import leaves, structure, tree_map
 from vecx.timing import Timer
 from vecx.training.executors import Executor, Problem, Program, get_executor
 from vecx.training.history import Checkpoint, History
@@ -94,11 +94,15 @@ def fit(
     """
     n = check_args(X, y, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed,
                    log_every=log_every)  # fmt: skip
+    check_data(be, X, y)
     optimizer = get_optimizer(optimizer)
     engine = get_executor(executor)
     chosen = _task(task, loss)
-    if chosen is not None and chosen.name == "linreg" and len(y.shape) == 1:
-        y = y.reshape(-1, 1)  # d2l's column of targets
+    check_callables(loss, metrics, callback)
+    if not isinstance(replacement, (bool, np.bool_)):
+        raise ValueError(f"replacement must be True or False, got {replacement!r}")
+    if chosen is not None:
+        y = _targets(chosen, y)
     check_finite(be, X, "X")
     check_finite(be, y, "y")
     if loss is None:
@@ -110,6 +114,8 @@ def fit(
             raise ValueError("fit(loss=...) needs params: the initial parameters (a pytree "
                              "of NumPy arrays, or a function of a numpy.random.Generator)")
         params = lambda rng: chosen.init(rng, int(X.shape[1]), _outputs(y))  # noqa: E731
+    elif chosen is not None and loss is _bound(be, chosen.loss):
+        _check_structure(chosen, params, seed, int(X.shape[1]), _outputs(y))
     problem = Problem(
         be, X, y, loss, dict(metrics), init_params(be, params, seed), optimizer, float(lr),
         batch_size, chosen,
@@ -132,6 +138,69 @@ def _task(task: str | Task | None, loss: Any) -> Task | None:
 
 def _outputs(y: Any) -> int:
     return int(y.shape[1]) if len(y.shape) == 2 else 1
+
+
+def _targets(task: Task, y: Any) -> Any:
+    """``y`` as ``task`` needs it: a column for regression on (n,), one-hot for classes."""
+    if task.targets == "onehot":
+        if len(y.shape) != 2 or int(y.shape[1]) < 2:
+            raise ValueError(
+                f"task {task.name!r} needs y as one-hot labels of shape (n, classes), got shape "
+                f"{tuple(y.shape)}: one-hot integer labels with numpy.eye(classes)[labels] "
+                "(vecx.load_digits returns them one-hot)"
+            )
+        return y
+    return y.reshape(-1, 1) if len(y.shape) == 1 else y  # d2l's column of targets
+
+
+def _check_structure(task: Task, params: Any, seed: int, d: int, k: int) -> None:
+    """Parameters given for a built-in task must be shaped as its own initialisation."""
+    given = params(host_rng(seed, "init")) if callable(params) else params
+    expected = task.init(host_rng(seed, "init"), d, k)
+    if structure(given) != structure(expected) or any(
+        np.shape(a) != np.shape(b) for a, b in zip(leaves(given), leaves(expected), strict=True)
+    ):
+        shapes = {key: tuple(v.shape) for key, v in expected.items()}
+        raise ValueError(f"params for task {task.name!r} must be shaped as its own: {shapes}")
+
+
+def check_data(be: Backend, X: Any, y: Any) -> None:
+    """``X`` and ``y`` are arrays of ``be``, and float ones are in its dtype: a host array
+    on a torch backend, or float64 data on a float32 one, would mix dtypes or fail late."""
+    kind = type(be.zeros((0,)))
+    for name, a in (("X", X), ("y", y)):
+        if not isinstance(a, kind):
+            raise ValueError(
+                f"{name} must be an array of {be.spec} ({kind.__module__}.{kind.__name__}), "
+                f"got {type(a).__module__}.{type(a).__name__}: convert it with be.asarray"
+            )
+        dtype = str(a.dtype).removeprefix("torch.")
+        floating = dtype.startswith(("float", "bfloat"))
+        if name == "X" and not floating:
+            raise ValueError(f"X must be floating-point ({be.dtype}), got {dtype}")
+        if floating and dtype != be.dtype:
+            raise ValueError(
+                f"{name} is {dtype} but {be.spec} computes in {be.dtype}: convert it with "
+                f"be.asarray({name}), or build the backend with dtype={dtype!r}"
+            )
+
+
+def check_callables(loss: Any, metrics: Any, callback: Any) -> None:
+    """``loss``, each metric and ``callback`` are functions (or None): checked before any
+    step runs, in messages that name the argument."""
+    if loss is not None and not callable(loss):
+        raise ValueError(f"loss must be a function loss(params, X, y), got {loss!r}")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be a function of a Checkpoint, got {callback!r}")
+    if metrics is None:
+        return
+    if not isinstance(metrics, Mapping):
+        raise ValueError("metrics must be a dict of name -> metric(params, X, y), got "
+                         f"{type(metrics).__name__}")  # fmt: skip
+    for name, fn in metrics.items():
+        if not isinstance(name, str) or not callable(fn):
+            raise ValueError(f"metrics[{name!r}] must be a function metric(params, X, y) "
+                             f"under a string name, got {fn!r}")  # fmt: skip
 
 
 _bound_lock = threading.Lock()
@@ -162,15 +231,41 @@ def init_params(be: Backend, params: Any, seed: int) -> Any:
         params = params(host_rng(seed, "init"))
     if not leaves(params):
         raise ValueError("params has no arrays to train")
+    _no_lists_of_numbers(params, "params")
 
     def on_backend(leaf: Any) -> Any:
-        host = np.asarray(leaf) if isinstance(leaf, np.ndarray | float | int) else (
+        host = np.asarray(leaf) if isinstance(leaf, np.ndarray | np.generic | float | int) else (
             np.asarray(be.to_numpy(leaf)))  # fmt: skip
         if host.dtype.kind != "f":
             raise ValueError(f"params must hold floating-point arrays, got {host.dtype}")
         return be.asarray(host)
 
     return tree_map(on_backend, params)
+
+
+def _no_lists_of_numbers(tree: Any, where: str) -> None:
+    """A list (or tuple) of plain numbers in ``params`` is an array written as a list:
+    lists are pytree nodes, so it would train one scalar per number. Say so."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _no_lists_of_numbers(v, f"{where}[{k!r}]")
+    elif isinstance(tree, (list, tuple)) and tree:
+        if all(isinstance(v, (int, float, list)) and not isinstance(v, bool) for v in tree) and (
+            any(not isinstance(v, list) for v in _flat(tree))
+        ):
+            raise ValueError(
+                f"{where} is a {type(tree).__name__} of numbers: pass an array "
+                "(numpy.array(...)); lists and tuples are containers of parameters"
+            )
+        for i, v in enumerate(tree):
+            _no_lists_of_numbers(v, f"{where}[{i}]")
+
+
+def _flat(items: Any) -> list[Any]:
+    out: list[Any] = []
+    for v in items:
+        out.extend(_flat(v) if isinstance(v, list) else [v])
+    return out
 
 
 def check_args(
@@ -237,7 +332,9 @@ def run(
 
     def evaluated(s: Any) -> tuple[float, dict[str, float]]:
         loss, values = program.evaluate(s)
-        return _scalar(be, loss), {k: _scalar(be, v) for k, v in values.items()}
+        return _scalar(be, loss, "the loss"), {
+            k: _scalar(be, v, f"metric {k!r}") for k, v in values.items()
+        }
 
     # NumPy (and the NumPy-based autodiff) warn on overflow as a run diverges; the
     # divergence check below reports it properly, so the warnings would only be noise.
@@ -260,7 +357,11 @@ def run(
             timer.start()
             for seg in segments(n, problem.batch_size, epochs, log_every, order,
                                 replacement=replacement):  # fmt: skip
-                state = program.segment(state, seg.block)
+                try:
+                    state = program.segment(state, seg.block)
+                except KeyboardInterrupt as stop:  # where it stopped, not the last checkpoint
+                    state = getattr(stop, "state", state)
+                    raise
                 timer.stop()
                 loss, values = evaluated(state)
                 if not loss <= limit:  # nan, inf, or a millionfold growth
@@ -293,8 +394,12 @@ def run(
     return history
 
 
-def _scalar(be: Backend, x: Any) -> float:
-    return float(np.asarray(be.to_numpy(x)).reshape(()))
+def _scalar(be: Backend, x: Any, what: str) -> float:
+    value = np.asarray(be.to_numpy(x) if hasattr(x, "shape") else x)
+    if value.size != 1:
+        raise ValueError(f"{what} must be a scalar (the mean over the data), got shape "
+                         f"{value.shape}")  # fmt: skip
+    return float(value.reshape(()))
 
 
 def _finite_export(program: Program, state: Any) -> Any:

@@ -49,6 +49,9 @@ class Task:
         default_factory=dict
     )
     description: str = ""
+    #: What ``y`` holds: ``"values"`` (regression targets, (n,) or (n, k)) or
+    #: ``"onehot"`` (class labels one-hot, (n, classes)), checked by ``fit``.
+    targets: str = "values"
 
 
 # --- the model pieces, as d2l names them -----------------------------------------------
@@ -75,11 +78,15 @@ def cross_entropy(be: Backend, logits: Any, y: Any) -> Any:
 
 
 def accuracy(be: Backend, logits: Any, y: Any) -> Any:
-    """Share of rows whose labelled class (the largest entry of ``y``) has the largest
-    logit; a tie with another class counts as correct."""
-    top = be.max(logits, axis=1)
-    labelled = be.sum(y * logits, axis=1)  # one-hot y: the logit of the true class
-    return be.mean(be.astype(labelled >= top, be.dtype))
+    """Share of rows whose labelled class (the largest entry of ``y``, so soft labels work
+    too) has the largest logit, written with ``be.max`` (no argmax needed). A tie between
+    the largest logits counts as the chance of picking the right one among them (1/2 for
+    two), the expected accuracy of breaking ties at random: all-equal logits score 1/k,
+    not 1 (an argmax, which picks the first, may differ at exact ties only)."""
+    predicted = be.astype(logits >= be.max(logits, axis=1, keepdims=True), be.dtype)
+    labelled = be.astype(y >= be.max(y, axis=1, keepdims=True), be.dtype)
+    hits = be.sum(predicted * labelled, axis=1)
+    return be.mean(hits / (be.sum(predicted, axis=1) * be.sum(labelled, axis=1)))
 
 
 # --- linear regression ---------------------------------------------------------------
@@ -154,8 +161,8 @@ TASKS: Mapping[str, Task] = MappingProxyType({
         Task("linreg", _linreg_loss, _linreg_init, {},
              "linear regression, squared loss"),
         Task("softmax", _softmax_loss, _softmax_init, {"accuracy": _softmax_accuracy},
-             "softmax regression, cross-entropy"),
+             "softmax regression, cross-entropy", "onehot"),
         Task("mlp", _mlp_loss, _mlp_init, {"accuracy": _mlp_accuracy},
-             f"one hidden ReLU layer of {MLP_HIDDEN}, cross-entropy"),
+             f"one hidden ReLU layer of {MLP_HIDDEN}, cross-entropy", "onehot"),
     )
 })  # fmt: skip
