@@ -19,12 +19,12 @@ Comparisons give the plain comparison of the values, a constant mask (not
 differentiable, as in JAX). Gradients have the dtype of their argument.
 
 A VJP reads the constant arrays its primitive was applied to (``X`` in ``X @ w``) at the
-backward pass. Copying them would cost as much as the step for a large batch, so instead
-they are made read-only until the backward pass is done: changing one in place inside
-``f`` (a reused buffer) is NumPy's ``ValueError: assignment destination is read-only``,
-as PyTorch raises on an in-place change of a tensor autograd saved, never a stale
-gradient. (CuPy arrays cannot be made read-only: there, do not write into an array after
-using it.)
+backward pass, so the tape must not see them change (a reused buffer would give a stale
+gradient): a small one (up to ``COPY_ELEMENTS``) is copied onto the tape, a large one,
+which copying would cost as much as the step, is made read-only until the backward pass
+is done, so that writing into it is NumPy's ``ValueError: assignment destination is
+read-only``, as PyTorch raises on an in-place change of a tensor autograd saved. (CuPy
+arrays cannot be made read-only: small ones are copied, large ones are kept as they are.)
 
 Kept lean on purpose: the d2l linear-regression step is ~6 operations on tiny arrays, so
 Python overhead per node, not arithmetic, decides the speed (bench/overhead.py).
@@ -122,26 +122,40 @@ def identity(xp: Any, g: Any, ans: Any, *args: Any) -> Any:
 
 
 class Tape:
-    __slots__ = ("xp", "nodes", "locked")
+    __slots__ = ("xp", "ndarray", "nodes", "locked")
 
     def __init__(self, xp: Any) -> None:
         self.xp = xp
+        self.ndarray = xp.ndarray
         self.nodes: list[Tracer] = []
         self.locked: list[Any] = []  # constant arrays made read-only until the backward
 
-    def lock(self, value: Any) -> None:
-        """Make a constant operand read-only while the tape needs it (module docstring)."""
-        flags = getattr(value, "flags", None)
-        if flags is not None and type(value) is not Tracer and getattr(flags, "writeable", False):
-            flags.writeable = False
+    def keep(self, value: Any) -> Any:
+        """A constant operand as the tape may keep it (module docstring): a small array is
+        copied (0.5 us), a large one made read-only until the backward pass is done."""
+        if type(value) is not self.ndarray:
+            return value  # scalars, and what cannot be written in place
+        if value.size <= COPY_ELEMENTS:
+            return value.copy()
+        return self.lock(value)
+
+    def lock(self, value: Any) -> Any:
+        if value.flags.writeable:
+            value.setflags(write=False)
             self.locked.append(value)
+        return value
 
     def release(self) -> None:
         """Give the locked constants back writeable, and drop the nodes."""
         for value in self.locked:
-            value.flags.writeable = True
+            value.setflags(write=True)
         self.locked.clear()
         self.nodes.clear()
+
+
+#: Constant operands up to this many elements are copied onto the tape; larger ones are
+#: made read-only instead (copying 4096 floats costs about as much as one small step).
+COPY_ELEMENTS = 4096
 
 
 class Tracer:
@@ -335,9 +349,9 @@ def apply(prim: Primitive, args: tuple) -> Any:
             if i < len(vjps) and vjps[i] is not None:
                 parents.append((a, vjps[i]))
     if prim.reads:
-        for a in args:
+        for i, a in enumerate(args):
             if type(a) is not Tracer:
-                tape.lock(a)
+                values[i] = tape.keep(a)
     return Tracer(prim.fn(tape.xp, *values), tape, tuple(parents), tuple(values))
 
 
@@ -361,17 +375,13 @@ def binary(prim: Primitive, a: Any, b: Any) -> Tracer:
             bv = b.value
             parents = ((a, prim.vjps[0]), (b, prim.vjps[1]))
         else:
-            bv = b
+            bv = tape.keep(b) if prim.reads else b
             parents = ((a, prim.vjps[0]),)
-            if prim.reads:
-                tape.lock(b)
     else:
         tape = b.tape
-        av = a
+        av = tape.keep(a) if prim.reads else a
         bv = b.value
         parents = ((b, prim.vjps[1]),)
-        if prim.reads:
-            tape.lock(a)
     op = prim.op
     out = op(av, bv) if op is not None else prim.fn(tape.xp, av, bv)
     return Tracer(out, tape, parents, (av, bv))
@@ -566,8 +576,8 @@ def _operator(prim: Primitive, reflected: bool) -> Callable[[Tracer, Any], Trace
                 return binary(prim, other, self)
             value = self.value
             tape = self.tape
-            if reads and type(other) not in _SCALAR_TYPES:
-                tape.lock(other)
+            if reads and type(other) is tape.ndarray:  # Tape.keep, inlined
+                other = other.copy() if other.size <= COPY_ELEMENTS else tape.lock(other)
             return Tracer(op(other, value), tape, ((self, vjp_b),), (other, value))
 
         return reflected_method
@@ -580,14 +590,12 @@ def _operator(prim: Primitive, reflected: bool) -> Callable[[Tracer, Any], Trace
                 raise TypeError(NESTED)
             ov = other.value
             return Tracer(op(value, ov), tape, ((self, vjp_a), (other, vjp_b)), (value, ov))
-        if reads and type(other) not in _SCALAR_TYPES:
-            tape.lock(other)
+        if reads and type(other) is tape.ndarray:  # Tape.keep, inlined
+            other = other.copy() if other.size <= COPY_ELEMENTS else tape.lock(other)
         return Tracer(op(value, other), tape, ((self, vjp_a),), (value, other))
 
     return method
 
-
-_SCALAR_TYPES = (int, float, bool, complex)
 
 
 #: The operators, by the name of their NumPy ufunc, made from the table.
