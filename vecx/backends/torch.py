@@ -409,30 +409,11 @@ class TorchBackend(BaseBackend):
             flat = [leaf for _, leaves, _ in traced for leaf in leaves]
             _nesting.depth = depth + 1
             try:
-                with torch.enable_grad():
-                    out = f(*args)
-                    aux = None
-                    if has_aux:
-                        out, aux = split_aux(out)
-                    if isinstance(out, (tuple, list, dict)):
-                        raise not_a_scalar(out)
-                    if not isinstance(out, torch.Tensor):  # a constant: f ignores its arguments
-                        out = torch.as_tensor(out)
-                    if out.numel() != 1:
-                        raise ValueError(
-                            "value_and_grad needs f to return a scalar, "
-                            f"got shape {tuple(out.shape)}"
-                        )
-                    if not out.is_floating_point():
-                        raise TypeError(
-                            "value_and_grad needs f to return a floating-point scalar, "
-                            f"got {out.dtype} (as in JAX)"
-                        )
-                    grads = (
-                        torch.autograd.grad(out, flat, allow_unused=True, create_graph=depth > 0)
-                        if out.requires_grad and flat
-                        else [None] * len(flat)
-                    )
+                if torch.is_grad_enabled():  # the usual case: no context to enter (~1 us)
+                    out, aux, grads = self._differentiate(f, args, flat, has_aux, depth)
+                else:
+                    with torch.enable_grad():
+                        out, aux, grads = self._differentiate(f, args, flat, has_aux, depth)
             finally:
                 _nesting.depth = depth
             grads = _own(flat, grads, depth)
@@ -458,6 +439,34 @@ class TorchBackend(BaseBackend):
             return value, grad
 
         return value_and_grad_f
+
+    def _differentiate(
+        self, f: Callable[..., Any], args: list[Any], flat: list[Any], has_aux: bool, depth: int
+    ) -> tuple[Any, Any, Any]:
+        """Run ``f`` and take ``torch.autograd.grad`` of its scalar output."""
+        torch = self.xp
+        out = f(*args)
+        aux = None
+        if has_aux:
+            out, aux = split_aux(out)
+        if isinstance(out, (tuple, list, dict)):
+            raise not_a_scalar(out)
+        if not isinstance(out, torch.Tensor):  # a constant: f ignores its arguments
+            out = torch.as_tensor(out)
+        if out.numel() != 1:
+            raise ValueError(
+                f"value_and_grad needs f to return a scalar, got shape {tuple(out.shape)}"
+            )
+        if not out.is_floating_point():
+            raise TypeError(
+                f"value_and_grad needs f to return a floating-point scalar, got {out.dtype} "
+                "(as in JAX)"
+            )
+        if out.requires_grad and flat:
+            grads = torch.autograd.grad(out, flat, allow_unused=True, create_graph=depth > 0)
+        else:
+            grads = [None] * len(flat)
+        return out, aux, grads
 
     def _grad_leaf(self, leaf: Any, argnum: int, depth: int) -> Any:
         """A fresh tensor to differentiate by; inside an outer grad, one still tied to it."""
