@@ -191,9 +191,13 @@ def test_a_second_gpu_computes_on_its_own_device(fake: Any) -> None:
 
     def loss(params: Any) -> Any:
         err = be.matmul(be.index(x, rows), params["w"]) + params["b"]
-        return (be.exp(err) * 0.5 - err * err / 2).mean() + (err == 0).sum()
+        new_ops = (be.logsumexp(err, axis=0) + be.max(be.maximum(err, 0.0))
+                   + be.sum(be.clip(be.tanh(err), -0.5, 0.5)) + be.mean(be.sigmoid(err))
+                   + be.sum(be.where(err > 0, be.sqrt(be.abs(err) + 1.0), 0.0)))  # fmt: skip
+        return (be.exp(err) * 0.5 - err * err / 2).mean() + (err == 0).sum() + be.sum(new_ops)
 
     value, g = be.value_and_grad(loss)({"w": w, "b": be.zeros(1)})
+    be.astype(x, "float16"), be.isfinite(x), be.min(x, axis=1)
     be.grad(lambda w: (x @ w).sum())(w)
     assert FakeDevice.current == [0]  # every context was left
     assert DeviceArray.misplaced == []

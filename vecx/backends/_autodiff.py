@@ -140,7 +140,7 @@ class Tape:
         return self.lock(value)
 
     def lock(self, value: Any) -> Any:
-        if value.flags.writeable:
+        if getattr(value.flags, "writeable", False):  # CuPy arrays have no such flag
             value.setflags(write=False)
             self.locked.append(value)
         return value
