@@ -156,6 +156,20 @@ def _is_finite_number(x: Any) -> bool:
     )
 
 
+def verified_bytes(path: Path, sha256: str, name: str) -> bytes:
+    """The bytes of a shipped data file, or a ``ValueError`` if they are not the ones
+    vecx ships (a missing file is ``FileNotFoundError``, an ``OSError``)."""
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != sha256:
+        raise ValueError(
+            f"the {name} data at {path} is damaged or truncated: its sha256 is {digest}, "
+            f"expected {sha256} ({len(raw)} bytes read); reinstall vecx or restore "
+            "the file from the UCI repository (see vecx/datasets/README.md)"
+        )
+    return raw
+
+
 def airfoil_path() -> Path:
     """Where the shipped airfoil file lives (package data of ``vecx.datasets``)."""
     return Path(str(resources.files("vecx.datasets") / AIRFOIL_FILE))
@@ -168,14 +182,7 @@ def read_airfoil(path: str | Path | None = None) -> np.ndarray:
     standard deviation (ddof=0), over all rows, target column included.
     """
     path = Path(path) if path is not None else airfoil_path()
-    raw = path.read_bytes()  # a missing file: FileNotFoundError, an OSError
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != AIRFOIL_SHA256:
-        raise ValueError(
-            f"the airfoil data at {path} is damaged or truncated: its sha256 is {digest}, "
-            f"expected {AIRFOIL_SHA256} ({len(raw)} bytes read); reinstall vecx or restore "
-            "the file from the UCI repository (see vecx/datasets/README.md)"
-        )
+    raw = verified_bytes(path, AIRFOIL_SHA256, "airfoil")
     data = np.loadtxt(io.BytesIO(raw), dtype=np.float32, delimiter="\t")
     if data.shape != (AIRFOIL_ROWS, AIRFOIL_COLUMNS):  # cannot happen with the right hash
         raise ValueError(f"the airfoil data at {path} has shape {data.shape}, expected "
@@ -208,14 +215,7 @@ def read_digits(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]
     """The handwritten digits as (pixel counts (1797, 64) float32, labels (1797,) int64),
     after checking the file's sha256."""
     path = Path(path) if path is not None else digits_path()
-    raw = path.read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()
-    if digest != DIGITS_SHA256:
-        raise ValueError(
-            f"the digits data at {path} is damaged or truncated: its sha256 is {digest}, "
-            f"expected {DIGITS_SHA256} ({len(raw)} bytes read); reinstall vecx or restore "
-            "the file from the UCI repository (see vecx/datasets/README.md)"
-        )
+    raw = verified_bytes(path, DIGITS_SHA256, "digits")
     table = np.loadtxt(io.BytesIO(gzip.decompress(raw)), dtype=np.int64, delimiter=",")
     if table.shape != (DIGITS_ROWS, DIGITS_PIXELS + 1):  # cannot happen with the right hash
         raise ValueError(f"the digits data at {path} has shape {table.shape}")

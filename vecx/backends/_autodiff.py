@@ -37,10 +37,9 @@ from typing import Any
 
 from vecx.backends._base import (
     check_argnums,
+    loss_output,
     normalize_argnums,
     normalize_axis,
-    not_a_scalar,
-    split_aux,
 )
 from vecx.pytree import flatten, tree_map
 
@@ -461,10 +460,8 @@ def value_and_grad(
             args[i] = rebuild(tracers)
             traced.append((i, tracers, rebuild))
         try:
-            out = f(*args)
-            aux = None
+            out, aux = loss_output(f(*args), has_aux)
             if has_aux:
-                out, aux = split_aux(out)
                 aux = tree_map(_constant, aux)
             if type(out) is Tracer:
                 if out.tape is not tape:  # f returned an outer grad's tracer
@@ -474,8 +471,6 @@ def value_and_grad(
                     raise _not_scalar_shape(value)
                 backward(out)
             else:  # f does not depend on the arguments
-                if isinstance(out, (tuple, list, dict)):
-                    raise not_a_scalar(out)
                 value = out
                 if getattr(value, "size", 1) != 1:
                     raise _not_scalar_shape(value)

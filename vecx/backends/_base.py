@@ -372,6 +372,17 @@ def split_aux(out: Any) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
+def loss_output(out: Any, has_aux: bool) -> tuple[Any, Any]:
+    """``(value, aux)`` of a differentiated function's output, the same errors everywhere:
+    a pair with ``has_aux``, a single value (never a container) without."""
+    aux = None
+    if has_aux:
+        out, aux = split_aux(out)
+    if isinstance(out, (tuple, list, dict)):
+        raise not_a_scalar(out)
+    return out, aux
+
+
 def check_index_bounds(idx: Any, n: int) -> None:
     """Raise IndexError like NumPy when a host index array leaves ``[-n, n)``.
 

@@ -42,11 +42,10 @@ from vecx.backends._base import (
     BaseBackend,
     check_argnums,
     check_index_bounds,
+    loss_output,
     matmul_shape_error,
     normalize_argnums,
     normalize_shape,
-    not_a_scalar,
-    split_aux,
 )
 from vecx.backends.numpy import _is_integer
 from vecx.environment import cpu_model
@@ -320,12 +319,7 @@ class JaxBackend(BaseBackend):
         nums, single = normalize_argnums(argnums)
 
         def scalar_f(*args: Any) -> tuple[Any, Any]:
-            out = f(*args)
-            aux = None
-            if has_aux:
-                out, aux = split_aux(out)
-            if isinstance(out, (tuple, list, dict)):
-                raise not_a_scalar(out)
+            out, aux = loss_output(f(*args), has_aux)
             if getattr(out, "size", 1) != 1:
                 raise ValueError(
                     f"value_and_grad needs f to return a scalar, got shape {tuple(out.shape)}"

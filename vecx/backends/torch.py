@@ -25,11 +25,10 @@ from vecx.backends._base import (
     check_argnums,
     check_index_bounds,
     host_index,
+    loss_output,
     matmul_shape_error,
     normalize_argnums,
     normalize_shape,
-    not_a_scalar,
-    split_aux,
 )
 from vecx.backends.numpy import _is_integer
 from vecx.environment import cpu_model
@@ -445,12 +444,7 @@ class TorchBackend(BaseBackend):
     ) -> tuple[Any, Any, Any]:
         """Run ``f`` and take ``torch.autograd.grad`` of its scalar output."""
         torch = self.xp
-        out = f(*args)
-        aux = None
-        if has_aux:
-            out, aux = split_aux(out)
-        if isinstance(out, (tuple, list, dict)):
-            raise not_a_scalar(out)
+        out, aux = loss_output(f(*args), has_aux)
         if not isinstance(out, torch.Tensor):  # a constant: f ignores its arguments
             out = torch.as_tensor(out)
         if out.numel() != 1:
