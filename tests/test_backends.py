@@ -134,12 +134,31 @@ def test_jax_float64_without_x64_names_the_fix() -> None:
         assert "jax_enable_x64" in str(err.value)
 
 
-@pytest.mark.parametrize("dtype", ["int32", "float8", "double", ""])
+@pytest.mark.parametrize("dtype", ["float8", "double", ""])
 def test_unknown_dtype_lists_the_choices(backend: Any, dtype: str) -> None:
     with pytest.raises(ValueError, match="float32, float64, float16, bfloat16"):
         backend.zeros(2, dtype=dtype)
     with pytest.raises(ValueError, match="unknown dtype"):
         vecx.backend(backend.spec, dtype=dtype)
+
+
+def test_integer_and_boolean_arrays_by_name(backend: Any) -> None:
+    """Creation takes int32, int64 and bool too; a backend's own dtype and random draws
+    stay floats; JAX without 64-bit mode refuses int64 rather than wrap it into int32."""
+    for name in ("int32", "bool"):
+        assert dtype_name(backend.zeros(2, dtype=name)) == name
+    assert backend.to_numpy(backend.asarray([1, 2], dtype="int32")).tolist() == [1, 2]
+    with pytest.raises(ValueError, match="unknown dtype"):
+        vecx.backend(backend.spec, dtype="int32")
+    with pytest.raises(ValueError, match="unknown dtype"):
+        backend.normal(0.0, 1.0, 2, dtype="int32")
+    if backend.name == "jax" and "float64" not in backend.capabilities.dtypes:
+        with pytest.raises(vecx.UnsupportedDtype, match="64-bit"):
+            backend.asarray(np.array([1, 2**40]))
+        with pytest.raises(vecx.UnsupportedDtype, match="64-bit"):
+            backend.zeros(2, dtype="int64")
+    else:
+        assert backend.to_numpy(backend.asarray(np.array([1, 2**40]))).tolist() == [1, 2**40]
 
 
 def test_asarray_and_to_numpy_round_trip(backend: Any) -> None:

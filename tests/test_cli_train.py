@@ -81,6 +81,7 @@ def test_overrides_and_quiet(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     doc = json.loads(target.read_text())
     assert (doc["lr"], doc["batch_size"], doc["epochs"]) == (0.2, 50, 1)
     assert doc["examples"] == [500, 1000, 1500]
+    assert "d2l" not in out  # d2l's figure is for its own settings, not these
 
 
 @pytest.mark.skipif(not hasattr(vecx.plots, "plot_train_history"), reason="no plots yet")

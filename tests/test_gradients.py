@@ -77,8 +77,9 @@ def test_a_repeated_argnum_gets_its_gradient_every_time(backend: Any) -> None:
 
 @pytest.mark.parametrize(
     "convert",
-    [lambda be, v: float(v), lambda be, v: be.to_numpy(v), lambda be, v: v.tolist()],
-    ids=["float", "to_numpy", "tolist"],
+    [lambda be, v: float(v), lambda be, v: be.to_numpy(v), lambda be, v: v.tolist(),
+     lambda be, v: v.item(), lambda be, v: int(v)],
+    ids=["float", "to_numpy", "tolist", "item", "int"],
 )
 def test_turning_a_traced_value_into_a_constant_is_an_error(backend: Any, convert: Any) -> None:
     """On torch these silently cut the gradient; NumPy's tape and JAX raise."""

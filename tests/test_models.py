@@ -402,3 +402,56 @@ def test_an_interrupted_history_ends_where_it_stopped() -> None:
         history = info.value.history  # type: ignore[attr-defined]
         assert history.examples == [] and history.interrupted
         assert float(np.abs(history.params["b"]).max()) > 0.1, be.spec  # 50 steps trained
+
+
+# --- found by a newcomer's walk-through -------------------------------------------------
+
+
+def test_a_loss_returning_a_tuple_is_one_clear_error_in_fit() -> None:
+    for be in cpu_backends():
+        X, y = two_blobs(be)
+        loss, params, _ = logistic(be)
+        with pytest.raises(TypeError, match="one scalar.*metrics="):
+            vecx.fit(be, X, y, loss=lambda p, X, y, loss=loss: (loss(p, X, y), {"n": 1}),
+                     params=params, lr=0.1, batch_size=10, epochs=1)  # fmt: skip
+        with pytest.raises(TypeError, match="metric 'none' must return one scalar"):
+            vecx.fit(be, X, y, loss=loss, params=params, lr=0.1, batch_size=10, epochs=1,
+                     metrics={"none": lambda p, X, y: None})  # fmt: skip
+
+
+def test_fit_takes_a_backend_and_either_a_task_or_a_loss() -> None:
+    be = vecx.backend("numpy")
+    X, Y = vecx.load_digits(be, 100)
+    with pytest.raises(TypeError, match=r"vecx.backend\('numpy'\)"):
+        vecx.fit("numpy", X, Y, task="softmax", lr=0.1, batch_size=10, epochs=1)
+    with pytest.raises(TypeError, match="not the string"):
+        vecx.load_digits("numpy")
+    with pytest.raises(ValueError, match="task= or loss=, not both"):
+        vecx.fit(be, X, Y, task="mlp", loss=lambda p, X, y: 0.0, params={"W": np.zeros(3)},
+                 lr=0.1, batch_size=10, epochs=1)  # fmt: skip
+
+
+def test_a_checkpoint_hands_out_its_parameters() -> None:
+    be = vecx.backend("numpy")
+    X, Y = vecx.load_digits(be, 200)
+    saved = []
+    h = vecx.fit(be, X, Y, task="softmax", lr=0.5, batch_size=20, epochs=2, log_every=200,
+                 callback=lambda cp: saved.append((cp.examples, cp.params())))  # fmt: skip
+    assert [e for e, _ in saved] == h.examples == [200, 400]
+    first, last = saved[0][1], saved[-1][1]
+    assert set(first) == {"W", "b"} and not np.array_equal(first["W"], last["W"])
+    np.testing.assert_array_equal(last["W"], h.params["W"])
+
+
+def test_history_equality_nan_metrics_and_bad_dicts() -> None:
+    be = vecx.backend("numpy")
+    X, y = two_blobs(be)
+    loss, params, _ = logistic(be)
+    h = vecx.fit(be, X, y, loss=loss, params=params, lr=0.1, batch_size=10, epochs=1,
+                 metrics={"broken": lambda p, X, y: be.log(be.zeros(()) - 1.0)})  # fmt: skip
+    assert h == h and h != History.from_dict(h.to_dict())  # identity, never a crash
+    doc = h.to_dict()
+    assert doc["metrics"]["broken"] == [None]  # nan: null, so the JSON stays strict
+    json.dumps(doc, allow_nan=False)
+    with pytest.raises(ValueError, match="not a training history"):
+        History.from_dict({"loss": 1.0})

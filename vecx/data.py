@@ -72,6 +72,14 @@ def host_rng(seed: int, stream: str) -> np.random.Generator:
     return np.random.default_rng([seed, _STREAMS[stream]])
 
 
+def check_backend(be: Any) -> None:
+    """A ``TypeError`` unless ``be`` is a backend (a spec string is the usual slip)."""
+    if isinstance(be, str):
+        raise TypeError(f"pass a backend, vecx.backend({be!r}), not the string {be!r}")
+    if not callable(getattr(be, "asarray", None)):
+        raise TypeError(f"expected a vecx backend (vecx.backend(...)), got {type(be).__name__}")
+
+
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     """``value`` as an int in ``[low, high]``, else a ``ValueError`` naming ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -99,6 +107,7 @@ def synthetic_data(
     same bits. With ``native_rng=True`` they come from ``be.normal`` instead, i.e. from the
     backend's own generator (seeded when the backend was built; ``seed`` is then unused).
     """
+    check_backend(be)
     w_host = np.asarray(w, dtype=np.float64)
     if w_host.ndim != 1 or w_host.size == 0 or not np.isfinite(w_host).all():
         raise ValueError(f"w must be a non-empty 1-D sequence of finite numbers, got {w!r}")
@@ -201,6 +210,7 @@ def load_airfoil(
     CC BY 4.0) and its sha256 is verified, so a damaged copy is an error, not a silently
     different result. ``path`` reads another copy of the same file.
     """
+    check_backend(be)
     n = check_int("n", n, 1, AIRFOIL_ROWS)
     data = read_airfoil(path)[:n]
     return be.asarray(data[:, :-1]), be.asarray(data[:, -1:])
@@ -232,6 +242,7 @@ def load_digits(
     ``n`` rows. The file ships with vecx (citation in vecx/datasets/README.md: Alpaydin &
     Kaynak, UCI ML Repository, CC BY 4.0) and its sha256 is verified.
     """
+    check_backend(be)
     n = check_int("n", n, 1, DIGITS_ROWS)
     pixels, labels = read_digits(path)
     onehot = np.eye(DIGITS_CLASSES, dtype=np.float32)[labels[:n]]

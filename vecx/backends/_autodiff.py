@@ -245,7 +245,9 @@ class Tracer:
         name = getattr(func, "__name__", str(func))
         if name in ("shape", "ndim", "size"):
             return getattr(self.value, name)
-        raise TypeError(_instead(name))
+        module = str(getattr(func, "__module__", "numpy")).replace("._core", "")
+        public = module if module.startswith("numpy.") and "._" not in module else "numpy"
+        raise TypeError(_instead(name, public))
 
     # comparisons: the plain comparison of the values, a constant (as in JAX)
     def __eq__(self, other: Any) -> Any:  # type: ignore[override]
@@ -303,6 +305,38 @@ class Tracer:
     @property
     def T(self) -> Tracer:  # noqa: N802 - the array attribute's name
         return apply(PRIMITIVES["transpose"], (self,))
+
+    def clip(self, lo: Any = None, hi: Any = None) -> Tracer:
+        return PRIMITIVES["clip"](self.tape.xp, self, lo, hi)
+
+    def ravel(self) -> Tracer:
+        return self.reshape(-1)
+
+    flatten = ravel
+
+    def squeeze(self, axis: Any = None) -> Tracer:
+        shape = self.value.shape
+        axes = normalize_axis(axis, len(shape))
+        keep = [n for i, n in enumerate(shape) if not (n == 1 and (axes is None or i in axes))]
+        return self.reshape(tuple(keep))
+
+    def transpose(self) -> Tracer:
+        return self.T
+
+    def dot(self, other: Any) -> Tracer:
+        return self @ other
+
+    def argmax(self, axis: Any = None) -> Any:
+        return self.value.argmax(axis=axis)  # an index: a constant
+
+    def argmin(self, axis: Any = None) -> Any:
+        return self.value.argmin(axis=axis)
+
+    def __setitem__(self, idx: Any, value: Any) -> None:
+        raise TypeError(
+            "a traced array cannot be written in place inside a differentiated function "
+            "(as in JAX): build a new one, e.g. be.where(mask, new, x)"
+        )
 
     def astype(self, dtype: Any) -> Any:
         dtype = self.tape.xp.dtype(dtype)
@@ -632,7 +666,7 @@ _OPERATOR_NAMES = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/",
                    "dot": "@", "matmul": "@"}  # fmt: skip
 
 
-def _instead(name: str) -> str:
+def _instead(name: str, module: str = "numpy") -> str:
     """The error for NumPy function ``name`` applied to a traced array, with what to use."""
     method = _VECX_NAMES.get(name, name)
     if method in _VECX_METHODS:
@@ -642,7 +676,7 @@ def _instead(name: str) -> str:
     else:
         use = ("vecx has no method for it: write it with the operators and the backend's "
                "methods (be.exp, be.log, be.sum, ...)")  # fmt: skip
-    return f"numpy.{name} cannot be applied to a traced array: {use}"
+    return f"{module}.{name} cannot be applied to a traced array: {use}"
 
 # The table lives in _vjps, which fills PRIMITIVES and then calls install_operators().
 from vecx.backends import _vjps  # noqa: E402, F401

@@ -70,12 +70,81 @@ class BaseBackend:
         return dtype
 
     def _dtype_name(self, dtype: str | None) -> str:
+        """A dtype name for creating arrays: a float one this backend supports, or one of
+        ``int32``, ``int64``, ``bool`` (None: the backend's dtype)."""
+        if dtype is None:
+            return self.dtype
+        return self._check_supported(check_dtype(dtype, others=True))
+
+    def _float_name(self, dtype: str | None) -> str:
+        """A float dtype name (random draws): the backend's, or a supported float one."""
         if dtype is None:
             return self.dtype
         return self._check_supported(check_dtype(dtype))
 
     def _supported_dtypes(self) -> frozenset[str]:
         return frozenset(DTYPES) - self.unsupported_dtypes
+
+    # --- the primitives each backend implements (documented here, once) ---------------
+
+    def ones(self, shape: Any, dtype: str | None = None) -> Any:
+        """An array of ones on this backend's device (``dtype``: a name, default the
+        backend's)."""
+        raise NotImplementedError
+
+    def zeros(self, shape: Any, dtype: str | None = None) -> Any:
+        """An array of zeros on this backend's device."""
+        raise NotImplementedError
+
+    def asarray(self, obj: Any, dtype: str | None = None) -> Any:
+        """``obj`` (a host array, a list, a number, an array of this backend) on this
+        backend's device: floats in ``dtype`` (default: the backend's, so float64 host
+        data becomes float32 on a float32 backend), integers and booleans as they are."""
+        raise NotImplementedError
+
+    def to_numpy(self, x: Any) -> Any:
+        """``x`` as a host NumPy array (bfloat16 as float32, which holds it exactly)."""
+        raise NotImplementedError
+
+    def seed(self, seed: int) -> None:
+        """Reset the backend's own random generator."""
+        raise NotImplementedError
+
+    def normal(self, mean: float, std: float, shape: Any, dtype: str | None = None) -> Any:
+        """Normal draws from the backend's own seeded generator (reproducible per backend,
+        not across backends: use a host generator for that, as ``vecx.fit`` does)."""
+        raise NotImplementedError
+
+    def permutation(self, n: int) -> Any:
+        """A random permutation of ``range(n)`` from the backend's generator."""
+        raise NotImplementedError
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        """``a @ b``; mismatched shapes are a ``ValueError`` naming both."""
+        raise NotImplementedError
+
+    def index(self, x: Any, idx: Any) -> Any:
+        """Rows ``idx`` of ``x`` (a gather along axis 0, differentiable in ``x``); an index
+        out of range is an ``IndexError`` on every backend."""
+        raise NotImplementedError
+
+    def value_and_grad(
+        self, f: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
+    ) -> Callable:
+        """``f``'s value and its gradient with respect to the arguments ``argnums``, as
+        ``jax.value_and_grad``: ``f`` returns a scalar (with ``has_aux``, a pair
+        ``(value, aux)``, and the call returns ``((value, aux), grads)``); arguments may be
+        arrays, Python floats or pytrees of them; gradients have their argument's
+        structure and dtype."""
+        raise NotImplementedError
+
+    def sync(self, x: Any = None) -> Any:
+        """Wait for the device's queued work (on ``x``, or all of it); returns ``x``."""
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        """What the backend is: framework, version, device name, dtype, precision."""
+        raise NotImplementedError
 
     # --- elementwise math ------------------------------------------------------------
 
@@ -365,9 +434,11 @@ def not_a_scalar(out: Any) -> TypeError:
 
 def split_aux(out: Any) -> tuple[Any, Any]:
     """``(value, aux)`` from the output of a ``has_aux=True`` function."""
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
+    if not isinstance(out, (tuple, list)):
+        raise TypeError("has_aux=True needs f to return a pair (value, aux), got one value")
+    if len(out) != 2:
         raise TypeError(
-            f"has_aux=True needs f to return a pair (value, aux), got a {type(out).__name__}"
+            f"has_aux=True needs f to return a pair (value, aux), got {len(out)} values"
         )
     return out[0], out[1]
 

@@ -13,6 +13,12 @@ call, so every call draws fresh numbers from the backend's stream. ``be.jit(f)``
 ``rng`` is ``jax.jit(f)`` itself: a Python wrapper around it would cost 2-4 us per call, a
 tenth of a small training step (bench/README.md).
 
+Inside ``value_and_grad``, ``float(v)``, ``int(v)``, ``v.item()`` or ``v.tolist()`` of a
+traced value is a ``TypeError``, as on NumPy and PyTorch: JAX's own linearize tracers hand
+back the value, a constant, and the gradient through it is silently lost. The first vecx
+``value_and_grad`` wraps those methods of ``jax.core.Tracer`` once in the process; the
+wrapper raises only while the calling thread is inside a vecx JAX gradient.
+
 Gradient dtypes: a gradient has the dtype of its argument on every backend. JAX without
 64-bit mode cannot hold a float64 argument, so a float64 host array differentiated on a
 float32 JAX backend is an ``UnsupportedDtype`` error, not a float32 gradient.
@@ -56,6 +62,48 @@ DRAW_IN_JIT = (
     "call would draw the same numbers); compile it with be.jit(f, rng=True), which passes "
     "the backend's key through, or draw outside"
 )
+
+
+#: Tracer methods that would make a traced value a Python constant (module docstring).
+HOST_METHODS = ("__float__", "__int__", "__complex__", "item", "tolist")
+_grad_depth = threading.local()  # how many vecx JAX gradients run f on this thread
+_guard_lock = threading.Lock()
+_guarded = False
+
+
+def _guard_host_conversions(jax: Any) -> None:
+    """Wrap `HOST_METHODS` of ``jax.core.Tracer`` once per process: inside a vecx gradient
+    they raise, as on NumPy and PyTorch (JAX's own linearize tracers hand back the value
+    of ``s.item()`` or ``int(s)``, a constant, and the gradient through it is lost)."""
+    global _guarded
+    with _guard_lock:
+        if _guarded:
+            return
+        tracer = jax.core.Tracer
+        for name in HOST_METHODS:
+            original = getattr(tracer, name, None)
+            if original is not None:
+                setattr(tracer, name, _guard(name, original))
+        _guarded = True
+
+
+def _guard(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    what = f"{name.strip('_')}()" if name.startswith("__") else f".{name}()"
+
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_grad_depth, "depth", 0):
+            raise TypeError(
+                f"{what} of a traced array inside a function differentiated by vecx's JAX "
+                "backend would make it a constant and silently drop its gradient; keep it an "
+                "array (the operators and the backend's methods), or return it as aux with "
+                "has_aux=True"
+            )
+        return original(self, *args, **kwargs)
+
+    guarded.__name__ = guarded.__qualname__ = name
+    guarded.__doc__ = original.__doc__
+    guarded.__wrapped__ = original  # type: ignore[attr-defined]
+    return guarded
 
 
 class _TraceKeys(threading.local):
@@ -191,7 +239,7 @@ class JaxBackend(BaseBackend):
         return dtype
 
     def _jax_dtype(self, dtype: str | None) -> Any:
-        return getattr(self.xp, self._check_x64(self._dtype_name(dtype)))
+        return self._any_dtype(self._dtype_name(dtype))
 
     def _put(self, x: Any) -> Any:
         return self.jax.device_put(x, self._device)
@@ -206,7 +254,15 @@ class JaxBackend(BaseBackend):
         import numpy as np
 
         if dtype is None and _is_integer(obj):
-            return self._put(np.asarray(obj))
+            host = np.asarray(obj)
+            if host.dtype.itemsize == 8 and not self.jax.config.jax_enable_x64 and host.size:
+                info = np.iinfo(np.int32)  # JAX would wrap these into int32 silently
+                if host.min() < info.min or host.max() > info.max:
+                    raise UnsupportedDtype(
+                        "integers beyond int32 need JAX's 64-bit mode, which is off: set "
+                        "JAX_ENABLE_X64=1 before importing jax"
+                    )
+            return self._put(host)
         target = self._jax_dtype(dtype)
         if isinstance(obj, self.jax.Array):
             return self._put(obj.astype(target))
@@ -238,7 +294,7 @@ class JaxBackend(BaseBackend):
 
     def normal(self, mean: float, std: float, shape: Any, dtype: str | None = None) -> Any:
         x = self.jax.random.normal(
-            self._next_key(), normalize_shape(shape), self._jax_dtype(dtype)
+            self._next_key(), normalize_shape(shape), self._any_dtype(self._float_name(dtype))
         )
         return self._put(x * std + mean if (std != 1 or mean != 0) else x)
 
@@ -343,11 +399,18 @@ class JaxBackend(BaseBackend):
             built[nargs] = (vg, positions, unique)
             return built[nargs]
 
+        _guard_host_conversions(self.jax)
+
         def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
             vg, positions, unique = built.get(len(args)) or build(len(args))
             if not x64:
                 self._check_host_float64(args, positions)
-            (_, (value, aux)), grads = vg(*args)
+            depth = getattr(_grad_depth, "depth", 0)
+            _grad_depth.depth = depth + 1
+            try:
+                (_, (value, aux)), grads = vg(*args)
+            finally:
+                _grad_depth.depth = depth
             # JAX hands dicts back with their keys sorted: in the arguments' order instead
             if single:
                 grads = _same_order(args[positions[0]], grads)

@@ -38,7 +38,7 @@ class NumpyBackend(BaseBackend):
         return numpy
 
     def _np_dtype(self, dtype: str | None) -> Any:
-        return getattr(self.xp, self._dtype_name(dtype))
+        return self.xp.dtype(self._dtype_name(dtype))
 
     # creation and transfer
     def ones(self, shape: Any, dtype: str | None = None) -> Any:
@@ -63,7 +63,7 @@ class NumpyBackend(BaseBackend):
         self._rng = self.xp.random.default_rng(self._seed)
 
     def normal(self, mean: float, std: float, shape: Any, dtype: str | None = None) -> Any:
-        name = self._dtype_name(dtype)
+        name = self._float_name(dtype)
         draw_dtype = name if name in ("float32", "float64") else "float32"
         x = self._rng.standard_normal(normalize_shape(shape), dtype=getattr(self.xp, draw_dtype))
         x = x * std + mean if (std != 1 or mean != 0) else x

@@ -147,6 +147,8 @@ def _guard_host_conversions(torch: Any) -> None:
 
 def _guard(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     what = f"{name.strip('_')}()" if name.startswith("__") else f".{name}()"
+    if name == "__array__":  # np.asarray(t), or a NumPy function applied to t
+        what = "converting to a NumPy array (np.asarray, or a NumPy function: be.log, not np.log)"
 
     def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
         if self.requires_grad and _inside_grad():
@@ -262,8 +264,9 @@ class TorchBackend(BaseBackend):
 
     def normal(self, mean: float, std: float, shape: Any, dtype: str | None = None) -> Any:
         x = self.xp.empty(
-            normalize_shape(shape), dtype=self._torch_dtype(dtype), device=self._device
-        )
+            normalize_shape(shape), dtype=self._dtypes[self._float_name(dtype)],
+            device=self._device,
+        )  # fmt: skip
         return x.normal_(mean, std, generator=self._generator)
 
     def permutation(self, n: int) -> Any:

@@ -108,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if reserved is not None:
             reserved.unlink(missing_ok=True)
-    reference = f" (d2l: {preset.d2l_loss:g})" if preset.d2l_loss is not None else ""
+    as_in_d2l = (lr, bs, epochs, optimizer) == (preset.lr, preset.batch_size, preset.epochs,
+                                                preset.optimizer)  # fmt: skip
+    reference = (f" (d2l: {preset.d2l_loss:g})"
+                 if preset.d2l_loss is not None and as_in_d2l else "")  # fmt: skip
     accuracy = f", accuracy {100 * history.accuracy:.2f}%" if history.accuracy is not None else ""
     print(f"loss {history.loss:.6g}{reference}{accuracy}, "
           f"{history.epoch_time:.4g} sec/epoch on {be.spec}")

@@ -148,6 +148,19 @@ def replace(be: Backend, key: Any, fns: Compiled) -> Compiled:
     return fns
 
 
+def one_value(out: Any, what: str) -> Any:
+    """``out`` if it is one value (an array or a number), else a ``TypeError``: a loss or
+    a metric returns the mean over its batch, not a tuple (checked while tracing on JAX)."""
+    if isinstance(out, (tuple, list, dict)):
+        raise TypeError(
+            f"{what} must return one scalar (the mean over the batch), got a "
+            f"{type(out).__name__}; fit has no aux outputs: pass other values as metrics="
+        )
+    if out is None or isinstance(out, (str, bytes)):
+        raise TypeError(f"{what} must return one scalar (the mean over the batch), got {out!r}")
+    return out
+
+
 def make_step(
     be: Backend, loss: LossFn, metrics: Mapping[str, LossFn], optimizer: Optimizer,
     n_params: int, rebuild_params: Callable[[list[Any]], Any],
@@ -166,7 +179,7 @@ def make_step(
     metric_fns = tuple(metrics[n] for n in names)
 
     def flat_loss(leaves: tuple, X: Any, y: Any) -> Any:
-        return loss(rebuild_params(leaves), X, y)
+        return one_value(loss(rebuild_params(leaves), X, y), "the loss")
 
     value_and_grad = be.value_and_grad(flat_loss)
     index = be.index
@@ -180,7 +193,9 @@ def make_step(
 
     def evaluate(state: tuple, X: Any, y: Any) -> tuple:
         params = rebuild_params(state[:n_params])
-        return (loss(params, X, y), *(m(params, X, y) for m in metric_fns))
+        return (one_value(loss(params, X, y), "the loss"),
+                *(one_value(m(params, X, y), f"metric {n!r}")
+                  for n, m in zip(names, metric_fns, strict=True)))  # fmt: skip
 
     return Compiled(be.jit(step, rng=rng), be.jit(evaluate, rng=rng), rng)
 
@@ -242,8 +257,8 @@ class StepProgram:
         be, X, y = self.problem.be, self.problem.X, self.problem.y
         step = getattr(self.fns.step, "warm", self.fns.step)
         evaluate = getattr(self.fns.evaluate, "warm", self.fns.evaluate)
-        for size in batch_sizes(int(X.shape[0]), self.problem.batch_size):
-            idx = np.arange(size, dtype=np.int64)
+        for size in reversed(batch_sizes(int(X.shape[0]), self.problem.batch_size)):
+            idx = np.arange(size, dtype=np.int64)  # the full batch first: errors name it
             be.sync(step(state, X, y, idx, self.lr))
         be.sync(evaluate(state, X, y))
 

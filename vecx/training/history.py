@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,12 @@ __all__ = ["Checkpoint", "History", "decode_params", "encode_params"]
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One evaluation on the whole data set, as passed to ``fit(callback=...)``."""
+    """One evaluation on the whole data set, as passed to ``fit(callback=...)``.
+
+    The callback runs with the clock stopped; ``params()`` copies the parameters reached
+    to the host (the structure of ``fit``'s ``params``), to save a checkpoint. Raising in
+    the callback stops the run; a ``KeyboardInterrupt`` keeps the history so far.
+    """
 
     step: int
     epoch: int
@@ -32,12 +37,24 @@ class Checkpoint:
     time: float  # cumulative training seconds (evaluations excluded)
     total_examples: int
     metrics: Mapping[str, float] = field(default_factory=dict)  # e.g. {"accuracy": 0.97}
+    export: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+
+    def params(self) -> Any:
+        """The parameters at this checkpoint, as NumPy arrays."""
+        if self.export is None:
+            raise ValueError("this checkpoint carries no parameters")
+        return self.export()
 
 
-@dataclass
+@dataclass(eq=False)
 class History:
     """A training run: one entry per checkpoint in ``examples``, ``losses``, ``times``,
-    ``steps`` and each list of ``metrics``, and the parameters where it ended."""
+    ``steps`` and each list of ``metrics``, and the parameters where it ended.
+
+    ``accuracy`` is the last value of the metric named ``"accuracy"``, if there is one.
+    Two histories compare by identity (their parameters are arrays); compare
+    ``to_dict()`` for equal contents.
+    """
 
     examples: list[int]
     losses: list[float]
@@ -98,7 +115,7 @@ class History:
             "losses": [float(v) for v in self.losses],
             "times": [float(t) for t in self.times],
             "steps": [int(k) for k in self.steps],
-            "metrics": {k: [float(v) for v in vs] for k, vs in self.metrics.items()},
+            "metrics": {k: [_finite_or_none(v) for v in vs] for k, vs in self.metrics.items()},
             "loss": float(self.loss) if self.losses else None,
             "epoch_time": float(self.epoch_time) if self.complete and self.times else None,
             "params": encode_params(self.params) if self.params is not None else None,
@@ -113,6 +130,10 @@ class History:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> History:
         """Inverse of :meth:`to_dict` (params in the recorded dtype, float32 by default)."""
+        missing = [k for k in ("examples", "losses", "times", "lr", "batch_size", "epochs",
+                               "backend") if k not in d]  # fmt: skip
+        if missing:
+            raise ValueError(f"not a training history: it has no {', '.join(missing)}")
         params = d.get("params")
         return cls(
             examples=list(d["examples"]),
@@ -131,6 +152,12 @@ class History:
             interrupted=bool(d.get("interrupted", False)),
             diverged=d.get("diverged"),
         )
+
+
+def _finite_or_none(value: Any) -> float | None:
+    """A metric value for JSON: nan and inf (a metric that failed) become null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _dtype_of(params: Any) -> str | None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from vecx.data import check_int, host_rng, rows_of
+from vecx.data import check_backend, check_int, host_rng, rows_of
 from vecx.protocol import Backend, TrainingDiverged
 from vecx.pytree import leaves, structure, tree_map
 from vecx.timing import Timer
@@ -94,9 +94,13 @@ def fit(
     """
     n = check_args(X, y, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed,
                    log_every=log_every)  # fmt: skip
+    check_backend(be)
     check_data(be, X, y)
     optimizer = get_optimizer(optimizer)
     engine = get_executor(executor)
+    if task is not None and loss is not None:
+        raise ValueError("pass task= or loss=, not both: task names a built-in model, which "
+                         "has its own loss (and params= of its own shapes)")  # fmt: skip
     chosen = _task(task, loss)
     check_callables(loss, metrics, callback)
     if not isinstance(replacement, (bool, np.bool_)):
@@ -395,8 +399,10 @@ def run(
                 for name, value in values.items():
                     history.metrics.setdefault(name, []).append(value)
                 if callback is not None:
+                    reached = state
                     callback(Checkpoint(seg.steps, seg.epoch, seg.examples, loss, elapsed,
-                                        total, values))  # fmt: skip
+                                        total, values,
+                                        lambda s=reached: program.export(s)))  # fmt: skip
                 if seg.examples < total:
                     timer.start()
     except (KeyboardInterrupt, TrainingDiverged) as exc:

@@ -75,9 +75,12 @@ OVERRIDES = ("lr", "batch_size", "epochs", "seed", "replacement", "log_every", "
 
 
 def train(be: Backend, preset: str, **overrides: Any) -> History:
-    """Run a preset (see ``PRESETS``) on ``be``; keyword overrides as in :func:`vecx.fit`.
+    """Run a preset (see ``PRESETS``) on ``be``, with the preset's task and data.
 
-    ``seed`` (default 0) also fixes the synthetic data of ``linreg``.
+    Keyword overrides (see `OVERRIDES`: ``lr``, ``batch_size``, ``epochs``, ``seed``,
+    ``replacement``, ``log_every``, ``callback``, ``optimizer``, ``executor``) mean what
+    they mean in :func:`vecx.fit`; ``seed`` (default 0) also fixes the synthetic data of
+    ``linreg``. For another model, loss or metrics, call :func:`vecx.fit`.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
