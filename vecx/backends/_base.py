@@ -461,8 +461,6 @@ def check_index_bounds(idx: Any, n: int) -> None:
     minibatch) avoids NumPy reductions, which cost ~1 us each: Python's ``max``/``min``
     over a short list cost a fraction of that (bench/overhead.py).
     """
-    import numpy as np
-
     kind = type(idx)
     if kind is np.ndarray and idx.ndim == 1 and idx.size <= 256:
         idx = idx.tolist()

@@ -55,7 +55,13 @@ from vecx.backends._base import (
 )
 from vecx.backends.numpy import _is_integer
 from vecx.environment import cpu_model
-from vecx.protocol import DTYPES, Capabilities, TracedRandomness, UnsupportedDtype
+from vecx.protocol import (
+    DTYPES,
+    BackendUnavailable,
+    Capabilities,
+    TracedRandomness,
+    UnsupportedDtype,
+)
 
 DRAW_IN_JIT = (
     "be.normal/be.permutation inside a compiled function would keep a traced key (every "
@@ -192,8 +198,7 @@ class JaxBackend(BaseBackend):
         super().__init__(device, **kwargs)
         jax = _import_jax()
         import jax.numpy as jnp
-
-        from vecx.protocol import BackendUnavailable
+        from jax import nn as jnn
 
         reason = probe(device)
         if reason:
@@ -216,17 +221,14 @@ class JaxBackend(BaseBackend):
         # indices cannot be checked (inside jit).
         self._take = jax.jit(_take)
         self._take_checked = jax.jit(_take_checked)
-        import jax.nn
-
-        jnp_ = jnp
         self._elementwise = {
-            "exp": jnp_.exp, "log": jnp_.log, "tanh": jnp_.tanh, "sigmoid": jax.nn.sigmoid,
-            "sqrt": jnp_.sqrt, "abs": _abs_with_zero_slope(), "maximum": jnp_.maximum,
-            "minimum": jnp_.minimum, "where": jnp_.where,
+            "exp": jnp.exp, "log": jnp.log, "tanh": jnp.tanh, "sigmoid": jnn.sigmoid,
+            "sqrt": jnp.sqrt, "abs": _abs_with_zero_slope(), "maximum": jnp.maximum,
+            "minimum": jnp.minimum, "where": jnp.where,
         }  # fmt: skip
         self._reductions = {
-            "sum": jnp_.sum, "mean": jnp_.mean, "max": jnp_.max, "min": jnp_.min,
-            "logsumexp": jax.nn.logsumexp,
+            "sum": jnp.sum, "mean": jnp.mean, "max": jnp.max, "min": jnp.min,
+            "logsumexp": jnn.logsumexp,
         }  # fmt: skip
         self.seed(self._seed)
 

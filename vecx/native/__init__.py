@@ -15,11 +15,10 @@ only inside functions, so importing it loads none.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from vecx.training.executors import Problem, Program
 
-__all__ = ["FRAMEWORKS", "NativeExecutor", "native_train"]
+__all__ = ["FRAMEWORKS", "NativeExecutor"]
 
 #: Backends with native reference trainers, and the module that builds them.
 FRAMEWORKS = {"torch": "vecx.native.torch", "jax": "vecx.native.jax"}
@@ -45,9 +44,3 @@ class NativeExecutor:
             )
         return importlib.import_module(FRAMEWORKS[be.name]).build(problem)
 
-
-def native_train(be: Any, preset: str, **overrides: Any) -> Any:
-    """``vecx.train`` with the framework-native executor."""
-    from vecx.training import train
-
-    return train(be, preset, executor="native", **overrides)

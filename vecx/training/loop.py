@@ -118,7 +118,7 @@ def fit(
             raise ValueError("fit(loss=...) needs params: the initial parameters (a pytree "
                              "of NumPy arrays, or a function of a numpy.random.Generator)")
         params = lambda rng: chosen.init(rng, int(X.shape[1]), _outputs(y))  # noqa: E731
-    elif chosen is not None and loss is _bound(be, chosen.loss):
+    elif chosen is not None:  # a built-in task: params must have its shapes
         _check_structure(chosen, params, seed, int(X.shape[1]), _outputs(y))
     problem = Problem(
         be, X, y, loss, dict(metrics), init_params(be, params, seed), optimizer, float(lr),
