@@ -49,7 +49,7 @@ def test_quick_run_prints_tables_summary_and_writes_json(quick_run):
 
 def test_non_terminal_progress_is_plain_lines_without_colour(quick_run):
     proc, _ = quick_run
-    assert proc.stderr.startswith("vecx bench: checking which backends are available...\n")
+    assert re.match(r"\[0/6 0:\d\d\] numpy:cpu  started \(", proc.stderr)  # no probe wait
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("[")]
     assert re.match(r"\[0/6 0:\d\d\] numpy:cpu  started \(", lines[0])
     assert re.match(r"\[1/6 0:\d\d\] numpy:cpu  vector-add/loop \(n=10000\)  \S", lines[1])
@@ -59,13 +59,15 @@ def test_non_terminal_progress_is_plain_lines_without_colour(quick_run):
 
 
 def test_an_interrupted_run_says_so_on_stderr_with_a_plot_hint(tmp_path, monkeypatch, capsys):
-    import vecx.runner
-    from vecx.runner import Outcome
+    import vecx.commands.bench
+    import vecx.engine
+    from vecx.engine import Outcome
 
     path = tmp_path / "o" / "results.json"
     doc = {"settings": {"order": ["numpy:cpu"], "cases_planned": 9}, "results": [{}] * 4}
-    outcome = Outcome(doc, path, "SIGINT", 0, 0, [], None, 1.0)
-    monkeypatch.setattr(vecx.runner, "run_bench", lambda opts: outcome)
+    outcome = Outcome(doc, path, "SIGINT", 0, 1.0)
+    monkeypatch.setattr(vecx.engine, "run_bench", lambda opts: outcome)
+    monkeypatch.setattr(vecx.commands.bench, "_print_tables", lambda doc, baseline: None)
     assert main(["bench", "--out", str(tmp_path / "o")]) == 130
     out, err = capsys.readouterr()
     assert err.splitlines() == [
@@ -92,9 +94,10 @@ def test_help_documents_the_options():
         (["--suites", "matmull"], "unknown suite 'matmull'"),
         (["--precision", "fp8"], "invalid choice"),
         (["--seed", "x"], "invalid int value"),
-        (["--backends", ""], "--backends is empty; choose from numpy, torch, jax, cupy"),
-        (["--backends", ","], "--backends is empty; choose from numpy, torch, jax, cupy"),
-        (["--suites", ""], "--suites is empty; choose from vector-add, matmul, scaling, train"),
+        (["--backends", ""], "--backends: no backend selected; choose from numpy, torch, jax"),
+        (["--backends", ","], "--backends: no backend selected; choose from numpy, torch, jax"),
+        (["--suites", ""], "--suites: no suite selected; choose from built-in: vector-add, "
+                           "matmul, scaling, train"),
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--baseline", "tensorflow"],
          "--baseline: unknown backend 'tensorflow'; choose one of numpy, torch, jax, cupy"),

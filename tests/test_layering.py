@@ -108,3 +108,66 @@ def test_the_check_catches_a_backend_importing_the_trainer(tmp_path: Path) -> No
     )
     assert ("vecx.training", False) in imports(bad) and ("torch", False) in imports(bad)
     assert ("numpy", True) in imports(bad)
+
+
+#: Modules that must know no suite: they ask the suite (vecx.suites.suite.Suite).
+SUITE_BLIND = ("vecx.engine", "vecx.tables", "vecx.plots", "vecx.report", "vecx.results",
+               "vecx.commands.bench", "vecx.commands.plot", "vecx.commands.report")  # fmt: skip
+
+
+def _string_constants(path: Path) -> set[str]:
+    """String literals of ``path`` that are not docstrings (f-string parts included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }  # fmt: skip
+    return {
+        node.value for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and id(node) not in docstrings
+    }  # fmt: skip
+
+
+def _builtin_names() -> set[str]:
+    from vecx.suites.suite import BUILTIN, load
+
+    names = set(BUILTIN)
+    for suite in map(load, BUILTIN):
+        for device in ("numpy:cpu", "torch:cpu", "torch:cuda"):
+            for quick in (False, True):
+                names |= {case for case, _ in suite.plan(device, quick=quick)}
+        names |= {spec.stem for spec in suite.figures}
+    return names
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in SOURCES if module_name(p).startswith(SUITE_BLIND)],
+    ids=lambda p: module_name(p),
+)  # fmt: skip
+def test_engine_tables_plots_and_report_name_no_suite_or_case(path: Path) -> None:
+    named = _string_constants(path) & _builtin_names()
+    assert not named, (
+        f"{module_name(path)} names {sorted(named)}: what a suite means belongs to the suite"
+    )
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in SOURCES if module_name(p).startswith("vecx.engine")],
+    ids=lambda p: module_name(p),
+)  # fmt: skip
+def test_the_engine_prints_no_table_and_draws_no_figure(path: Path) -> None:
+    for module, _ in imports(path):
+        assert not module.startswith(("vecx.tables", "vecx.plots", "vecx.report", "vecx.console",
+                                      "matplotlib")), f"{module_name(path)} imports {module}"
+
+
+def test_the_suite_check_sees_suite_names(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text('"""matmul in a docstring is fine."""\nWHICH = ["matmul", f"{1}loop"]\n')
+    assert {"matmul", "loop"} <= _string_constants(bad) | {"loop"}
+    assert "matmul in a docstring is fine." not in _string_constants(bad)
+    assert "matmul" in _builtin_names() and "block64" in _builtin_names()

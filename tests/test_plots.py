@@ -10,6 +10,7 @@ import pytest
 from test_tables import synthetic_doc
 
 import vecx
+import vecx.suites
 from vecx.plots import normal_densities, plot_normal, plot_results, plot_train_history
 from vecx.results import result
 
@@ -38,11 +39,13 @@ def test_plot_results_writes_png_and_svg_for_every_suite(tmp_path):
 
 def test_figure_names_are_known_to_figure_files_and_the_report(tmp_path):
     """vecx bench removes old figures by these names: every name written must be listed."""
-    from vecx.plots import FIGURES, figure_files
-    from vecx.report import FIGURES as REPORT_FIGURES
+    from vecx.plots import figure_files
+    from vecx.report import figure_specs
+    from vecx.suites.suite import builtin_figures
 
     paths = plot_results(synthetic_doc(), tmp_path)
-    assert {p.stem for p in paths} == set(FIGURES) == set(REPORT_FIGURES)
+    stems = {spec.stem for spec in builtin_figures()}
+    assert {p.stem for p in paths} == stems == set(figure_specs(list(vecx.suites.SUITES)))
     (tmp_path / "other.png").write_text("")
     assert sorted(figure_files(tmp_path)) == sorted(paths)
 
@@ -184,7 +187,7 @@ def test_plot_normal_writes_the_figure(tmp_path):
 def test_scaling_plot_draws_the_main_memory_bandwidth_line(tmp_path):
     """Beside the ceiling (best copy at any size: an in-cache rate on a CPU), a second
     dashed line shows the main-memory copy rate recorded in the run's header."""
-    from vecx.runner import add_ceilings
+    from vecx.suites.scaling import add_ceilings
 
     doc = synthetic_doc(("scaling",))
     ceilings = add_ceilings(doc["results"])

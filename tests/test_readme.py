@@ -66,3 +66,25 @@ def test_every_cli_command_in_the_readme_exists() -> None:
     used |= set(re.findall(r"`vecx (\w+)", README))
     assert used <= set(COMMANDS), used - set(COMMANDS)
     assert set(COMMANDS) <= used, "every command is documented"
+
+
+def test_workload_example_runs_from_the_readme_alone(tmp_path: Path) -> None:
+    """The README's workload file and its two commands, word for word, in a scratch folder."""
+    example = next(b for b in blocks("python") if "@vecx.workload" in b)
+    (tmp_path / "mybench.py").write_text(example)
+    commands = next(b for b in blocks("bash") if "--suites mybench.py" in b)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1",
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import json
+
+    recs = json.loads((tmp_path / "mine" / "results.json").read_text())["results"]
+    backends = {r["backend"] for r in recs}
+    assert backends == {"numpy", "torch", "jax"} and all(r["error"] is None for r in recs)
+    assert all(r["check_error"] is not None for r in recs)
+    assert "square_matmul" in proc.stdout and "GFLOP/s" in proc.stdout  # the table
+    assert (tmp_path / "mine" / "mybench.png").is_file()
+    report = (tmp_path / "mine" / "REPORT.md").read_text()
+    assert "### mybench" in report and "(mybench.png)" in report

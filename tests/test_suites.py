@@ -25,7 +25,6 @@ from vecx.suites import (
     plan,
     run_case,
     run_suite,
-    suite_module,
     tf32_sentinel,
     writer,
     writes_by_copy,
@@ -258,10 +257,12 @@ def test_matmul_element_extrapolates_and_says_so(numpy_be):
 
 
 def test_progress_text_uses_the_tables_time_units():
-    from vecx.suites import fmt_rate
+    from vecx.tables import summary_text
 
-    assert fmt_rate(2.5e-6, "s") == "2.50 µs" and fmt_rate(0.0123, "s") == "12.3 ms"
-    assert fmt_rate(12.345, "GFLOP/s") == "12.3 GFLOP/s"
+    assert summary_text({"value": 2.5e-6, "unit": "s"}) == "2.50 µs"
+    assert summary_text({"value": 0.0123, "unit": "s"}) == "12.3 ms"
+    assert summary_text({"value": 12.345, "unit": "GFLOP/s"}) == "12.3 GFLOP/s"
+    assert summary_text({"error": "boom"}) == "ERROR boom"
 
 
 @pytest.mark.skipif(not _available("jax:cpu"), reason="jax not available")
@@ -536,16 +537,19 @@ def test_tf32_precision_runs_accept_tf32_results():
 
 
 def test_unknown_suite_names_the_choices():
-    with pytest.raises(ValueError, match="unknown suite 'nope'.*vector-add"):
-        suite_module("nope")
-    with pytest.raises(ValueError, match="cannot import"):
-        suite_module("no.such.module")
+    from vecx.suites.suite import load
+
+    with pytest.raises(ValueError, match="unknown suite 'nope'.*vector-add.*workload file"):
+        load("nope")
+    with pytest.raises(ValueError, match="unknown suite 'no.such.module': no module 'no'"):
+        load("no.such.module")
 
 
 def test_suites_and_runner_import_no_framework():
     code = (
         "import sys, vecx.suites, vecx.suites.vector_add, vecx.suites.matmul, "
-        "vecx.suites.scaling, vecx.suites.train, vecx.runner, vecx.commands.bench, "
+        "vecx.suites.scaling, vecx.suites.train, vecx.engine.run, vecx.engine.worker, "
+        "vecx.suites.workload, vecx.commands.bench, "
         "vecx.commands.compare\n"
         "print([m for m in ('torch', 'jax', 'cupy') if m in sys.modules])"
     )

@@ -384,7 +384,20 @@ def test_unknown_suite_gets_a_generic_table():
         )
     )
     t = _table(suite_tables(doc), "blas")
-    assert t.rows == [["gemv", "numpy:cpu", "n=64, layout=C", "1.00 µs", "8.00 GFLOP/s", "1.00x"]]
+    assert t.columns == ["case", "backend", "n", "layout", "time", "GFLOP/s", "vs numpy"]
+    assert t.rows == [["gemv", "numpy:cpu", "64", "C", "1.00 µs", "8.00", "1.00x"]]
+
+
+def test_generic_table_sorts_sizes_as_numbers_and_shows_a_time_once():
+    recs = [
+        result("mine", "step", "numpy", "cpu", params={"batch": b}, median_s=t, iqr_s=0.0,
+               n_runs=5, metric="time", value=t, unit="s")
+        for b, t in ((256, 4e-3), (64, 1e-3), (1024, 16e-3))
+    ]  # fmt: skip
+    t = _table(suite_tables({"results": recs}), "mine")
+    assert [row[2] for row in t.rows] == ["64", "256", "1,024"]
+    assert t.columns == ["case", "backend", "batch", "time", "vs numpy"]  # no "value" column
+    assert t.rows[0][3] == "1.00 ms ±0%"
 
 
 def test_relative_speed_falls_back_to_values():
@@ -492,7 +505,7 @@ def test_row_order_does_not_follow_the_shuffled_run_order():
 
 
 def test_scaling_notes_say_the_ceiling_is_in_cache_and_give_main_memory():
-    from vecx.runner import add_ceilings
+    from vecx.suites.scaling import add_ceilings
 
     doc = synthetic_doc(("scaling",))
     doc["settings"] = {"ceilings": add_ceilings(doc["results"])}

@@ -18,6 +18,7 @@ from vecx.protocol import (
     VecxError,
 )
 from vecx.registry import BackendEntry, BackendStatus, backend, list_backends, register
+from vecx.suites.workload import Workload, workload
 from vecx.timing import Measurement, Timer, measure
 from vecx.training import (
     PRESETS,
@@ -53,6 +54,7 @@ __all__ = [
     "TrainingDiverged",
     "UnsupportedDtype",
     "VecxError",
+    "Workload",
     "__version__",
     "backend",
     "data_iter",
@@ -68,4 +70,5 @@ __all__ = [
     "squared_loss",
     "synthetic_data",
     "train",
+    "workload",
 ]

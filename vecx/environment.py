@@ -13,7 +13,14 @@ import shutil
 import subprocess
 from typing import Any
 
-__all__ = ["ENV_VARS", "cpu_model", "machine_info", "runtime_settings"]
+__all__ = [
+    "ENV_VARS",
+    "cpu_model",
+    "cuda_driver_present",
+    "load_averages",
+    "machine_info",
+    "runtime_settings",
+]
 
 #: Environment variables that change benchmark numbers when set.
 ENV_VARS: tuple[str, ...] = (
@@ -115,3 +122,28 @@ def runtime_settings() -> dict[str, Any]:
             summary["threading_layer"] = pool["threading_layer"]
         blas.append(summary)
     return {"env": env, "blas": blas}
+
+
+def load_averages() -> list[float] | None:
+    """1, 5 and 15-minute load averages: other work on the machine skews every number."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def cuda_driver_present() -> bool:
+    """Whether this machine has an NVIDIA driver at all, asked without any framework and
+    without creating a CUDA context (so no GPU memory is taken): its kernel module's
+    ``/proc`` entry, a device node, or the driver library loadable (``dlopen`` only)."""
+    import ctypes
+
+    if os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0"):
+        return True
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False

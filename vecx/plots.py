@@ -7,21 +7,11 @@ and keeps no global registry of figures alive between calls. matplotlib is impor
 inside the functions so that ``import vecx`` stays light.
 
 `plot_results` writes one PNG and one SVG per figure into a folder (PNG for Markdown
-reports, SVG for print); it draws what the document has and skips the rest:
-
-* ``train-methods``: loss against training time (log scale), one line per method (GD,
-  SGD, minibatch 100, minibatch 10), one panel per backend x device, as in d2l's
-  minibatch-SGD chapter;
-* ``train-backends``: one preset (minibatch 10 by default) on every backend and both
-  implementations (vecx trainer solid, framework-native dashed) on one panel;
-* ``train-accuracy``: training accuracy against time for the presets that report one
-  (the digits classifiers), one panel each, every backend and implementation;
-* ``matmul``: GFLOP/s of the four strategies per backend x device, grouped bars, log scale;
-* ``vector-add``: loop against vectorized time per backend, log scale, speedup on the bars;
-* ``scaling``: achieved GB/s and GFLOP/s against problem size with each device's measured
-  ceiling as a horizontal line (a roofline view), two panels; the bandwidth panel has a
-  second line, the main-memory copy rate (the best copy at the largest sizes), because
-  its ceiling, the best copy at any size, is an in-cache rate on a CPU.
+reports, SVG for print). Which figures a suite has, and how each is drawn, is the
+suite's business (:attr:`vecx.suites.suite.Suite.figures`); this module holds the
+shared plumbing (figure, saving, colours per backend, log axes, footnotes) and the
+generic figure any suite gets: its metric against size, a line per backend, the IQR as
+a band. It names no suite and no case.
 
 Failed records (``error``) are left out of the drawing and listed under the figure, so a
 missing bar is explained rather than silently absent.
@@ -37,53 +27,25 @@ from typing import Any
 
 import numpy as np
 
-from vecx.tables import (
-    backend_label,
-    backend_sort_key,
-    case_order,
-    format_ratio,
-    short_error,
-)
+from vecx.tables import backend_label, backend_sort_key, short_error
 
 #: Formats `plot_train_history` and `plot_normal` accept, by file suffix.
 FORMATS: tuple[str, ...] = (".png", ".svg", ".pdf")
 
-#: The figures `plot_results` may write, by file stem, each as PNG and SVG.
-FIGURES: tuple[str, ...] = (
-    "train-methods", "train-backends", "train-accuracy", "matmul", "vector-add", "scaling",
-)  # fmt: skip
 _RESULT_FORMATS = (".png", ".svg")
-
-#: The d2l minibatch chapter's four methods: preset -> legend label, in drawing order.
-TRAIN_METHODS: dict[str, str] = {
-    "airfoil-gd": "GD",
-    "airfoil-sgd": "SGD",
-    "airfoil-mb100": "minibatch 100",
-    "airfoil-mb10": "minibatch 10",
-}
-
-#: Preferred preset of the cross-backend training figure, first found wins.
-CROSS_BACKEND_PRESETS: tuple[str, ...] = (
-    "airfoil-mb10",
-    "airfoil-mb100",
-    "airfoil-sgd",
-    "airfoil-gd",
-    "linreg",
-)
 
 #: Fixed colours per framework so a backend looks the same in every figure.
 _FRAMEWORK_COLORS = {"numpy": "C0", "torch": "C1", "jax": "C2", "cupy": "C3"}
 _EXTRA_COLORS = ("C4", "C5", "C6", "C7", "C8", "C9")
-_METHOD_COLORS = ("C0", "C3", "C2", "C1")
 
 _PNG_DPI = 150
-_PANEL_W, _PANEL_H = 4.2, 3.2
+PANEL_W, PANEL_H = 4.2, 3.2
 
 
 # --------------------------------------------------------------------------- plumbing
 
 
-def _figure(**kwargs: Any) -> Any:
+def new_figure(**kwargs: Any) -> Any:
     """A pyplot-free Figure with constrained layout (no overlapping labels)."""
     from matplotlib.figure import Figure
 
@@ -135,19 +97,31 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _save_both(fig: Any, out_dir: Path, stem: str) -> list[Path]:
+def save_both(fig: Any, out_dir: Path, stem: str) -> list[Path]:
     return [_save(fig, out_dir / f"{stem}{ext}") for ext in _RESULT_FORMATS]
 
 
-def figure_files(out_dir: str | os.PathLike[str]) -> list[Path]:
-    """The files of `FIGURES` that exist in ``out_dir`` (``vecx bench`` removes them
-    before writing a new results.json there, so no figure of an older run stays)."""
+def figure_files(out_dir: str | os.PathLike[str], suites: Sequence[str] = ()) -> list[Path]:
+    """Figure files in ``out_dir`` that a run of the built-in suites or of ``suites`` may
+    have written (``vecx bench`` removes them before writing a new results.json there, so
+    no figure of an older run stays)."""
+    from vecx.suites.suite import builtin_figures, presentation
+
+    stems = [spec.stem for spec in builtin_figures()]
+    stems += [spec.stem for name in suites for spec in presentation(name).figures]
     out = Path(out_dir)
-    return [out / f"{s}{ext}" for s in FIGURES for ext in _RESULT_FORMATS
+    return [out / f"{s}{ext}" for s in dict.fromkeys(stems) for ext in _RESULT_FORMATS
             if (out / f"{s}{ext}").is_file()]  # fmt: skip
 
 
-def _colors(labels: Sequence[str]) -> dict[str, str]:
+def colors_for(doc: Mapping[str, Any]) -> dict[str, str]:
+    """Colour per backend label over the whole document, so a backend looks the same in
+    every figure of a run."""
+    records = [r for r in doc.get("results", []) if isinstance(r, Mapping)]
+    return colors_for_labels(labels_of(records))
+
+
+def colors_for_labels(labels: Sequence[str]) -> dict[str, str]:
     """Colour per backend label: by framework; a second device of it gets a new colour."""
     out: dict[str, str] = {}
     used: set[str] = set()
@@ -161,12 +135,12 @@ def _colors(labels: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _labels(records: Sequence[Mapping[str, Any]]) -> list[str]:
+def labels_of(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """Backend labels in the tables' stable order (numpy, torch, jax, cupy; cpu first)."""
     return sorted({backend_label(r) for r in records}, key=backend_sort_key)
 
 
-def _footnote(fig: Any, lines: Sequence[str], *, limit: int = 8) -> None:
+def footnote(fig: Any, lines: Sequence[str], *, limit: int = 8) -> None:
     """Notes and left-out records under the figure: wrapped to its width, laid out by
     constrained layout (never overlapping the axes), at most ``limit`` lines."""
     if not lines:
@@ -195,7 +169,7 @@ def _wrapped(text: str, width_in: float, fontsize: float) -> str:
     return "\n".join(textwrap.wrap(text, chars)) or text
 
 
-def _title(ax: Any, text: str) -> None:
+def title(ax: Any, text: str) -> None:
     """An axes title wrapped to the axes' width, so a narrow figure never cuts it off.
 
     The width is the axes' before layout (matplotlib's default margins), a little less
@@ -209,7 +183,7 @@ def _title(ax: Any, text: str) -> None:
     ax.set_title(_wrapped(text, width, size))
 
 
-def _suptitle(fig: Any, text: str, *, right_in: float = 0.0) -> None:
+def suptitle(fig: Any, text: str, *, right_in: float = 0.0) -> None:
     """A figure title wrapped to the figure's width and centred over the panels:
     ``right_in`` inches at the right are a legend's, which the title must not cross."""
     from matplotlib import rcParams
@@ -220,13 +194,13 @@ def _suptitle(fig: Any, text: str, *, right_in: float = 0.0) -> None:
     fig.suptitle(_wrapped(text, width - 0.3, size), x=width / 2 / fig.get_figwidth())
 
 
-def _legend_width(labels: Sequence[str], fontsize: float = 8) -> float:
+def legend_width(labels: Sequence[str], fontsize: float = 8) -> float:
     """About how many inches a one-column legend of ``labels`` takes (handle, text, pads)."""
     longest = max((len(label) for label in labels), default=0)
     return (longest * _EM_PER_CHAR * fontsize + 3.5 * fontsize + 8) / 72
 
 
-def _failed(records: Sequence[Mapping[str, Any]]) -> list[str]:
+def failed_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return [
         f"not shown: {backend_label(r)} {r['case']} failed ({short_error(str(r['error']), 60)})"
         for r in records
@@ -234,19 +208,19 @@ def _failed(records: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def _ok(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def succeeded(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in records if not r.get("error")]
 
 
-def _finite_pos(x: Any) -> bool:
+def finite_positive(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
-def _impl(rec: Mapping[str, Any]) -> str:
+def impl_of(rec: Mapping[str, Any]) -> str:
     return str((rec.get("params") or {}).get("impl", "vecx"))
 
 
-def _curve(rec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+def curve(rec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
     """(times, losses) of a record's or history's curve, keeping points a log axis can show."""
     curve = rec.get("curve") if "curve" in rec else rec
     if not isinstance(curve, Mapping):
@@ -267,78 +241,102 @@ def _curve(rec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def plot_results(doc: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Write every figure ``doc`` supports into ``out_dir`` (PNG and SVG); return the paths.
+    """Write every figure ``doc``'s suites draw into ``out_dir`` (PNG and SVG); return the
+    paths.
 
-    Suites absent from ``doc`` (or with only failed records) produce no figure. Raises
-    OSError naming the folder if it cannot be created or written.
+    Each suite present draws its own figures (:attr:`vecx.suites.suite.Suite.figures`; a
+    suite vecx does not know gets the generic figure); one with nothing to show (only
+    failed records) draws none. Raises OSError naming the folder if it cannot be created
+    or written.
     """
+    from vecx.suites.suite import BUILTIN, presentation
+
     out = Path(out_dir)
     _ensure_dir(out)
     records = [r for r in doc.get("results", []) if isinstance(r, Mapping)]
-    by_suite: dict[str, list[Mapping[str, Any]]] = {}
-    for rec in records:
-        by_suite.setdefault(str(rec.get("suite")), []).append(rec)
-    labels = _labels(records)
-    colors = _colors(labels)
+    present = list(dict.fromkeys(str(r.get("suite")) for r in records))
+    order = [s for s in BUILTIN if s in present] + [s for s in present if s not in BUILTIN]
     paths: list[Path] = []
-    if "train" in by_suite:
-        paths += _train_methods(by_suite["train"], out)
-        paths += _train_backends(by_suite["train"], out, colors)
-        paths += _train_accuracy(by_suite["train"], out, colors)
-    if "matmul" in by_suite:
-        paths += _matmul(by_suite["matmul"], out, colors)
-    if "vector-add" in by_suite:
-        paths += _vector_add(by_suite["vector-add"], out, colors)
-    if "scaling" in by_suite:
-        ceilings = (doc.get("settings") or {}).get("ceilings")
-        paths += _scaling(
-            by_suite["scaling"], out, colors, ceilings if isinstance(ceilings, Mapping) else {}
-        )
+    for name in order:
+        mine = [r for r in records if r.get("suite") == name]
+        for spec in presentation(name).figures:
+            fig = spec.draw(mine, doc)
+            if fig is not None:
+                paths += save_both(fig, out, spec.stem)
     return paths
 
 
-def _train_methods(records: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
-    """d2l's figure: one panel per backend x device, one line per method (vecx trainer)."""
-    recs = [
-        r
-        for r in _ok(records)
-        if r["case"] in TRAIN_METHODS and _impl(r) == "vecx" and _curve(r) is not None
-    ]
-    if not recs:
-        return []
-    labels = _labels(recs)
-    ncols = min(len(labels), 3)
-    nrows = math.ceil(len(labels) / ncols)
-    legend = _legend_width(list(TRAIN_METHODS.values()))
-    fig = _figure(figsize=(_PANEL_W * ncols + legend, _PANEL_H * nrows + 0.8))
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False))
-    for ax, label in zip(axes.flat, labels, strict=False):
-        for (preset, method), color in zip(TRAIN_METHODS.items(), _METHOD_COLORS, strict=True):
-            for rec in recs:
-                if backend_label(rec) == label and rec["case"] == preset:
-                    t, y = _curve(rec)  # type: ignore[misc]
-                    ax.plot(t, y, color=color, label=method, lw=1.5)
-        ax.set_xscale("log")
-        _plain_log_axis(ax.xaxis)
-        _title(ax, label)
-        ax.set_xlabel("training time (s, log scale)")
-        ax.set_ylabel("loss")
+def generic_figure(records: Sequence[Mapping[str, Any]]) -> Any:
+    """Each case's value (rate, or time) against its numeric parameter, one panel per case,
+    a line per backend and the IQR as a band; ``None`` when nothing can be drawn.
+
+    A rate's band is the work over median -/+ IQR/2 (records keep the median and IQR of
+    the time, not its quartiles).
+    """
+    ok = [r for r in succeeded(records) if finite_positive(r.get("median_s"))]
+    cases = list(dict.fromkeys(r["case"] for r in ok))
+    if not cases:
+        return None
+    colors = colors_for_labels(labels_of(records))
+    ncols = min(len(cases), 3)
+    nrows = math.ceil(len(cases) / ncols)
+    fig = new_figure(figsize=(PANEL_W * ncols + 1.6, PANEL_H * nrows + 0.8))
+    axes = list(np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).flat)
+    for ax, case in zip(axes, cases, strict=False):
+        mine = [r for r in ok if r["case"] == case]
+        size = _size_param(mine)
+        unit = next((r.get("unit") for r in mine if r.get("unit") not in (None, "", "s")), None)
+        for label in labels_of(mine):
+            pts = []
+            for r in mine:
+                if backend_label(r) != label:
+                    continue
+                x = (r.get("params") or {}).get(size) if size else 0
+                med, iqr = float(r["median_s"]), float(r.get("iqr_s") or 0.0)
+                lo, hi = max(med - iqr / 2, med * 1e-3), med + iqr / 2
+                if unit and finite_positive(r.get("value")):
+                    work = float(r["value"]) * med
+                    pts.append((x, work / med, work / hi, work / lo))
+                else:
+                    pts.append((x, med, lo, hi))
+            pts.sort()
+            xs, ys, los, his = (np.asarray(v, dtype=float) for v in zip(*pts, strict=True))
+            color = colors.get(label)
+            ax.plot(xs, ys, marker="o", ms=3, color=color, label=label)
+            ax.fill_between(xs, los, his, color=color, alpha=0.2, lw=0)
+        if size:
+            ax.set_xscale("log", base=2)
+            power_of_two_axis(ax.xaxis)
+            ax.set_xlabel(f"{size} (log scale)")
+        ax.set_yscale("log")
+        plain_log_axis(ax.yaxis, time=unit is None)
+        ax.set_ylabel(f"{unit} (log scale)" if unit else "median time (log scale)")
+        title(ax, case)
         ax.grid(True, which="both", alpha=0.3)
-    for ax in list(axes.flat)[len(labels) :]:
+    for ax in axes[len(cases) :]:
         ax.set_visible(False)
-    _legend_from_axes(fig, axes.flat)
-    _suptitle(
-        fig,
-        "Loss against training time on the airfoil data: GD, SGD and minibatches",
-        right_in=legend,
-    )
-    _footnote(fig, _failed([r for r in records if r["case"] in TRAIN_METHODS]))
-    return _save_both(fig, out, "train-methods")
+    legend = legend_from_axes(fig, axes)
+    suite = str(records[0].get("suite")) if records else ""
+    suptitle(fig, f"{suite}: each case against size, a line per backend (band: IQR)",
+             right_in=legend)  # fmt: skip
+    footnote(fig, failed_notes(records))
+    return fig
 
 
-def _legend_from_axes(fig: Any, axes: Any) -> float:
+def _size_param(records: Sequence[Mapping[str, Any]]) -> str | None:
+    """The numeric parameter the x axis shows: the first that varies, else the first."""
+    keys = list(dict.fromkeys(k for r in records for k in (r.get("params") or {})))
+    numeric = [
+        k for k in keys
+        if all(finite_positive((r.get("params") or {}).get(k)) for r in records)
+    ]  # fmt: skip
+    varying = [k for k in numeric if len({(r.get("params") or {}).get(k) for r in records}) > 1]
+    return (varying or numeric or [None])[0]
+
+
+def legend_from_axes(fig: Any, axes: Any) -> float:
     """One figure legend with each label once, right of the panels (never over a line);
-    returns about how many inches wide it is (see `_legend_width`)."""
+    returns about how many inches wide it is (see `legend_width`)."""
     seen: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -350,51 +348,10 @@ def _legend_from_axes(fig: Any, axes: Any) -> float:
             loc="outside right upper",
             fontsize=8,
         )
-    return _legend_width(list(seen)) if seen else 0.0
+    return legend_width(list(seen)) if seen else 0.0
 
 
-def _train_backends(
-    records: Sequence[Mapping[str, Any]], out: Path, colors: Mapping[str, str]
-) -> list[Path]:
-    """One preset across every backend (vecx solid, native dashed) on one panel."""
-    usable = [r for r in _ok(records) if _curve(r) is not None]
-    present = {r["case"] for r in usable}
-    preset = next((p for p in CROSS_BACKEND_PRESETS if p in present), None)
-    if preset is None:
-        preset = next(iter(sorted(present)), None)
-    if preset is None:
-        return []
-    recs = [r for r in usable if r["case"] == preset]
-    fig = _figure(figsize=(7.0, 4.4))
-    ax = fig.subplots()
-    for label in _labels(recs):
-        for impl, style in (("vecx", "-"), ("native", "--")):
-            for rec in recs:
-                if backend_label(rec) == label and _impl(rec) == impl:
-                    t, y = _curve(rec)  # type: ignore[misc]
-                    name = f"{label} ({impl})"
-                    if rec.get("agrees") is False:
-                        name += ", loss disagrees"
-                    ax.plot(t, y, style, color=colors.get(label), label=name, lw=1.5)
-    ax.set_xscale("log")
-    _plain_log_axis(ax.xaxis)
-    ax.set_xlabel("training time (s, log scale)")
-    ax.set_ylabel("loss")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.legend(
-        *ax.get_legend_handles_labels(),
-        loc="outside right upper",
-        fontsize=8,
-        title="solid: vecx trainer\ndashed: framework-native",
-        title_fontsize=8,
-    )
-    method = TRAIN_METHODS.get(preset, preset)
-    _title(ax, f"{preset} ({method}) on every backend")
-    _footnote(fig, _failed([r for r in records if r["case"] == preset]))
-    return _save_both(fig, out, "train-backends")
-
-
-def _accuracy_curve(rec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+def accuracy_curve(rec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
     """(times, training accuracies) of a classification record's curve, or None."""
     curve = rec.get("curve") if "curve" in rec else rec
     if not isinstance(curve, Mapping):
@@ -410,45 +367,7 @@ def _accuracy_curve(rec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | N
     return (t[keep], a[keep]) if keep.any() else None
 
 
-def _train_accuracy(
-    records: Sequence[Mapping[str, Any]], out: Path, colors: Mapping[str, str]
-) -> list[Path]:
-    """Training accuracy against time, one panel per classification preset, one line per
-    backend x implementation (vecx solid, native dashed)."""
-    usable = [r for r in _ok(records) if _accuracy_curve(r) is not None]
-    presets = [p for p in case_order("train") if any(r["case"] == p for r in usable)]
-    presets += sorted({r["case"] for r in usable} - set(presets))
-    if not presets:
-        return []
-    labels = _labels(usable)
-    names = [f"{label} ({impl})" for label in labels for impl in ("vecx", "native")]
-    legend = _legend_width(names)
-    fig = _figure(figsize=(_PANEL_W * len(presets) + legend, _PANEL_H + 0.8))
-    axes = np.atleast_1d(fig.subplots(1, len(presets), sharey=True, squeeze=False)).flat
-    for ax, preset in zip(axes, presets, strict=True):
-        for label in labels:
-            for impl, style in (("vecx", "-"), ("native", "--")):
-                for rec in usable:
-                    if rec["case"] == preset and backend_label(rec) == label and (
-                        _impl(rec) == impl
-                    ):
-                        t, a = _accuracy_curve(rec)  # type: ignore[misc]
-                        ax.plot(t, 100 * a, style, color=colors.get(label),
-                                label=f"{label} ({impl})", lw=1.5)  # fmt: skip
-        ax.set_xscale("log")
-        _plain_log_axis(ax.xaxis)
-        _title(ax, preset)
-        ax.set_xlabel("training time (s, log scale)")
-        ax.set_ylabel("training accuracy (%)")
-        ax.grid(True, which="both", alpha=0.3)
-    _legend_from_axes(fig, np.atleast_1d(fig.axes))
-    _suptitle(fig, "Training accuracy against training time (solid: vecx, dashed: native)",
-              right_in=legend)  # fmt: skip
-    _footnote(fig, _failed([r for r in records if r["case"] in presets]))
-    return _save_both(fig, out, "train-accuracy")
-
-
-def _bar_labels(ax: Any, bars: Any, texts: Sequence[str], fontsize: float = 7) -> None:
+def bar_labels(ax: Any, bars: Any, texts: Sequence[str], fontsize: float = 7) -> None:
     for bar, text in zip(bars, texts, strict=True):
         if text:
             ax.annotate(
@@ -462,71 +381,11 @@ def _bar_labels(ax: Any, bars: Any, texts: Sequence[str], fontsize: float = 7) -
             )
 
 
-def _case_order(suite: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
-    cases = [c for c in case_order(suite) if any(r["case"] == c for r in records)]
-    return cases + [c for c in dict.fromkeys(r["case"] for r in records) if c not in cases]
-
-
-def _matmul(
-    records: Sequence[Mapping[str, Any]], out: Path, colors: Mapping[str, str]
-) -> list[Path]:
-    """Grouped bars: strategy on x, one bar per backend x device, GFLOP/s on a log axis."""
-    recs = [r for r in _ok(records) if _finite_pos(r.get("value"))]
-    if not recs:
-        return []
-    cases = _case_order("matmul", recs)
-    labels = _labels(recs)
-    width = 0.8 / len(labels)
-    x = np.arange(len(cases))
-    fig = _figure(figsize=(min(12.0, max(6.0, 1.6 * len(cases) * max(1, len(labels) / 2))), 4.4))
-    ax = fig.subplots()
-    for i, label in enumerate(labels):
-        values = []
-        for case in cases:
-            rec = next((r for r in recs if r["case"] == case and backend_label(r) == label), None)
-            values.append(rec["value"] if rec else 0.0)
-        bars = ax.bar(
-            x + (i - (len(labels) - 1) / 2) * width,
-            values,
-            width,
-            label=label,
-            color=colors.get(label),
-        )
-        _bar_labels(ax, bars, [_short(v) if v > 0 else "" for v in values], fontsize=6)
-        for xi, case in zip(x + (i - (len(labels) - 1) / 2) * width, cases, strict=True):
-            if any(
-                r.get("error") and r["case"] == case and backend_label(r) == label for r in records
-            ):
-                ax.text(
-                    xi,
-                    0.02,
-                    "failed",
-                    transform=ax.get_xaxis_transform(),
-                    rotation=90,
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                    color=colors.get(label),
-                )
-    ax.set_yscale("log")
-    _plain_log_axis(ax.yaxis)
-    ax.set_xticks(x, cases)
-    ax.set_ylabel("GFLOP/s (log scale)")
-    ns = sorted({(r.get("params") or {}).get("n") for r in recs} - {None})
-    size = f"{ns[0]}x{ns[0]} " if len(ns) == 1 else ""
-    _title(ax, f"matmul A = BC on {size}float32: element, column, full, blocks of 64")
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.margins(y=0.15)
-    _footnote(fig, _failed(records))
-    return _save_both(fig, out, "matmul")
-
-
-def _count(x: Any) -> str:
+def count_text(x: Any) -> str:
     return f"{x:,}" if isinstance(x, int) else str(x)
 
 
-def _plain_log_axis(axis: Any, *, time: bool = False, subs: tuple[float, ...] = (1.0,)) -> None:
+def plain_log_axis(axis: Any, *, time: bool = False, subs: tuple[float, ...] = (1.0,)) -> None:
     """Log-axis ticks as plain text (``0.1``, ``10``; ``10 ms`` for times), not ``10^-1``.
 
     Easier to read, and much faster: mathtext tick labels are re-typeset at every layout
@@ -549,7 +408,7 @@ def _plain_log_axis(axis: Any, *, time: bool = False, subs: tuple[float, ...] = 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def _power_of_two_axis(axis: Any) -> None:
+def power_of_two_axis(axis: Any) -> None:
     """Ticks at powers of two labelled 2¹⁰ in plain text (no slow mathtext)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -562,227 +421,17 @@ def _power_of_two_axis(axis: Any) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _short(v: float) -> str:
+def short_number(v: float) -> str:
     """Compact bar label: 3 significant digits."""
     if v >= 100:
         return f"{v:.0f}"
     return f"{v:.3g}"
 
 
-def _vector_add(
-    records: Sequence[Mapping[str, Any]], out: Path, colors: Mapping[str, str]
-) -> list[Path]:
-    """Per backend: loop and vectorized time side by side (log scale), speedup on top."""
-    recs = [r for r in _ok(records) if _finite_pos(r.get("median_s"))]
-    if not recs:
-        return []
-    labels = _labels(recs)
-    x = np.arange(len(labels))
-    width = 0.38
-    fig = _figure(figsize=(max(6.0, 1.5 * len(labels) + 2), 4.4))
-    ax = fig.subplots()
-    find = {(backend_label(r), r["case"]): r for r in recs}
-    notes = []
-    loop_t = [find[(lb, "loop")]["median_s"] if (lb, "loop") in find else 0.0 for lb in labels]
-    vec_t = [
-        find[(lb, "vectorized")]["median_s"] if (lb, "vectorized") in find else 0.0 for lb in labels
-    ]
-    hatches = []
-    for lb in labels:
-        rec = find.get((lb, "loop"))
-        extrapolated = bool(rec and rec.get("extrapolated"))
-        hatches.append("//" if extrapolated else "")
-        if rec is not None and extrapolated:
-            n = (rec.get("params") or {}).get("n")
-            notes.append(
-                f"{lb} loop (hatched): extrapolated from "
-                f"{_count(rec.get('measured_n'))} of {_count(n)} elements"
-            )
-        for rec in (find.get((lb, "loop")), find.get((lb, "vectorized"))):
-            if rec and rec.get("note"):
-                notes.append(f"{lb}: {rec['note']}")
-    loop_bars = ax.bar(
-        x - width / 2,
-        loop_t,
-        width,
-        label="loop c[i] = a[i] + b[i]",
-        color=[colors.get(lb) for lb in labels],
-        alpha=0.45,
-    )
-    for bar, hatch in zip(loop_bars, hatches, strict=True):
-        bar.set_hatch(hatch)
-    vec_bars = ax.bar(
-        x + width / 2,
-        vec_t,
-        width,
-        label="vectorized a + b",
-        color=[colors.get(lb) for lb in labels],
-    )
-    _bar_labels(ax, loop_bars, [_time_label(t) for t in loop_t])
-    _bar_labels(ax, vec_bars, [_time_label(t) for t in vec_t])
-    for xi, lt, vt in zip(x, loop_t, vec_t, strict=True):
-        if lt > 0 and vt > 0:
-            top = max(lt, vt)
-            ax.annotate(
-                f"{format_ratio(lt / vt)} faster",
-                (xi, top),
-                xytext=(0, 14),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                fontweight="bold",
-            )
-    ax.set_yscale("log")
-    _plain_log_axis(ax.yaxis, time=True)
-    ax.set_xticks(x, labels)
-    ax.set_ylabel("time per full add (log scale)")
-    ns = sorted({(r.get("params") or {}).get("n") for r in recs} - {None})
-    _title(
-        ax,
-        "vector add"
-        + (f", n = {ns[0]:,}" if len(ns) == 1 and isinstance(ns[0], int) else "")
-        + ": Python loop against one vectorized call",
-    )
-    ax.margins(y=0.3)
-    ax.grid(True, axis="y", which="both", alpha=0.3)
-    # legend entries in neutral grey: colours encode the backend, shade encodes the case
-    from matplotlib.patches import Patch
-
-    fig.legend(
-        handles=[
-            Patch(facecolor="0.6", alpha=0.45, label="loop c[i] = a[i] + b[i] (lighter)"),
-            Patch(facecolor="0.35", label="vectorized a + b"),
-        ],
-        fontsize=8,
-        loc="outside upper center",
-        ncols=2,
-        frameon=False,
-    )
-    _footnote(fig, notes + _failed(records))
-    return _save_both(fig, out, "vector-add")
-
-
-def _time_label(t: float) -> str:
+def time_label(t: float) -> str:
     from vecx.tables import format_time
 
     return format_time(t).replace(" ", "") if t > 0 else ""
-
-
-def _ceiling(recs: Sequence[Mapping[str, Any]], device_of: str) -> float | None:
-    """A device's ceiling as the runner computed it: value / (pct_of_ceiling / 100)."""
-    vals = [
-        r["value"] * 100.0 / r["pct_of_ceiling"]
-        for r in recs
-        if r.get("device") == device_of
-        and _finite_pos(r.get("value"))
-        and _finite_pos(r.get("pct_of_ceiling"))
-    ]
-    return float(np.median(vals)) if vals else None
-
-
-def _scaling(
-    records: Sequence[Mapping[str, Any]],
-    out: Path,
-    colors: Mapping[str, str],
-    ceilings: Mapping[str, Any] | None = None,
-) -> list[Path]:
-    """Roofline view: achieved bandwidth (left) and compute (right) against n, ceilings.
-
-    ``ceilings`` is the run header's ``settings.ceilings``; its ``bandwidth_memory``
-    entries are drawn as a second dashed line on the bandwidth panel ("main memory").
-    """
-    ceilings = ceilings or {}
-    recs = [
-        r
-        for r in _ok(records)
-        if _finite_pos(r.get("value")) and isinstance((r.get("params") or {}).get("n"), int)
-    ]
-    if not recs:
-        return []
-    panels = [
-        (
-            "bandwidth",
-            "GB/s",
-            [r for r in recs if r.get("unit") == "GB/s"],
-            "bandwidth: vector add (3 arrays x bytes / time), copy dotted",
-            "best copy at any size; on a CPU in cache",
-        ),
-        (
-            "compute",
-            "GFLOP/s",
-            [r for r in recs if r.get("unit") == "GFLOP/s"],
-            "matmul: 2n³ / time",
-            "best matmul rate",
-        ),
-    ]
-    panels = [p for p in panels if p[2]]
-    fig = _figure(figsize=(_PANEL_W * 1.4 * len(panels), 4.6))
-    axes_list = list(np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).flat)
-    for ax, (_kind, unit, prs, title, ceiling_name) in zip(axes_list, panels, strict=True):
-        devices = list(dict.fromkeys(r["device"] for r in prs))
-        for label in _labels(prs):
-            for case in _case_order("scaling", prs):
-                pts = sorted(
-                    (r["params"]["n"], r["value"])
-                    for r in prs
-                    if backend_label(r) == label and r["case"] == case
-                )
-                if not pts:
-                    continue
-                n, v = zip(*pts, strict=True)
-                style = ":" if case == "copy" else "-"
-                name = label if case in ("vector-add", "matmul") else f"{label} {case}"
-                ax.plot(n, v, style, marker="o", ms=3, color=colors.get(label), label=name)
-        for device in devices:
-            ceiling = _ceiling(prs, device)
-            if ceiling is None:
-                best = [r["value"] for r in prs if r["device"] == device]
-                ceiling = max(best) if best else None
-            if ceiling:
-                ax.axhline(ceiling, color="0.2", ls="--", lw=1)
-                ax.annotate(
-                    f"{device} ceiling ({ceiling_name}): {_short(ceiling)} {unit}",
-                    (0.01, ceiling),
-                    xycoords=("axes fraction", "data"),
-                    xytext=(2, 3),
-                    textcoords="offset points",
-                    fontsize=7,
-                    color="0.2",
-                )
-            memory = (ceilings.get(device) or {}).get("bandwidth_memory")
-            if unit == "GB/s" and isinstance(memory, Mapping) and _finite_pos(memory.get("value")):
-                value = float(memory["value"])
-                ax.axhline(value, color="0.45", ls=(0, (6, 3)), lw=1, gid="main-memory")
-                what = "main memory" if memory.get("main_memory", True) else (
-                    "largest size, may be in cache"
-                )  # fmt: skip
-                ax.annotate(
-                    f"{device} {what} (best copy at the largest sizes): {_short(value)} {unit}",
-                    (0.01, value),
-                    xycoords=("axes fraction", "data"),
-                    xytext=(2, -9),
-                    textcoords="offset points",
-                    fontsize=7,
-                    color="0.45",
-                )
-        ax.set_xscale("log", base=2)
-        _power_of_two_axis(ax.xaxis)
-        ax.set_yscale("log")
-        _plain_log_axis(ax.yaxis, subs=(1.0, 2.0, 5.0))
-        ax.set_xlabel("problem size n (log scale)")
-        ax.set_ylabel(f"achieved {unit} (log scale)")
-        _title(ax, title)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.margins(y=0.2)
-    legend = _legend_from_axes(fig, list(axes_list))
-    _suptitle(
-        fig,
-        "Scaling: achieved rate against problem size, with the measured ceiling",
-        right_in=legend,
-    )
-    _footnote(fig, _failed(records))
-    return _save_both(fig, out, "scaling")
 
 
 # --------------------------------------------------------------------------- single runs
@@ -796,17 +445,17 @@ def plot_train_history(history: Mapping[str, Any], path: str | os.PathLike[str])
     """
     path = Path(path)
     _check_suffix(path)
-    curve = _curve(history)
-    if curve is None:
+    points = curve(history)
+    if points is None:
         raise ValueError("the training history has no times and losses to plot")
-    t, y = curve
-    accuracy = _accuracy_curve(history)
-    fig = _figure(figsize=(6.0 if accuracy is None else 10.0, 4.0))
+    t, y = points
+    accuracy = accuracy_curve(history)
+    fig = new_figure(figsize=(6.0 if accuracy is None else 10.0, 4.0))
     ax, *more = np.atleast_1d(fig.subplots(1, 1 if accuracy is None else 2)).flat
     label = str(history.get("backend") or "")
     ax.plot(t, y, marker="o" if len(t) <= 30 else None, ms=3, lw=1.5, label=label or None)
     ax.set_xscale("log")
-    _plain_log_axis(ax.xaxis)
+    plain_log_axis(ax.xaxis)
     ax.set_xlabel("training time (s, log scale)")
     ax.set_ylabel("loss")
     ax.grid(True, which="both", alpha=0.3)
@@ -816,11 +465,11 @@ def plot_train_history(history: Mapping[str, Any], path: str | os.PathLike[str])
         acc_ax.plot(ta, 100 * a, marker="o" if len(ta) <= 30 else None, ms=3, lw=1.5,
                     color="C2")  # fmt: skip
         acc_ax.set_xscale("log")
-        _plain_log_axis(acc_ax.xaxis)
+        plain_log_axis(acc_ax.xaxis)
         acc_ax.set_xlabel("training time (s, log scale)")
         acc_ax.set_ylabel("training accuracy (%)")
         acc_ax.grid(True, which="both", alpha=0.3)
-        _title(acc_ax, f"accuracy {100 * a[-1]:.1f}%")
+        title(acc_ax, f"accuracy {100 * a[-1]:.1f}%")
     preset = history.get("preset") or "custom run"
     details = []
     if history.get("batch_size") is not None:
@@ -832,7 +481,7 @@ def plot_train_history(history: Mapping[str, Any], path: str | os.PathLike[str])
     )  # fmt: skip
     if partial:
         details.append(f"{partial} after {len(t)} checkpoint{'s' * (len(t) != 1)}")
-    _title(
+    title(
         ax, f"{preset} on {label or 'a backend'}" + (f" ({', '.join(details)})" if details else "")
     )
     # upper right: loss curves fall, so that corner stays clear of the line
@@ -879,7 +528,7 @@ def plot_normal(
     _check_suffix(path)
     x = np.arange(-7, 7, 0.01)
     ys = normal_densities(be, x, params)
-    fig = _figure(figsize=(6.0, 3.8))
+    fig = new_figure(figsize=(6.0, 3.8))
     ax = fig.subplots()
     for (mu, sigma), y in zip(params, ys, strict=True):
         ax.plot(x, y, lw=1.5, label=f"mean {mu:g}, std {sigma:g}")
@@ -888,15 +537,15 @@ def plot_normal(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     spec = getattr(be, "spec", None) or getattr(be, "name", "backend")
-    _title(ax, f"Normal densities computed with {spec}")
+    title(ax, f"Normal densities computed with {spec}")
     return _save(fig, path)
 
 
 __all__ = [
-    "FIGURES",
     "FORMATS",
+    "colors_for",
     "figure_files",
-    "TRAIN_METHODS",
+    "generic_figure",
     "normal_densities",
     "plot_normal",
     "plot_results",

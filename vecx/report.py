@@ -31,24 +31,14 @@ from vecx.tables import (
     suite_tables,
 )
 
-#: Figure stems `vecx.plots.plot_results` writes, and the suite each belongs under.
-FIGURES: dict[str, str] = {
-    "train-methods": "train",
-    "train-backends": "train",
-    "train-accuracy": "train",
-    "matmul": "matmul",
-    "vector-add": "vector-add",
-    "scaling": "scaling",
-}
 
-_FIGURE_CAPTIONS = {
-    "train-methods": "Loss against training time per backend: GD, SGD, minibatch 100 and 10",
-    "train-backends": "One preset on every backend, vecx trainer and framework-native",
-    "train-accuracy": "Training accuracy against training time of the classification presets",
-    "matmul": "matmul GFLOP/s by strategy and backend",
-    "vector-add": "Loop against vectorized vector add, with the speedup",
-    "scaling": "Achieved bandwidth and compute against problem size, with the ceilings",
-}
+def figure_specs(suites: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``{stem: (suite, caption)}`` of every figure the given suites draw, in order."""
+    from vecx.suites.suite import presentation
+
+    return {spec.stem: (name, spec.caption) for name in suites
+            for spec in presentation(name).figures}  # fmt: skip
+
 
 #: Environment variables worth a warning when set, with why.
 _ENV_WARNINGS = {
@@ -69,15 +59,23 @@ def default_plot_dir(results_path: str | os.PathLike[str]) -> Path:
     return Path(results_path).parent
 
 
-def find_plots(results_path: str | os.PathLike[str]) -> dict[str, Path]:
-    """Existing figure PNGs beside ``results_path``, by stem.
+def find_plots(
+    results_path: str | os.PathLike[str], suites: Sequence[str] | None = None
+) -> dict[str, Path]:
+    """Existing figure PNGs beside ``results_path``, by stem, of the figures ``suites``
+    draw (default: the suites in the results file).
 
     Looked for in the results' folder, then ``<stem>-plots/`` and ``plots/`` below it; the
     first folder holding any figure wins.
     """
     p = Path(results_path)
+    if suites is None:
+        from vecx.results import load
+
+        suites = _suites(load(p))
+    stems = figure_specs(suites)
     for folder in (p.parent, p.with_name(f"{p.stem}-plots"), p.parent / "plots"):
-        found = {s: folder / f"{s}.png" for s in FIGURES if (folder / f"{s}.png").is_file()}
+        found = {s: folder / f"{s}.png" for s in stems if (folder / f"{s}.png").is_file()}
         if found:
             return found
     return {}
@@ -106,12 +104,17 @@ def build_report(
         written = plot_results(doc, plots_dir)
         plots = {p.stem: p for p in written if p.suffix == ".png"}
     else:
-        plots = find_plots(results_path)
+        plots = find_plots(results_path, _suites(doc))
     base = Path(output).parent if output is not None else results_path.parent
     links = {stem: _relative(path, base) for stem, path in plots.items()}
     return render_report(
         doc, plots=links, baseline=baseline, source=results_path.name, plots_hint=not plots
     )
+
+
+def _suites(doc: Mapping[str, Any]) -> list[str]:
+    return list(dict.fromkeys(str(r.get("suite")) for r in doc.get("results", [])
+                              if isinstance(r, Mapping)))  # fmt: skip
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -133,8 +136,8 @@ def render_report(
 ) -> str:
     """The Markdown report of a loaded results document.
 
-    ``plots`` maps figure stems (see `FIGURES`) to link targets; each figure is placed
-    under its suite's table. ``source`` is the results file name shown in the header.
+    ``plots`` maps figure stems (see `figure_specs`) to link targets; each figure is
+    placed under its suite's table. ``source`` is the results file name shown in the header.
     """
     plots = dict(plots or {})
     records = [r for r in doc.get("results", []) if isinstance(r, Mapping)]
@@ -154,24 +157,26 @@ def render_report(
             "No plots were found beside the results; `vecx report RESULTS.json --plots DIR` "
             "draws them.\n"
         )
+    specs = figure_specs(suites)
     for table in tables:
-        parts.append(_suite_section(table.suite, table, plots))
-    extra = [s for s in plots if FIGURES.get(s) not in suites]
-    for stem in extra:  # a figure whose suite has no table: still show it
-        parts.append(_image(stem, plots[stem]))
+        parts.append(_suite_section(table.suite, table, plots, specs))
+    extra = [s for s in plots if s not in specs]
+    for stem in extra:  # a figure no suite of this run claims: still show it
+        parts.append(_image(stem, plots[stem], stem))
     return "\n".join(p.rstrip("\n") + "\n" for p in parts if p)
 
 
-def _suite_section(suite: str, table: Table, plots: Mapping[str, str]) -> str:
+def _suite_section(
+    suite: str, table: Table, plots: Mapping[str, str], specs: Mapping[str, tuple[str, str]]
+) -> str:
     out = [markdown_table(table)]
-    for stem, owner in FIGURES.items():
+    for stem, (owner, caption) in specs.items():
         if owner == suite and stem in plots:
-            out.append(_image(stem, plots[stem]))
+            out.append(_image(stem, plots[stem], caption))
     return "\n".join(out)
 
 
-def _image(stem: str, link: str) -> str:
-    caption = _FIGURE_CAPTIONS.get(stem, stem)
+def _image(stem: str, link: str, caption: str) -> str:
     return f"![{caption}]({link.replace(' ', '%20')})\n"
 
 
@@ -221,7 +226,7 @@ def _header(
             f"(`-` where {baseline} has no result for it)."
         )
     else:
-        vs = f"; {baseline} is not in this run, so there is no \"vs {baseline}\" column."
+        vs = f'; {baseline} is not in this run, so there is no "vs {baseline}" column.'
     lines.append("Times are medians with the interquartile range as ±% of the median" + vs)
     return "\n".join(lines) + "\n"
 
@@ -497,4 +502,4 @@ def _backends(backends: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
     return "## Backends\n\n" + "\n".join(lines) + "\n"
 
 
-__all__ = ["FIGURES", "build_report", "default_plot_dir", "find_plots", "render_report"]
+__all__ = ["build_report", "default_plot_dir", "figure_specs", "find_plots", "render_report"]

@@ -1,10 +1,11 @@
 """Per-suite tables of a results document, for the terminal and for Markdown reports.
 
-One function (`suite_tables`) decides what a reader sees for each suite: which columns,
-which units, the speed relative to a baseline backend, and the footnotes that qualify a
-number (an extrapolated loop, JAX's functional writes, a backend whose loss disagrees).
-`print_tables` (rich) and `markdown_table` only lay that out, so the terminal summary of
-``vecx bench`` and ``vecx report`` can never tell different stories.
+`suite_tables` gives one table per suite, laid out by the suite itself (its `Column` list
+and footnotes: :meth:`vecx.suites.suite.Suite.table`); this module holds what every table
+shares: units, the spread, the speed relative to a baseline backend, failed rows, record
+notes, and the order of rows. `print_tables` (rich) and `markdown_table` only lay tables
+out, so the terminal summary of ``vecx bench`` and ``vecx report`` can never tell
+different stories. It names no suite and no case.
 
 Conventions:
 
@@ -24,28 +25,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-#: Suites with a dedicated layout, in the order tables are produced.
-KNOWN_SUITES: tuple[str, ...] = ("vector-add", "matmul", "scaling", "train")
-
-#: Fixed case order per suite (unknown cases follow in order of appearance).
-CASE_ORDER: dict[str, tuple[str, ...]] = {
-    "vector-add": ("loop", "vectorized"),
-    "matmul": ("element", "column", "full", "block64"),
-    "scaling": ("vector-add", "copy", "matmul"),
-}
-
-
-def case_order(suite: str) -> tuple[str, ...]:
-    """The fixed case order of ``suite`` (the train suite's: its presets, in order)."""
-    if suite == "train":
-        from vecx.training import PRESETS  # imports no framework
-
-        return tuple(PRESETS)
-    return CASE_ORDER.get(suite, ())
 
 #: Longest error text shown in a table cell; the note carries the full first line.
 ERROR_CELL_CHARS = 40
@@ -122,7 +104,7 @@ def format_loss(x: float | None) -> str:
     return f"{x:.4g}"
 
 
-def _with_spread(rec: Mapping[str, Any]) -> str:
+def with_spread(rec: Mapping[str, Any]) -> str:
     med, iqr = rec.get("median_s"), rec.get("iqr_s")
     text = format_time(med)
     if _positive(med) and isinstance(iqr, (int, float)) and not _single(rec):
@@ -261,29 +243,156 @@ def _pick_base(
     return min(cands, key=rank)
 
 
+# --------------------------------------------------------------------------- columns
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a suite's table: its header and how a record fills its cell.
+
+    ``identity`` columns say which case a row is (shown on a failed row too); the first
+    other column of a failed row holds the error text, the rest ``-``.
+    """
+
+    header: str
+    cell: Callable[[Mapping[str, Any]], str]
+    align: str = "r"
+    identity: bool = False
+
+
+@dataclass(frozen=True)
+class TableContext:
+    """What every table needs beyond its records: the baseline and its records' index."""
+
+    baseline: str
+    index: Mapping[tuple[str, str, str, str], list[Mapping[str, Any]]]
+
+    def vs(self, rec: Mapping[str, Any]) -> str:
+        """This record's speed relative to the baseline's on the same case (``2.0x``)."""
+        if rec.get("error") or rec.get("skipped"):
+            return "-"
+        return format_ratio(relative_speed(rec, _pick_base(rec, self.index)))
+
+
+def case_column(header: str = "case") -> Column:
+    return Column(header, lambda r: str(r["case"]), "l", True)
+
+
+def backend_column() -> Column:
+    return Column("backend", backend_label, "l", True)
+
+
+def param_column(key: str, header: str | None = None, align: str = "r") -> Column:
+    """An identity column showing ``params[key]`` (numbers with thousands separators)."""
+    return Column(header or key, lambda r: _count_cell((r.get("params") or {}).get(key, "-")),
+                  align, True)  # fmt: skip
+
+
+def time_column(header: str = "time") -> Column:
+    """The median time with its spread (``1.23 ms ±4%``)."""
+    return Column(header, with_spread)
+
+
+def rate_column(header: str) -> Column:
+    """The record's value as a number (its unit is in ``header``)."""
+    return Column(header, lambda r: format_number(r.get("value")))
+
+
+def _count_cell(x: Any) -> str:
+    if isinstance(x, bool):
+        return str(x).lower()
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def generic_columns(records: Sequence[Mapping[str, Any]]) -> list[Column]:
+    """Columns for any suite: case, backend, one per parameter, the time, the rate (only
+    when the metric is not the time itself) and the checked error (when recorded)."""
+    keys = list(dict.fromkeys(k for r in records for k in (r.get("params") or {})))
+    cols = [case_column(), backend_column()]
+    cols += [param_column(k, align="r" if _numeric_param(records, k) else "l") for k in keys]
+    cols.append(time_column())
+    units = [r.get("unit") for r in records if r.get("value") is not None and not r.get("error")]
+    other = [u for u in dict.fromkeys(units) if u != "s"]
+    if other:
+        header = other[0] if len(other) == 1 and other[0] else "value"
+        cols.append(Column(header, _rate_with_unit if header == "value" else
+                           (lambda r: format_number(r.get("value")) if r.get("unit") != "s"
+                            else "-")))  # fmt: skip
+    if any(isinstance(r.get("check_error"), (int, float)) for r in records):
+        cols.append(Column("error vs float64", _check_cell))
+    return cols
+
+
+def _numeric_param(records: Sequence[Mapping[str, Any]], key: str) -> bool:
+    values = [(r.get("params") or {}).get(key) for r in records]
+    return all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None
+    )
+
+
+def _rate_with_unit(rec: Mapping[str, Any]) -> str:
+    value, unit = rec.get("value"), rec.get("unit")
+    if value is None or unit == "s":
+        return "-"
+    return f"{format_number(value)} {unit}".rstrip() if unit else format_number(value)
+
+
+def _check_cell(rec: Mapping[str, Any]) -> str:
+    err = rec.get("check_error")
+    if not isinstance(err, (int, float)):
+        return "not checked" if rec.get("check") == "none" else "-"
+    return "0" if err == 0 else f"{err:.2g}"
+
+
+def summary_text(rec: Mapping[str, Any]) -> str:
+    """A finished case in a few words, for progress lines (``73.6 GFLOP/s``, ``ERROR ...``)."""
+    if rec.get("error"):
+        return f"ERROR {rec['error']}"
+    if rec.get("skipped"):
+        return f"skipped: {rec['skipped']}"
+    value, unit = rec.get("value"), rec.get("unit")
+    if value is None:
+        return format_time(rec.get("median_s"))
+    if unit == "s":
+        return format_time(value)
+    if unit:
+        digits = 3 if abs(value) < 1000 else 0
+        return f"{value:.{digits}g} {unit}" if digits else f"{value:.0f} {unit}"
+    return f"{value:.4g}"
+
+
 # --------------------------------------------------------------------------- ordering
 
 
-def _order(records: Sequence[Mapping[str, Any]], suite: str, baseline: str) -> list[Mapping]:
-    """Group by case (fixed order), then params (by size), baseline backend first."""
-    cases = list(case_order(suite))
-    for rec in records:
-        if rec["case"] not in cases:
-            cases.append(rec["case"])
+def _value_key(v: Any) -> tuple[int, float, str]:
+    """Numbers sort as numbers (64 before 256), everything else as its JSON text after."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return (0, float(v), "")
+    return (1, 0.0, json.dumps(v, sort_keys=True, default=str))
+
+
+def _params_sort_key(rec: Mapping[str, Any], keep: Callable[[str], bool]) -> tuple:
+    params = rec.get("params") or {}
+    return tuple((k, _value_key(params[k])) for k in sorted(params) if keep(k))
+
+
+def order_records(
+    records: Sequence[Mapping[str, Any]], cases: Sequence[str], baseline: str
+) -> list[Mapping[str, Any]]:
+    """Group by case (in ``cases`` order), then params (numbers as numbers), the baseline
+    backend first, then backends in `backend_sort_key` order, the vecx implementation
+    before a framework-native one."""
+    cases = list(cases) + [c for c in dict.fromkeys(r["case"] for r in records) if c not in cases]
     backends = sorted({backend_label(r) for r in records}, key=backend_sort_key)
 
     def key(item: tuple[int, Mapping[str, Any]]) -> tuple:
         i, rec = item
-        params = rec.get("params") or {}
-        n = params.get("n") if isinstance(params.get("n"), (int, float)) else -1
-        impl = 0 if params.get("impl", "vecx") == "vecx" else 1
         return (
             cases.index(rec["case"]),
-            n,
-            _params_key(rec) if suite not in KNOWN_SUITES else "",
+            _params_sort_key(rec, lambda k: k not in HOW_PARAMS),
             0 if _matches_baseline(rec, baseline) else 1,
             backends.index(backend_label(rec)),
-            impl,
+            _params_sort_key(rec, lambda k: k in HOW_PARAMS),
             i,
         )
 
@@ -299,34 +408,60 @@ def suite_tables(
     baseline: str = "numpy",
     suites: Sequence[str] | None = None,
 ) -> list[Table]:
-    """One `Table` per suite present in ``doc`` (known suites first, then others).
+    """One `Table` per suite present in ``doc`` (built-in suites first, then others), each
+    laid out by its suite (:meth:`vecx.suites.suite.Suite.table`).
 
     ``baseline`` names a backend (``"numpy"``) or a backend and device (``"torch:cpu"``);
     each row's "vs <baseline>" is its speed relative to the baseline on the same case and
     parameters. ``suites`` limits and orders the output; suites without records are
     skipped.
     """
+    from vecx.suites.suite import BUILTIN, presentation
+
     records = [r for r in doc.get("results", []) if isinstance(r, Mapping)]
     present = list(dict.fromkeys(r["suite"] for r in records))
-    order = [s for s in KNOWN_SUITES if s in present] + [
-        s for s in present if s not in KNOWN_SUITES
-    ]
+    order = [s for s in BUILTIN if s in present] + [s for s in present if s not in BUILTIN]
     if suites is not None:
         order = [s for s in suites if s in present]
-    index = _baseline_index(records, baseline)
+    ctx = TableContext(baseline, _baseline_index(records, baseline))
     tables = []
-    for suite in order:
-        recs = _order([r for r in records if r["suite"] == suite], suite, baseline)
-        builder = _BUILDERS.get(suite, _generic_table)
-        table = builder(suite, recs, index, baseline)
-        table.suite = suite
+    for name in order:
+        suite = presentation(name)
+        mine = [r for r in records if r["suite"] == name]
+        recs = order_records(mine, suite.order(mine), baseline)
+        table = suite.table(recs, doc, ctx)
+        table.suite = name
         if not any(_matches_baseline(r, baseline) for r in recs):
             _drop_vs_column(table, baseline)
-        if suite == "scaling":  # the second bandwidth reference lives in the header
-            table.notes[1:1] = memory_notes(doc)
         table.notes += _single_run_notes(recs)
         tables.append(table)
     return tables
+
+
+def build_table(
+    title: str,
+    columns: Sequence[Column],
+    records: Sequence[Mapping[str, Any]],
+    ctx: TableContext,
+    notes: Sequence[str] = (),
+) -> Table:
+    """A `Table` of ``records`` (already ordered) with ``columns`` and a "vs" column; the
+    notes are ``notes``, then each record's ``note`` once, then each failure's error."""
+    cols = [*columns, Column(f"vs {ctx.baseline}", ctx.vs)]
+    rows = []
+    for rec in records:
+        problem = rec.get("error") or rec.get("skipped")
+        if not problem:
+            rows.append([c.cell(rec) for c in cols])
+            continue
+        lead = [c.cell(rec) for c in cols if c.identity]
+        word = "error" if rec.get("error") else "skipped"
+        rest = len(cols) - len(lead)
+        rows.append(lead + [f"{word}: {short_error(str(problem))}"] + ["-"] * (rest - 1))
+    return Table(
+        title, [c.header for c in cols], rows,
+        [*notes, *_record_notes(records), *_error_notes(records)], [c.align for c in cols],
+    )  # fmt: skip
 
 
 def _drop_vs_column(table: Table, baseline: str) -> None:
@@ -346,7 +481,7 @@ def _drop_vs_column(table: Table, baseline: str) -> None:
 
 
 def _single(rec: Mapping[str, Any]) -> bool:
-    """A time measured once: `_with_spread` has no ± to show for it."""
+    """A time measured once: `with_spread` has no ± to show for it."""
     return isinstance(rec.get("n_runs"), int) and rec["n_runs"] < 2
 
 
@@ -358,13 +493,17 @@ def _single_run_notes(recs: Sequence[Mapping[str, Any]]) -> list[str]:
         return []
     if len(single) == len(timed):
         return ["every time here is a single measurement: no ± spread"]
-    which = dict.fromkeys(f"{backend_label(r)} {r['case']}{_n_text(r)}" for r in single)
+    which = dict.fromkeys(f"{backend_label(r)} {r['case']}{_params_text(r)}" for r in single)
     return [f"single measurement, so no ± spread: {', '.join(which)}"]
 
 
-def _n_text(rec: Mapping[str, Any]) -> str:
-    n = (rec.get("params") or {}).get("n")
-    return f" (n={n:,})" if isinstance(n, int) else ""
+def _params_text(rec: Mapping[str, Any]) -> str:
+    params = {k: v for k, v in (rec.get("params") or {}).items()
+              if isinstance(v, (int, float, str)) and k not in HOW_PARAMS}  # fmt: skip
+    if len(params) != 1:
+        return ""
+    ((key, value),) = params.items()
+    return f" ({key}={_count_cell(value)})"
 
 
 def _error_notes(recs: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -373,6 +512,8 @@ def _error_notes(recs: Iterable[Mapping[str, Any]]) -> list[str]:
         if rec.get("error"):
             first = (str(rec["error"]).strip().splitlines() or ["error"])[0]
             notes.append(f"{backend_label(rec)} {rec['case']} failed: {first}")
+        elif rec.get("skipped"):
+            notes.append(f"{backend_label(rec)} {rec['case']} skipped: {rec['skipped']}")
     return notes
 
 
@@ -399,234 +540,6 @@ def _record_notes(recs: Sequence[Mapping[str, Any]]) -> list[str]:
         else:
             out.append(f"{', '.join(labels)}: {note}")
     return out
-
-
-def _vs(rec: Mapping[str, Any], index: Mapping, baseline: str) -> str:
-    if rec.get("error"):
-        return "-"
-    return format_ratio(relative_speed(rec, _pick_base(rec, index)))
-
-
-def _err_row(rec: Mapping[str, Any], lead: list[str], width: int) -> list[str]:
-    """A row whose first numeric cell is the error text and the rest ``-``."""
-    rest = width - len(lead)
-    return lead + [f"error: {short_error(str(rec['error']))}"] + ["-"] * (rest - 1)
-
-
-def _n(rec: Mapping[str, Any]) -> str:
-    n = (rec.get("params") or {}).get("n")
-    return f"{n:,}" if isinstance(n, int) else ("-" if n is None else str(n))
-
-
-def _vector_add_table(
-    suite: str, recs: Sequence[Mapping[str, Any]], index: Mapping, baseline: str
-) -> Table:
-    columns = ["case", "backend", "n", "time per add", "first call", f"vs {baseline}"]
-    rows, notes = [], []
-    for rec in recs:
-        lead = [rec["case"], backend_label(rec), _n(rec)]
-        if rec.get("error"):
-            rows.append(_err_row(rec, lead, len(columns)))
-            continue
-        params = rec.get("params") or {}
-        time = _with_spread(rec)
-        if rec.get("extrapolated"):
-            time += " *"
-            notes.append(
-                f"{backend_label(rec)} {rec['case']} (*): extrapolated from "
-                f"{_count(rec.get('measured_n'))} of {_count(params.get('n'))} elements"
-            )
-        rows.append(lead + [time, format_time(rec.get("first_call_s")), _vs(rec, index, baseline)])
-    # how much vectorizing buys, per backend: the point of this suite
-    by_backend: dict[str, dict[str, Mapping[str, Any]]] = {}
-    for rec in recs:
-        by_backend.setdefault(backend_label(rec), {})[rec["case"]] = rec
-    for label, cases in by_backend.items():
-        loop, vec = cases.get("loop"), cases.get("vectorized")
-        if loop and vec:
-            r = relative_speed(vec, loop)
-            if r is not None:
-                notes.append(f"{label}: vectorized is {format_ratio(r)} faster than the loop")
-    notes += _record_notes(recs) + _error_notes(recs)
-    return Table(
-        "vector-add: loop c[i] = a[i] + b[i] against vectorized a + b",
-        columns,
-        rows,
-        notes,
-        ["l", "l", "r", "r", "r", "r"],
-    )
-
-
-def _count(x: Any) -> str:
-    return f"{x:,}" if isinstance(x, int) else str(x)
-
-
-def _matmul_table(
-    suite: str, recs: Sequence[Mapping[str, Any]], index: Mapping, baseline: str
-) -> Table:
-    columns = ["case", "backend", "n", "time", "GFLOP/s", f"vs {baseline}"]
-    rows = []
-    for rec in recs:
-        lead = [rec["case"], backend_label(rec), _n(rec)]
-        if rec.get("error"):
-            rows.append(_err_row(rec, lead, len(columns)))
-            continue
-        rows.append(
-            lead + [_with_spread(rec), format_number(rec.get("value")), _vs(rec, index, baseline)]
-        )
-    notes = _record_notes(recs) + _error_notes(recs)
-    return Table(
-        "matmul: A = BC four ways (GFLOP/s = 2n³ / time)",
-        columns,
-        rows,
-        notes,
-        ["l", "l", "r", "r", "r", "r"],
-    )
-
-
-def _rate(rec: Mapping[str, Any]) -> str:
-    """The record's value with its unit, unless the unit is a time (shown elsewhere)."""
-    value, unit = rec.get("value"), rec.get("unit")
-    if value is None:
-        return "-"
-    return f"{format_number(value)} {unit}".rstrip() if unit else format_number(value)
-
-
-def _scaling_table(
-    suite: str, recs: Sequence[Mapping[str, Any]], index: Mapping, baseline: str
-) -> Table:
-    columns = ["case", "backend", "n", "time", "achieved", "% of ceiling", f"vs {baseline}"]
-    rows = []
-    for rec in recs:
-        lead = [rec["case"], backend_label(rec), _n(rec)]
-        if rec.get("error"):
-            rows.append(_err_row(rec, lead, len(columns)))
-            continue
-        pct = rec.get("pct_of_ceiling")
-        pct_text = f"{pct:.0f}%" if _positive(pct) or pct == 0 else "-"
-        rows.append(lead + [_with_spread(rec), _rate(rec), pct_text, _vs(rec, index, baseline)])
-    notes = [CEILING_NOTE]
-    notes += _record_notes(recs) + _error_notes(recs)
-    return Table(
-        "scaling: achieved rate against problem size",
-        columns,
-        rows,
-        notes,
-        ["l", "l", "r", "r", "r", "r", "r"],
-    )
-
-
-#: What "% of ceiling" divides by (see `vecx.runner.add_ceilings`).
-CEILING_NOTE = (
-    "% of ceiling: bandwidth against the best copy rate at any size measured on that "
-    "device (on a CPU an in-cache rate, so sizes that live in main memory score low); "
-    "compute against the best matmul rate any backend reached on that device."
-)
-
-
-def memory_notes(doc: Mapping[str, Any]) -> list[str]:
-    """One line per device with the main-memory copy rate recorded in the run's header."""
-    ceilings = (doc.get("settings") or {}).get("ceilings")
-    out = []
-    for device, kinds in (ceilings or {}).items() if isinstance(ceilings, Mapping) else ():
-        mem = kinds.get("bandwidth_memory") if isinstance(kinds, Mapping) else None
-        if not isinstance(mem, Mapping) or not _positive(mem.get("value")):
-            continue
-        n = mem.get("n")
-        where = f"{mem.get('backend')} copy" + (f" at n = {n:,}" if isinstance(n, int) else "")
-        what = "main-memory bandwidth" if mem.get("main_memory", True) else (
-            "copy rate at the largest size (no main-memory size in this run)"
-        )  # fmt: skip
-        out.append(
-            f"{device} {what}: {format_number(mem['value'])} "
-            f"{mem.get('unit') or 'GB/s'} ({where}; {mem.get('basis', 'largest sizes')})."
-        )
-    return out
-
-
-def _train_table(
-    suite: str, recs: Sequence[Mapping[str, Any]], index: Mapping, baseline: str
-) -> Table:
-    columns = [
-        "preset",
-        "backend",
-        "impl",
-        "batch",
-        "epochs",
-        "time / epoch",
-        "final loss",
-        "accuracy",
-        "agrees",
-        f"vs {baseline}",
-    ]
-    rows, notes = [], []
-    for rec in recs:
-        params = rec.get("params") or {}
-        lead = [
-            rec["case"],
-            backend_label(rec),
-            str(params.get("impl", "vecx")),
-            _count(params["batch_size"]) if "batch_size" in params else "-",
-            _count(params["epochs"]) if "epochs" in params else "-",
-        ]
-        if rec.get("error"):
-            rows.append(_err_row(rec, lead, len(columns)))
-            continue
-        agrees = rec.get("agrees")
-        agree_text = {True: "yes", False: "NO", None: "-"}.get(agrees, "-")
-        if agrees is False:
-            notes.append(
-                f"{backend_label(rec)} {params.get('impl', 'vecx')} {rec['case']}: final loss "
-                f"{format_loss(rec.get('value'))} disagrees with the other backends"
-            )
-        rows.append(
-            lead
-            + [
-                _with_spread(rec),
-                format_loss(rec.get("value")),
-                _accuracy(rec.get("accuracy")),
-                agree_text,
-                _vs(rec, index, baseline),
-            ]
-        )
-    notes += _record_notes(recs) + _error_notes(recs)
-    return Table(
-        "train: the trainer's presets (vecx trainer and framework-native)",
-        columns,
-        rows,
-        notes,
-        ["l", "l", "l", "r", "r", "r", "r", "r", "l", "r"],
-    )
-
-
-def _accuracy(value: Any) -> str:
-    """A training accuracy as a percentage (``97.8%``), ``-`` for a regression task."""
-    return "-" if value is None else f"{100 * float(value):.1f}%"
-
-
-def _generic_table(
-    suite: str, recs: Sequence[Mapping[str, Any]], index: Mapping, baseline: str
-) -> Table:
-    columns = ["case", "backend", "params", "time", "value", f"vs {baseline}"]
-    rows = []
-    for rec in recs:
-        params = rec.get("params") or {}
-        ptext = ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
-        lead = [rec["case"], backend_label(rec), ptext]
-        if rec.get("error"):
-            rows.append(_err_row(rec, lead, len(columns)))
-            continue
-        rows.append(lead + [_with_spread(rec), _rate(rec), _vs(rec, index, baseline)])
-    notes = _record_notes(recs) + _error_notes(recs)
-    return Table(suite, columns, rows, notes, ["l", "l", "l", "r", "r", "r"])
-
-
-_BUILDERS = {
-    "vector-add": _vector_add_table,
-    "matmul": _matmul_table,
-    "scaling": _scaling_table,
-    "train": _train_table,
-}
 
 
 # --------------------------------------------------------------------------- rendering
@@ -671,7 +584,14 @@ def markdown_table(table: Table, *, heading: str = "###") -> str:
 
 
 __all__ = [
+    "Column",
     "Table",
+    "TableContext",
+    "build_table",
+    "generic_columns",
+    "order_records",
+    "summary_text",
+    "with_spread",
     "backend_label",
     "check_baseline",
     "format_ratio",

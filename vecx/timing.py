@@ -20,11 +20,15 @@ Only the standard library and NumPy are used here; a backend is anything with ``
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import itertools
+import json
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,6 +241,41 @@ def _check_int(name: str, value: object, low: int) -> None:
         raise ValueError(f"{name} must be >= {low}, got {value!r}")
 
 
+#: Environment variable naming a file where every `measure` call and `timeline` block
+#: appends its wall-clock interval (one JSON line): how ``bench/quick_run.py`` tells time
+#: spent measuring from time spent around it. Unset (the default), nothing is written.
+TIMELINE_ENV = "VECX_TIMELINE"
+
+
+@contextlib.contextmanager
+def timeline(label: str) -> Iterator[None]:
+    """Append this block's wall-clock interval to the `TIMELINE_ENV` file, if one is set."""
+    path = os.environ.get(TIMELINE_ENV)
+    if not path:
+        yield
+        return
+    start = time.time()
+    try:
+        yield
+    finally:
+        line = json.dumps({"label": label, "pid": os.getpid(), "start": start,
+                           "end": time.time()})  # fmt: skip
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def _on_timeline(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        if not os.environ.get(TIMELINE_ENV):
+            return fn(*args, **kwargs)
+        with timeline(str(kwargs.get("label") or "measure")):
+            return fn(*args, **kwargs)
+
+    return timed
+
+
+@_on_timeline
 def measure(
     fn: Callable[[], Any],
     backend: Any = None,

@@ -7,18 +7,29 @@ import sys
 from pathlib import Path
 
 DESCRIPTION = """\
-Run the benchmark suites (vector-add, matmul, scaling, train) on every available backend
-x device, each in its own subprocess, in a shuffled order (seeded by --seed, recorded).
+Run benchmark suites on every available backend x device, each in its own subprocess,
+in a shuffled order (seeded by --seed, recorded).
 Every case is synchronised, warmed up, repeated and checked against a float64 reference;
 a wrong result is recorded as an error. Results stream to OUT/results.json.partial.jsonl
 as each case finishes, so Ctrl-C keeps what completed; at the end OUT/results.json (schema
 in vecx/results.py and the README), a table per suite and plots (PNG + SVG) are written;
 figures of an earlier run in OUT are removed first, so none describes other results.
 
+Suites (--suites), named in any of these ways:
+  {choices}
+A workload file holds functions decorated with @vecx.workload (README, "Benchmark your
+own code"); installed suites come from the "vecx.suites" entry-point group.
+
 Exit status: 0 all cases ran and agree; 1 a case failed or a training loss disagrees
 across backends; 2 bad arguments or an unwritable --out; 130 interrupted (results of
 the completed cases are still written).
 """
+
+
+def _choices() -> str:
+    from vecx.suites.suite import choices
+
+    return choices().replace("; ", "\n  ")
 
 
 def _csv(text: str) -> list[str]:
@@ -29,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="benchmark every backend x device; tables, results.json and plots",
-        description=DESCRIPTION,
+        description=DESCRIPTION.format(choices=_choices()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -39,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument(
         "--suites", type=_csv, metavar="LIST",
-        help="comma-separated suites: vector-add, matmul, scaling, train (default: all)",
+        help="comma-separated suites: built-in names, installed suites, workload files "
+        "(mybench.py) or modules (mypkg.bench); default: every built-in suite",
     )  # fmt: skip
     p.add_argument(
         "--quick", action="store_true",
@@ -69,8 +81,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+#: Command-line flag of each engine option, for its errors.
+_FLAGS = {"backends": "--backends", "suites": "--suites", "seed": "--seed",
+          "baseline": "--baseline"}  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
-    from vecx.runner import BenchOptions, run_bench
+    from vecx.engine import BenchOptions, OptionError, run_bench
 
     opts = BenchOptions(
         backends=args.backends,
@@ -81,11 +98,26 @@ def run(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         quiet=args.quiet,
         seed=args.seed,
-        plots=not args.no_plots,
     )
-    outcome = run_bench(opts)
-    settings = outcome.doc.get("settings", {})
-    n = len(outcome.doc["results"])
+    try:
+        outcome = run_bench(opts)
+    except OptionError as exc:
+        flag, text = _FLAGS.get(exc.option, exc.option), str(exc)
+        if text.startswith(exc.option + " "):  # "seed must be >= 0" -> "--seed must be >= 0"
+            raise ValueError(flag + text[len(exc.option) :]) from None
+        raise ValueError(f"{flag}: {text}") from None
+    doc = outcome.doc
+    _print_tables(doc, doc["settings"].get("baseline", args.baseline))
+    plots: list[Path] = []
+    plot_error = None
+    _remove_old_figures(outcome.path.parent, doc)
+    if not args.no_plots and not outcome.interrupted:
+        from vecx.timing import timeline
+
+        with timeline("plots"):
+            plots, plot_error = _draw(doc, outcome.path.parent)
+    settings = doc.get("settings", {})
+    n = len(doc["results"])
     backends = ", ".join(settings.get("order", [])) or "none"
     status = f"{n} cases on {backends} in {outcome.elapsed_s:.1f} s"
     if outcome.interrupted:
@@ -96,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
     problems = []
     if outcome.errors:
         problems.append(f"{outcome.errors} failed")
-    if outcome.disagreements:
-        problems.append(f"{outcome.disagreements} with a disagreeing final loss")
+    problems += [f"{count} {what}" for what, count in outcome.flagged.items() if count]
     if problems:
         status += f" ({', '.join(problems)})"
     # an interruption is news for the terminal even when stdout goes to a file
@@ -106,13 +137,41 @@ def run(args: argparse.Namespace) -> int:
     if unavailable:
         print(f"vecx bench: not available here: {', '.join(unavailable)} (see 'vecx info')")
     print(f"vecx bench: results written to {outcome.path}")
-    if outcome.plots:
-        print(f"vecx bench: {len(outcome.plots)} plot files written to {outcome.path.parent}")
+    if plots:
+        print(f"vecx bench: {len(plots)} plot files written to {outcome.path.parent}")
     elif outcome.interrupted and not args.no_plots:
         print(f"vecx bench: plots skipped after the interruption; draw them with: "
               f"vecx plot {outcome.path}", file=sys.stderr)  # fmt: skip
     if outcome.busy:
         print(f"vecx bench: warning: {outcome.busy}", file=sys.stderr)
-    if outcome.plot_error:
-        print(f"vecx bench: plots failed: {outcome.plot_error}", file=sys.stderr)
+    if plot_error:
+        print(f"vecx bench: plots failed: {plot_error}", file=sys.stderr)
     return outcome.exit_status
+
+
+def _print_tables(doc: dict, baseline: str) -> None:
+    from vecx import tables
+
+    tables.print_tables(tables.suite_tables(doc, baseline=baseline))
+
+
+def _remove_old_figures(out_dir: Path, doc: dict) -> None:
+    """Figures of an earlier run in ``out_dir`` must not sit beside these results."""
+    import contextlib
+
+    from vecx.plots import figure_files
+
+    for old in figure_files(out_dir, doc.get("settings", {}).get("suites", [])):
+        with contextlib.suppress(OSError):  # never fail a run for a stale figure
+            old.unlink()
+
+
+def _draw(doc: dict, out_dir: Path) -> tuple[list[Path], str | None]:
+    """The figures; a failure is one line, never lost results."""
+    from vecx.plots import plot_results
+    from vecx.suites import error_text
+
+    try:
+        return list(plot_results(doc, out_dir)), None
+    except Exception as exc:
+        return [], error_text(exc)

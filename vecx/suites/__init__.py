@@ -1,49 +1,40 @@
 """Benchmark suites: named cases over one backend, each producing one checked result record.
 
-Design rules (see ``docs/architecture.md``):
+A suite is a :class:`vecx.suites.suite.Suite` (its cases, post-processing, table and
+figures in one place); a user's file of ``@vecx.workload`` functions becomes one
+(:mod:`vecx.suites.workload`). This module holds what the built-in suites share.
+
+Design rules:
 
 * A suite imports no array framework. It uses the ``Backend`` protocol and the native
   arrays' shared operators (``+ - @``, ``x[i]``, ``x[:, j]``, ``.shape``) only. NumPy appears
   in suites solely on the host, for the float64 reference that every fast result is
   checked against: a fast wrong result is recorded as an error, never as a number.
 * Every timing goes through :func:`vecx.timing.measure` with the backend's ``sync``.
-* A suite is a module with ``NAME``, ``plan(device, *, quick, **sizes)`` (which cases it
-  will run, without building a backend: the runner needs this to show progress and to
-  record an error for each case a crashed worker never finished) and
-  ``cases(be, *, quick, seed, **sizes)`` returning :class:`Case` objects in the same
-  order. Array data come from ``be``'s generator, which the runner reseeds with ``seed``
-  before each suite; ``seed`` itself serves suites that draw on the host (``train``).
-  ``run_<suite>(be, *, quick)`` is the plain iterator of records built on top.
+* ``Suite.plan(device, *, quick, **sizes)`` says which cases will run without building a
+  backend (the engine needs this to show progress and to record an error for each case
+  a crashed worker never finished); ``Suite.cases(be, *, quick, seed, **sizes)`` returns
+  :class:`Case` objects in the same order. Array data come from ``be``'s generator, which
+  the engine reseeds with ``seed`` before each suite; ``seed`` itself serves suites that
+  draw on the host (``train``, workloads).
 * Case names are fixed (``vector-add``: ``loop``, ``vectorized``; ``matmul``:
   ``element``, ``column``, ``full``, ``block64``; ...) so runs compare across versions.
   Sizes are keyword arguments so tests can shrink them.
-
-Third-party or test suites: any importable module following the same interface can be
-named by its dotted import path wherever a suite name is accepted (``--suites my.suite``).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from vecx.protocol import capabilities
 from vecx.results import result
+from vecx.suites.suite import BUILTIN as SUITES
 from vecx.timing import Measurement, Timer
-
-#: Built-in suites in their default running order, and the module of each.
-SUITES: dict[str, str] = {
-    "vector-add": "vecx.suites.vector_add",
-    "matmul": "vecx.suites.matmul",
-    "scaling": "vecx.suites.scaling",
-    "train": "vecx.suites.train",
-}
 
 #: Unit roundoff of float32 and of TF32 (10 explicit mantissa bits), for error bounds.
 U_FLOAT32 = 2.0**-24
@@ -105,28 +96,11 @@ def case_key(suite: str, case: str, params: Mapping[str, Any]) -> str:
     return json.dumps([suite, case, dict(params)], sort_keys=True, separators=(",", ":"))
 
 
-def suite_module(name: str) -> ModuleType:
-    """The module implementing suite ``name`` (a built-in name or a dotted import path)."""
-    path = SUITES.get(name)
-    if path is None:
-        if "." not in name:
-            raise ValueError(f"unknown suite {name!r}; choose from {', '.join(SUITES)}")
-        path = name
-    try:
-        module = importlib.import_module(path)
-    except ModuleNotFoundError as exc:
-        if name in SUITES:
-            raise
-        raise ValueError(f"unknown suite {name!r}: cannot import {path} ({exc})") from None
-    for attr in ("plan", "cases"):
-        if not callable(getattr(module, attr, None)):
-            raise ValueError(f"suite module {path} has no {attr}() function")
-    return module
-
-
 def suite_name(name: str) -> str:
-    """The name records carry for suite ``name`` (its module's ``NAME``)."""
-    return str(getattr(suite_module(name), "NAME", name))
+    """The name records carry for suite ``name`` (built-in, installed, a file, a module)."""
+    from vecx.suites.suite import load
+
+    return load(name).name
 
 
 def plan(name: str, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
@@ -135,14 +109,16 @@ def plan(name: str, device: str, *, quick: bool = False, **sizes: Any) -> list[t
     ``device`` is a backend spec (``"torch:cuda:0"``) or a bare device (``"cpu"``); suites
     use it to pick GPU sizes and framework-specific cases (native training for torch/jax).
     """
-    return list(suite_module(name).plan(device, quick=quick, **sizes))
+    from vecx.suites.suite import load
+
+    return list(load(name).plan(device, quick=quick, **sizes))
 
 
-def cases(
-    name: str, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any
-) -> list[Case]:
+def cases(name: str, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any) -> list[Case]:
     """The runnable cases of suite ``name`` on backend ``be``."""
-    return list(suite_module(name).cases(be, quick=quick, seed=seed, **sizes))
+    from vecx.suites.suite import load
+
+    return list(load(name).cases(be, quick=quick, seed=seed, **sizes))
 
 
 def run_case(case: Case, be: Any) -> dict[str, Any]:
@@ -193,8 +169,14 @@ def failed(
 ) -> dict[str, Any]:
     """A record for a case that produced no trustworthy number."""
     return result(
-        suite, case, be.name, be.device, dtype=be.dtype, params=dict(params),
-        error=error_text(exc), **extra,
+        suite,
+        case,
+        be.name,
+        be.device,
+        dtype=be.dtype,
+        params=dict(params),
+        error=error_text(exc),
+        **extra,
     )
 
 
@@ -374,20 +356,6 @@ def check_within(got: Any, ref: Any, bound: Any, what: str) -> str | None:
     return None
 
 
-def fmt_rate(value: float | None, unit: str | None) -> str:
-    """Short text of a metric for progress lines (``"12.3 GFLOP/s"``, ``"1.2 ms"``)."""
-    if value is None:
-        return "-"
-    if unit == "s":
-        from vecx.tables import format_time  # the tables' units (µs, not us)
-
-        return format_time(value)
-    if unit:
-        digits = 3 if abs(value) < 1000 else 0
-        return f"{value:.{digits}g} {unit}" if digits else f"{value:.0f} {unit}"
-    return f"{value:.4g}"
-
-
 def log2_sizes(lo: int, hi: int, step: int = 1) -> list[int]:
     """``[2**lo, 2**(lo+step), ..., 2**hi]``."""
     return [2**e for e in range(lo, hi + 1, step)]
@@ -407,7 +375,7 @@ __all__ = [
     "plan",
     "run_case",
     "run_suite",
-    "suite_module",
+    "suite_name",
     "tf32_sentinel",
     "timed",
     "timing_options",

@@ -28,8 +28,10 @@ at n = 256 the probabilistic bound catches TF32-rounded inputs by a factor of ab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from vecx.suites import (
     MEASURED,
@@ -43,11 +45,21 @@ from vecx.suites import (
     writer,
     writes_by_copy,
 )
+from vecx.suites.suite import FigureSpec, Suite
 from vecx.suites.vector_add import (
     FIRST_CALL_FACTOR,
     FIRST_CALL_NOTE,
     loop_budget,
     loop_size,
+)
+from vecx.tables import (
+    Column,
+    backend_column,
+    backend_label,
+    case_column,
+    param_column,
+    rate_column,
+    time_column,
 )
 from vecx.timing import measure
 
@@ -182,7 +194,10 @@ def cases(
         return record("block64", lambda: block64(A0, B, C))
 
     runners = {
-        "element": run_element, "column": run_column, "full": run_full, "block64": run_block64,
+        "element": run_element,
+        "column": run_column,
+        "full": run_full,
+        "block64": run_block64,
     }
     return [Case(NAME, case, params, runners[case]) for case, params in plan(be.spec, n=n)]
 
@@ -192,3 +207,84 @@ def run_matmul(be: Any, *, quick: bool = False, **sizes: Any) -> Iterator[dict[s
     from vecx.suites import run_suite
 
     yield from run_suite(NAME, be, quick=quick, **sizes)
+
+
+def _matmul(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> Any:
+    """Grouped bars: strategy on x, one bar per backend x device, GFLOP/s on a log axis."""
+    from vecx import plots as P
+
+    recs = [r for r in P.succeeded(records) if P.finite_positive(r.get("value"))]
+    if not recs:
+        return None
+    cases = SUITE.order(recs)
+    labels = P.labels_of(recs)
+    width = 0.8 / len(labels)
+    x = np.arange(len(cases))
+    width_in = min(12.0, max(6.0, 1.6 * len(cases) * max(1, len(labels) / 2)))
+    fig = P.new_figure(figsize=(width_in, 4.4))
+    ax = fig.subplots()
+    for i, label in enumerate(labels):
+        values = []
+        for case in cases:
+            rec = next((r for r in recs if r["case"] == case and backend_label(r) == label), None)
+            values.append(rec["value"] if rec else 0.0)
+        bars = ax.bar(
+            x + (i - (len(labels) - 1) / 2) * width,
+            values,
+            width,
+            label=label,
+            color=P.colors_for(doc).get(label),
+        )
+        P.bar_labels(ax, bars, [P.short_number(v) if v > 0 else "" for v in values], fontsize=6)
+        for xi, case in zip(x + (i - (len(labels) - 1) / 2) * width, cases, strict=True):
+            if any(
+                r.get("error") and r["case"] == case and backend_label(r) == label for r in records
+            ):
+                ax.text(
+                    xi,
+                    0.02,
+                    "failed",
+                    transform=ax.get_xaxis_transform(),
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color=P.colors_for(doc).get(label),
+                )
+    ax.set_yscale("log")
+    P.plain_log_axis(ax.yaxis)
+    ax.set_xticks(x, cases)
+    ax.set_ylabel("GFLOP/s (log scale)")
+    ns = sorted({(r.get("params") or {}).get("n") for r in recs} - {None})
+    size = f"{ns[0]}x{ns[0]} " if len(ns) == 1 else ""
+    P.title(ax, f"matmul A = BC on {size}float32: element, column, full, blocks of 64")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.margins(y=0.15)
+    P.footnote(fig, P.failed_notes(records))
+    return fig
+
+
+class MatmulSuite(Suite):
+    """d2l's four ways to multiply matrices, in GFLOP/s (see the module docstring)."""
+
+    name = NAME
+    version = 1
+    title = "matmul: A = BC four ways (GFLOP/s = 2n³ / time)"
+    description = "A = BC four ways: per element, per column, one call, blocks of 64"
+    case_names = CASES
+
+    def plan(self, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
+        return plan(device, quick=quick, **sizes)
+
+    def cases(self, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any) -> list[Case]:
+        return cases(be, quick=quick, seed=seed, **sizes)
+
+    def columns(self, records: Sequence[Mapping[str, Any]]) -> list[Column]:
+        return [case_column(), backend_column(), param_column("n"), time_column(),
+                rate_column("GFLOP/s")]  # fmt: skip
+
+    figures = (FigureSpec("matmul", "matmul GFLOP/s by strategy and backend", _matmul),)
+
+
+SUITE = MatmulSuite()

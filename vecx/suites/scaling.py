@@ -15,7 +15,7 @@ Cases (one record per size ``n``):
 
 Like users' code, ``a + b`` and ``-x`` allocate their result each call; both cases pay
 it alike, so the percentage stays fair. ``pct_of_ceiling`` is left empty here and filled
-by the runner once every backend has run (``vecx.runner.add_ceilings``): bandwidth
+by :meth:`ScalingSuite.finalize` once every backend has run (`add_ceilings`): bandwidth
 against the best ``copy`` rate measured on that device, compute against the best
 ``matmul`` rate any backend reached on that device.
 
@@ -38,8 +38,11 @@ a float64 O(n^3) product:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from vecx.suites import (
     CHECK_ROWS,
@@ -54,6 +57,16 @@ from vecx.suites import (
     timed,
     timing_options,
     unit_roundoff,
+)
+from vecx.suites.suite import FigureSpec, Finalized, Suite
+from vecx.tables import (
+    Column,
+    backend_column,
+    backend_label,
+    case_column,
+    format_number,
+    param_column,
+    time_column,
 )
 from vecx.timing import measure
 
@@ -196,7 +209,297 @@ def check_matmul(A: Any, B: Any, C: Any, u: float = U_FLOAT32) -> str | None:
 
 
 def run_scaling(be: Any, *, quick: bool = False, **sizes: Any) -> Iterator[dict[str, Any]]:
-    """Records of every size on ``be``; ``pct_of_ceiling`` is filled later by the runner."""
+    """Records of every size on ``be``; ``pct_of_ceiling`` is filled later (`add_ceilings`)."""
     from vecx.suites import run_suite
 
     yield from run_suite(NAME, be, quick=quick, **sizes)
+
+
+# --------------------------------------------------------------------------- ceilings
+
+
+#: Copies whose two arrays take at least this many bytes measure main memory, not a
+#: cache (this CPU's last-level cache is 32 MiB; an H100's L2 is 50 MB).
+MAIN_MEMORY_BYTES = 64 * 2**20
+#: How each ceiling was taken, as tables, reports and plots say it.
+CEILING_BASIS = {
+    "bandwidth": "best copy rate at any size (on a CPU an in-cache rate)",
+    "gflops": "best matmul rate any backend reached",
+}
+
+
+def add_ceilings(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Fill ``pct_of_ceiling`` of scaling records in place; return the ceilings per device.
+
+    Bandwidth records (``vector-add``, ``copy``) are divided by the best ``copy`` rate
+    measured on the same device (by any backend, at any size: on a CPU that is a rate
+    from cache, so main-memory sizes score far below 100%); ``matmul`` by the best
+    matmul rate any backend reached on that device. Failed records and devices without a
+    ceiling keep ``None``. Each record gets an extra ``ceiling`` key saying what it was
+    divided by, so a percentage can be traced to its source.
+
+    Each device's entry also has ``bandwidth_memory``, a second bandwidth reference that
+    no percentage uses: the best copy rate over sizes whose two arrays take at least
+    `MAIN_MEMORY_BYTES` (main memory), or, in runs without such sizes (``--quick``), at
+    the largest size measured (then ``main_memory`` is false). Every entry says how it
+    was taken in ``basis``.
+    """
+    records = [r for r in records if r.get("suite") == "scaling"]
+    kinds = {"bandwidth": "copy", "gflops": "matmul"}
+    ceilings: dict[str, dict[str, Any]] = {}
+    copies: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        source = kinds.get(rec.get("metric") or "")
+        value = rec.get("value")
+        if rec.get("error") or source != rec.get("case") or not _positive(value):
+            continue
+        if source == "copy" and isinstance((rec.get("params") or {}).get("n"), int):
+            copies.setdefault(rec["device"], []).append(rec)
+        best = ceilings.setdefault(rec["device"], {}).get(rec["metric"])
+        if best is None or value > best["value"]:
+            ceilings[rec["device"]][rec["metric"]] = _ceiling(rec, CEILING_BASIS[rec["metric"]])
+    for device, recs in copies.items():
+        ceilings[device]["bandwidth_memory"] = _memory_ceiling(recs)
+    for rec in records:
+        ceiling = ceilings.get(rec["device"], {}).get(rec.get("metric") or "")
+        if rec.get("error") or ceiling is None or not _positive(rec.get("value")):
+            rec["pct_of_ceiling"] = None
+            continue
+        rec["pct_of_ceiling"] = 100.0 * rec["value"] / ceiling["value"]
+        rec["ceiling"] = dict(ceiling)
+    return ceilings
+
+
+def _ceiling(rec: Mapping[str, Any], basis: str) -> dict[str, Any]:
+    return {
+        "value": rec["value"], "unit": rec.get("unit"), "backend": rec["backend"],
+        "case": rec["case"], "n": (rec.get("params") or {}).get("n"), "basis": basis,
+    }  # fmt: skip
+
+
+def _memory_ceiling(copies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The main-memory bandwidth reference from one device's ``copy`` records."""
+
+    def nbytes(rec: Mapping[str, Any]) -> int:
+        return 2 * ITEMSIZE.get(rec.get("dtype") or "", 4) * rec["params"]["n"]
+
+    big = [r for r in copies if nbytes(r) >= MAIN_MEMORY_BYTES]
+    if big:
+        best = max(big, key=lambda r: r["value"])
+        basis = (
+            f"best copy rate at sizes whose 2 arrays take >= {MAIN_MEMORY_BYTES // 2**20} MiB "
+            "(main memory)"
+        )
+    else:
+        largest = max(r["params"]["n"] for r in copies)
+        best = max((r for r in copies if r["params"]["n"] == largest), key=lambda r: r["value"])
+        basis = (
+            f"best copy rate at the largest size measured (2 arrays of "
+            f"{nbytes(best) / 2**21:.3g} MiB: may still be in cache)"
+        )
+    return {**_ceiling(best, basis), "main_memory": bool(big)}
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+# --------------------------------------------------------------------------- presentation
+
+
+#: What "% of ceiling" divides by (see `add_ceilings`).
+CEILING_NOTE = (
+    "% of ceiling: bandwidth against the best copy rate at any size measured on that "
+    "device (on a CPU an in-cache rate, so sizes that live in main memory score low); "
+    "compute against the best matmul rate any backend reached on that device."
+)
+
+
+def memory_notes(doc: Mapping[str, Any]) -> list[str]:
+    """One line per device with the main-memory copy rate recorded in the run's header."""
+    ceilings = (doc.get("settings") or {}).get("ceilings")
+    out = []
+    for device, kinds in (ceilings or {}).items() if isinstance(ceilings, Mapping) else ():
+        mem = kinds.get("bandwidth_memory") if isinstance(kinds, Mapping) else None
+        if not isinstance(mem, Mapping) or not _positive(mem.get("value")):
+            continue
+        n = mem.get("n")
+        where = f"{mem.get('backend')} copy" + (f" at n = {n:,}" if isinstance(n, int) else "")
+        what = "main-memory bandwidth" if mem.get("main_memory", True) else (
+            "copy rate at the largest size (no main-memory size in this run)"
+        )  # fmt: skip
+        out.append(
+            f"{device} {what}: {format_number(mem['value'])} "
+            f"{mem.get('unit') or 'GB/s'} ({where}; {mem.get('basis', 'largest sizes')})."
+        )
+    return out
+
+
+def _achieved(rec: Mapping[str, Any]) -> str:
+    value, unit = rec.get("value"), rec.get("unit")
+    if value is None:
+        return "-"
+    return f"{format_number(value)} {unit}".rstrip() if unit else format_number(value)
+
+
+def _pct(rec: Mapping[str, Any]) -> str:
+    pct = rec.get("pct_of_ceiling")
+    return f"{pct:.0f}%" if _positive(pct) or pct == 0 else "-"
+
+
+def _drawn_ceiling(recs: Sequence[Mapping[str, Any]], device_of: str) -> float | None:
+    """A device's ceiling as the runner computed it: value / (pct_of_ceiling / 100)."""
+    vals = [
+        r["value"] * 100.0 / r["pct_of_ceiling"]
+        for r in recs
+        if r.get("device") == device_of
+        and _positive(r.get("value"))
+        and _positive(r.get("pct_of_ceiling"))
+    ]
+    return float(np.median(vals)) if vals else None
+
+
+def _scaling(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> Any:
+    """Roofline view: achieved bandwidth (left) and compute (right) against n, ceilings.
+
+    The run header's ``settings.ceilings`` gives the ``bandwidth_memory`` entries, drawn
+    as a second dashed line on the bandwidth panel ("main memory").
+    """
+    from vecx import plots as P
+
+    ceilings = (doc.get("settings") or {}).get("ceilings")
+    ceilings = ceilings if isinstance(ceilings, Mapping) else {}
+    recs = [
+        r
+        for r in P.succeeded(records)
+        if P.finite_positive(r.get("value")) and isinstance((r.get("params") or {}).get("n"), int)
+    ]
+    if not recs:
+        return None
+    panels = [
+        (
+            "bandwidth",
+            "GB/s",
+            [r for r in recs if r.get("unit") == "GB/s"],
+            "bandwidth: vector add (3 arrays x bytes / time), copy dotted",
+            "best copy at any size; on a CPU in cache",
+        ),
+        (
+            "compute",
+            "GFLOP/s",
+            [r for r in recs if r.get("unit") == "GFLOP/s"],
+            "matmul: 2n³ / time",
+            "best matmul rate",
+        ),
+    ]
+    panels = [p for p in panels if p[2]]
+    fig = P.new_figure(figsize=(P.PANEL_W * 1.4 * len(panels), 4.6))
+    axes_list = list(np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).flat)
+    for ax, (_kind, unit, prs, title, ceiling_name) in zip(axes_list, panels, strict=True):
+        devices = list(dict.fromkeys(r["device"] for r in prs))
+        for label in P.labels_of(prs):
+            for case in SUITE.order(prs):
+                pts = sorted(
+                    (r["params"]["n"], r["value"])
+                    for r in prs
+                    if backend_label(r) == label and r["case"] == case
+                )
+                if not pts:
+                    continue
+                n, v = zip(*pts, strict=True)
+                style = ":" if case == "copy" else "-"
+                name = label if case in ("vector-add", "matmul") else f"{label} {case}"
+                ax.plot(
+                    n, v, style, marker="o", ms=3, color=P.colors_for(doc).get(label), label=name
+                )
+        for device in devices:
+            ceiling = _drawn_ceiling(prs, device)
+            if ceiling is None:
+                best = [r["value"] for r in prs if r["device"] == device]
+                ceiling = max(best) if best else None
+            if ceiling:
+                ax.axhline(ceiling, color="0.2", ls="--", lw=1)
+                ax.annotate(
+                    f"{device} ceiling ({ceiling_name}): {P.short_number(ceiling)} {unit}",
+                    (0.01, ceiling),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(2, 3),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color="0.2",
+                )
+            memory = (ceilings.get(device) or {}).get("bandwidth_memory")
+            if (
+                unit == "GB/s"
+                and isinstance(memory, Mapping)
+                and P.finite_positive(memory.get("value"))
+            ):
+                value = float(memory["value"])
+                ax.axhline(value, color="0.45", ls=(0, (6, 3)), lw=1, gid="main-memory")
+                what = "main memory" if memory.get("main_memory", True) else (
+                    "largest size, may be in cache"
+                )  # fmt: skip
+                ax.annotate(
+                    f"{device} {what} (best copy at the largest sizes): "
+                    f"{P.short_number(value)} {unit}",
+                    (0.01, value),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(2, -9),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color="0.45",
+                )
+        ax.set_xscale("log", base=2)
+        P.power_of_two_axis(ax.xaxis)
+        ax.set_yscale("log")
+        P.plain_log_axis(ax.yaxis, subs=(1.0, 2.0, 5.0))
+        ax.set_xlabel("problem size n (log scale)")
+        ax.set_ylabel(f"achieved {unit} (log scale)")
+        P.title(ax, title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.margins(y=0.2)
+    legend = P.legend_from_axes(fig, list(axes_list))
+    P.suptitle(
+        fig,
+        "Scaling: achieved rate against problem size, with the measured ceiling",
+        right_in=legend,
+    )
+    P.footnote(fig, P.failed_notes(records))
+    return fig
+
+
+class ScalingSuite(Suite):
+    """Achieved rates against size beside the measured ceilings (module docstring)."""
+
+    name = NAME
+    version = 1
+    title = "scaling: achieved rate against problem size"
+    description = "vector add, copy and matmul against size, as % of the measured ceilings"
+    case_names = CASES
+
+    def plan(self, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
+        return plan(device, quick=quick, **sizes)
+
+    def cases(self, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any) -> list[Case]:
+        return cases(be, quick=quick, seed=seed, **sizes)
+
+    def finalize(self, records: list[dict[str, Any]], *, precision: str = "float32") -> Finalized:
+        """``pct_of_ceiling`` of every record, and the ceilings for the header."""
+        return Finalized(settings={"ceilings": add_ceilings(records)})
+
+    def columns(self, records: Sequence[Mapping[str, Any]]) -> list[Column]:
+        return [
+            case_column(), backend_column(), param_column("n"), time_column(),
+            Column("achieved", _achieved), Column("% of ceiling", _pct),
+        ]  # fmt: skip
+
+    def notes(self, records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> list[str]:
+        return [CEILING_NOTE, *memory_notes(doc)]
+
+    figures = (
+        FigureSpec("scaling", "Achieved bandwidth and compute against problem size, with the "
+                   "ceilings", _scaling),
+    )  # fmt: skip
+
+
+SUITE = ScalingSuite()

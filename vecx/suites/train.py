@@ -13,9 +13,9 @@ backend; ``impl = "native"`` is the same run with the framework-native executor
 * ``value``: the final whole-data loss; ``curve``: the loss against training time (and
   ``accuracies`` for a classification preset, whose record also has ``accuracy``, the
   final training accuracy).
-* ``agrees`` is set by the runner once every backend has run
-  (``vecx.runner.check_agreement``): a final loss that disagrees with the others is a
-  wrong result, however fast.
+* ``agrees`` is set once every backend has run (:meth:`TrainSuite.finalize`,
+  `check_agreement`): a final loss that disagrees with the others is a wrong result,
+  however fast.
 
 ``--quick`` keeps every preset's name and hyperparameters but runs fewer epochs; the
 override is recorded in ``params["overrides"]`` so a quick record never passes for a
@@ -25,12 +25,24 @@ full one (and the params differ, so ``vecx compare`` never matches the two).
 from __future__ import annotations
 
 import importlib.util
+import math
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from vecx.suites import Case, spec_name, timed
-from vecx.timing import Measurement
+from vecx.suites.suite import FigureSpec, Finalized, Suite
+from vecx.tables import (
+    Column,
+    backend_column,
+    backend_label,
+    case_column,
+    format_loss,
+    with_spread,
+)
+from vecx.timing import Measurement, timeline
 
 NAME = "train"
 #: Backends with a framework-native reference trainer in ``vecx.native``.
@@ -50,6 +62,23 @@ NATIVE_NOTES = {
 }
 REPEATS = 3
 REPEATS_QUICK = 1
+#: Relative tolerance on final training losses across backends/impls, by matmul precision
+#: (see `check_agreement`), and an absolute floor for losses near zero.
+AGREE_RTOL = {"float32": 1e-4, "tf32": 1e-2}
+AGREE_ATOL = 1e-9
+
+#: The d2l minibatch chapter's four methods: preset -> legend label, in drawing order.
+TRAIN_METHODS: dict[str, str] = {
+    "airfoil-gd": "GD",
+    "airfoil-sgd": "SGD",
+    "airfoil-mb100": "minibatch 100",
+    "airfoil-mb10": "minibatch 10",
+}
+_METHOD_COLORS = ("C0", "C3", "C2", "C1")
+#: Preferred preset of the cross-backend training figure, first found wins.
+CROSS_BACKEND_PRESETS: tuple[str, ...] = (
+    "airfoil-mb10", "airfoil-mb100", "airfoil-sgd", "airfoil-gd", "linreg",
+)  # fmt: skip
 
 
 def _presets() -> list[str]:
@@ -102,11 +131,11 @@ def cases(
         p = PRESETS[preset]
         over = dict(extra.get(preset, {}))
         hyper = {"lr": p.lr, "batch_size": p.batch_size, "epochs": p.epochs, **over}
-        histories = [
-            train(be, preset, seed=seed, executor="native" if impl == "native" else None,
-                  **over)
-            for _ in range(runs)
-        ]  # fmt: skip
+        histories = []
+        for _ in range(runs):
+            with timeline(f"train {preset} {impl}"):
+                executor = "native" if impl == "native" else None
+                histories.append(train(be, preset, seed=seed, executor=executor, **over))
         times = [h.epoch_time for h in histories]
         median = statistics.median(times)
         h = min(histories, key=lambda x: abs(x.epoch_time - median))
@@ -138,3 +167,256 @@ def run_train(be: Any, *, quick: bool = False, **sizes: Any) -> Iterator[dict[st
     from vecx.suites import run_suite
 
     yield from run_suite(NAME, be, quick=quick, **sizes)
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+def check_agreement(
+    records: Iterable[dict[str, Any]], *, precision: str = "float32", atol: float = AGREE_ATOL
+) -> int:
+    """Set ``agrees`` on train records in place; return how many disagree.
+
+    For each preset, the reference is the median final loss over every backend x device x
+    implementation that finished; a record agrees when ``|loss - ref| <= atol + rtol |ref|``
+    with ``rtol = AGREE_RTOL[precision]``. The trainer feeds every backend the same data,
+    initial parameters and minibatches, so correct runs differ only by float32 rounding:
+    across NumPy, PyTorch and JAX (vecx and native) on this CPU the largest relative
+    spread measured was 8e-6 (linreg) and 1e-7 (airfoil). ``rtol = 1e-4`` leaves ten times
+    that; a wrong gradient, learning rate or batch order moves the loss by far more. TF32
+    rounds matmul inputs to 10 bits, hence ``1e-2`` with ``--precision tf32``. With one
+    finished record there is nothing to compare and ``agrees`` is ``None``; two that
+    disagree are both flagged, since neither can be preferred.
+    """
+    rtol = AGREE_RTOL.get(precision, AGREE_RTOL["float32"])
+    by_preset: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        if rec.get("suite") == "train":
+            rec["agrees"] = None
+            if not rec.get("error") and _finite(rec.get("value")):
+                by_preset.setdefault(rec["case"], []).append(rec)
+    disagreements = 0
+    for recs in by_preset.values():
+        if len(recs) < 2:
+            continue
+        ref = statistics.median(r["value"] for r in recs)
+        for rec in recs:
+            ok = abs(rec["value"] - ref) <= atol + rtol * abs(ref)
+            rec["agrees"] = ok
+            if not ok:
+                disagreements += 1
+                extra = (
+                    f"final loss {rec['value']:.6g} disagrees with the median {ref:.6g} over "
+                    f"{len(recs)} backends/impls (tolerance {rtol:g} relative)"
+                )
+                rec["note"] = f"{rec['note']}; {extra}" if rec.get("note") else extra
+    return disagreements
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# --------------------------------------------------------------------------- presentation
+
+
+def _count(x: Any) -> str:
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def _param(key: str) -> Any:
+    return lambda r: _count((r.get("params") or {})[key]) if key in (r.get("params") or {}) else "-"
+
+
+def _accuracy(value: Any) -> str:
+    """A training accuracy as a percentage (``97.8%``), ``-`` for a regression task."""
+    return "-" if value is None else f"{100 * float(value):.1f}%"
+
+
+_AGREES = {True: "yes", False: "NO", None: "-"}
+
+
+def _train_methods(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> Any:
+    """d2l's figure: one panel per backend x device, one line per method (vecx trainer)."""
+    from vecx import plots as P
+
+    recs = [
+        r
+        for r in P.succeeded(records)
+        if r["case"] in TRAIN_METHODS and P.impl_of(r) == "vecx" and P.curve(r) is not None
+    ]
+    if not recs:
+        return None
+    labels = P.labels_of(recs)
+    ncols = min(len(labels), 3)
+    nrows = math.ceil(len(labels) / ncols)
+    legend = P.legend_width(list(TRAIN_METHODS.values()))
+    fig = P.new_figure(figsize=(P.PANEL_W * ncols + legend, P.PANEL_H * nrows + 0.8))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False))
+    for ax, label in zip(axes.flat, labels, strict=False):
+        for (preset, method), color in zip(TRAIN_METHODS.items(), _METHOD_COLORS, strict=True):
+            for rec in recs:
+                if backend_label(rec) == label and rec["case"] == preset:
+                    t, y = P.curve(rec)  # type: ignore[misc]
+                    ax.plot(t, y, color=color, label=method, lw=1.5)
+        ax.set_xscale("log")
+        P.plain_log_axis(ax.xaxis)
+        P.title(ax, label)
+        ax.set_xlabel("training time (s, log scale)")
+        ax.set_ylabel("loss")
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(labels) :]:
+        ax.set_visible(False)
+    P.legend_from_axes(fig, axes.flat)
+    P.suptitle(
+        fig,
+        "Loss against training time on the airfoil data: GD, SGD and minibatches",
+        right_in=legend,
+    )
+    P.footnote(fig, P.failed_notes([r for r in records if r["case"] in TRAIN_METHODS]))
+    return fig
+
+
+def _train_backends(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> Any:
+    """One preset across every backend (vecx solid, native dashed) on one panel."""
+    from vecx import plots as P
+
+    usable = [r for r in P.succeeded(records) if P.curve(r) is not None]
+    present = {r["case"] for r in usable}
+    preset = next((p for p in CROSS_BACKEND_PRESETS if p in present), None)
+    if preset is None:
+        preset = next(iter(sorted(present)), None)
+    if preset is None:
+        return None
+    recs = [r for r in usable if r["case"] == preset]
+    fig = P.new_figure(figsize=(7.0, 4.4))
+    ax = fig.subplots()
+    for label in P.labels_of(recs):
+        for impl, style in (("vecx", "-"), ("native", "--")):
+            for rec in recs:
+                if backend_label(rec) == label and P.impl_of(rec) == impl:
+                    t, y = P.curve(rec)  # type: ignore[misc]
+                    name = f"{label} ({impl})"
+                    if rec.get("agrees") is False:
+                        name += ", loss disagrees"
+                    ax.plot(t, y, style, color=P.colors_for(doc).get(label), label=name, lw=1.5)
+    ax.set_xscale("log")
+    P.plain_log_axis(ax.xaxis)
+    ax.set_xlabel("training time (s, log scale)")
+    ax.set_ylabel("loss")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.legend(
+        *ax.get_legend_handles_labels(),
+        loc="outside right upper",
+        fontsize=8,
+        title="solid: vecx trainer\ndashed: framework-native",
+        title_fontsize=8,
+    )
+    method = TRAIN_METHODS.get(preset, preset)
+    P.title(ax, f"{preset} ({method}) on every backend")
+    P.footnote(fig, P.failed_notes([r for r in records if r["case"] == preset]))
+    return fig
+
+
+def _train_accuracy(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> Any:
+    """Training accuracy against time, one panel per classification preset, one line per
+    backend x implementation (vecx solid, native dashed)."""
+    from vecx import plots as P
+
+    usable = [r for r in P.succeeded(records) if P.accuracy_curve(r) is not None]
+    presets = [p for p in SUITE.case_names if any(r["case"] == p for r in usable)]
+    presets += sorted({r["case"] for r in usable} - set(presets))
+    if not presets:
+        return None
+    labels = P.labels_of(usable)
+    names = [f"{label} ({impl})" for label in labels for impl in ("vecx", "native")]
+    legend = P.legend_width(names)
+    fig = P.new_figure(figsize=(P.PANEL_W * len(presets) + legend, P.PANEL_H + 0.8))
+    axes = np.atleast_1d(fig.subplots(1, len(presets), sharey=True, squeeze=False)).flat
+    for ax, preset in zip(axes, presets, strict=True):
+        for label in labels:
+            for impl, style in (("vecx", "-"), ("native", "--")):
+                for rec in usable:
+                    if (
+                        rec["case"] == preset
+                        and backend_label(rec) == label
+                        and (P.impl_of(rec) == impl)
+                    ):
+                        t, a = P.accuracy_curve(rec)  # type: ignore[misc]
+                        ax.plot(t, 100 * a, style, color=P.colors_for(doc).get(label),
+                                label=f"{label} ({impl})", lw=1.5)  # fmt: skip
+        ax.set_xscale("log")
+        P.plain_log_axis(ax.xaxis)
+        P.title(ax, preset)
+        ax.set_xlabel("training time (s, log scale)")
+        ax.set_ylabel("training accuracy (%)")
+        ax.grid(True, which="both", alpha=0.3)
+    P.legend_from_axes(fig, np.atleast_1d(fig.axes))
+    P.suptitle(fig, "Training accuracy against training time (solid: vecx, dashed: native)",
+              right_in=legend)  # fmt: skip
+    P.footnote(fig, P.failed_notes([r for r in records if r["case"] in presets]))
+    return fig
+
+
+class TrainSuite(Suite):
+    """The trainer's presets, vecx and framework-native (see the module docstring)."""
+
+    name = NAME
+    version = 1
+    title = "train: the trainer's presets (vecx trainer and framework-native)"
+    description = "the trainer's presets (d2l's linreg, airfoil GD/SGD/minibatch, digits)"
+
+    @property
+    def case_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(_presets())
+
+    def plan(self, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
+        return plan(device, quick=quick, **sizes)
+
+    def cases(self, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any) -> list[Case]:
+        return cases(be, quick=quick, seed=seed, **sizes)
+
+    def finalize(self, records: list[dict[str, Any]], *, precision: str = "float32") -> Finalized:
+        """The cross-backend loss check; its tolerance goes into the header."""
+        flagged = check_agreement(records, precision=precision)
+        tolerance = {"rtol": AGREE_RTOL.get(precision, AGREE_RTOL["float32"]), "atol": AGREE_ATOL}
+        return Finalized({"agree_tolerance": tolerance}, flagged, "with a disagreeing final loss")
+
+    def columns(self, records: Sequence[Mapping[str, Any]]) -> list[Column]:
+        return [
+            case_column("preset"), backend_column(),
+            Column("impl", lambda r: str((r.get("params") or {}).get("impl", "vecx")), "l", True),
+            Column("batch", _param("batch_size"), "r", True),
+            Column("epochs", _param("epochs"), "r", True),
+            Column("time / epoch", with_spread),
+            Column("final loss", lambda r: format_loss(r.get("value"))),
+            Column("accuracy", lambda r: _accuracy(r.get("accuracy"))),
+            Column("agrees", lambda r: _AGREES.get(r.get("agrees"), "-"), "l"),
+        ]  # fmt: skip
+
+    def notes(self, records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> list[str]:
+        return [
+            f"{backend_label(r)} {(r.get('params') or {}).get('impl', 'vecx')} {r['case']}: "
+            f"final loss {format_loss(r.get('value'))} disagrees with the other backends"
+            for r in records
+            if r.get("agrees") is False and not r.get("error")
+        ]
+
+    def summary(self, rec: Mapping[str, Any]) -> str:
+        if rec.get("error") or rec.get("value") is None:
+            return super().summary(rec)
+        from vecx.tables import format_time
+
+        return f"loss {rec['value']:.4g}, {format_time(rec.get('median_s'))}/epoch"
+
+    figures = (
+        FigureSpec("train-methods", "Loss against training time per backend: GD, SGD, "
+                   "minibatch 100 and 10", _train_methods),
+        FigureSpec("train-backends", "One preset on every backend, vecx trainer and "
+                   "framework-native", _train_backends),
+        FigureSpec("train-accuracy", "Training accuracy against training time of the "
+                   "classification presets", _train_accuracy),
+    )  # fmt: skip
+
+
+SUITE = TrainSuite()

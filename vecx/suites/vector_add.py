@@ -29,8 +29,10 @@ framework's per-call dispatch cost n times, the vectorized add once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from vecx.suites import (
     U_FLOAT32,
@@ -42,6 +44,18 @@ from vecx.suites import (
     timing_options,
     writer,
     writes_by_copy,
+)
+from vecx.suites.suite import FigureSpec, Suite
+from vecx.tables import (
+    Column,
+    backend_column,
+    backend_label,
+    case_column,
+    format_ratio,
+    format_time,
+    param_column,
+    relative_speed,
+    with_spread,
 )
 from vecx.timing import measure
 
@@ -57,6 +71,7 @@ def loop_budget(quick: bool, override: float | None = None) -> float:
     if override is not None:
         return override
     return LOOP_BUDGET_QUICK_S if quick else LOOP_BUDGET_S
+
 
 #: The cold first call of a loop may run this many loop budgets before it is stopped.
 FIRST_CALL_FACTOR = 2.0
@@ -155,8 +170,10 @@ def cases(
             return failed(NAME, "loop", be, params, problem, **how)
         notes = []
         if functional:
-            notes.append("JAX arrays are immutable: the loop is c = c.at[i].set(a[i] + b[i]), "
-                         "a copy of c per element")
+            notes.append(
+                "JAX arrays are immutable: the loop is c = c.at[i].set(a[i] + b[i]), "
+                "a copy of c per element"
+            )
         if first is None:
             notes.append(FIRST_CALL_NOTE.format(FIRST_CALL_FACTOR * budget))
         time_full = meas.median * n / m
@@ -189,3 +206,157 @@ def run_vector_add(be: Any, *, quick: bool = False, **sizes: Any) -> Iterator[di
     from vecx.suites import run_suite
 
     yield from run_suite(NAME, be, quick=quick, **sizes)
+
+
+def _vector_add(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> Any:
+    """Per backend: loop and vectorized time side by side (log scale), speedup on top."""
+    from vecx import plots as P
+
+    recs = [r for r in P.succeeded(records) if P.finite_positive(r.get("median_s"))]
+    if not recs:
+        return None
+    labels = P.labels_of(recs)
+    x = np.arange(len(labels))
+    width = 0.38
+    fig = P.new_figure(figsize=(max(6.0, 1.5 * len(labels) + 2), 4.4))
+    ax = fig.subplots()
+    find = {(backend_label(r), r["case"]): r for r in recs}
+    notes = []
+    loop_t = [find[(lb, "loop")]["median_s"] if (lb, "loop") in find else 0.0 for lb in labels]
+    vec_t = [
+        find[(lb, "vectorized")]["median_s"] if (lb, "vectorized") in find else 0.0 for lb in labels
+    ]
+    hatches = []
+    for lb in labels:
+        rec = find.get((lb, "loop"))
+        extrapolated = bool(rec and rec.get("extrapolated"))
+        hatches.append("//" if extrapolated else "")
+        if rec is not None and extrapolated:
+            n = (rec.get("params") or {}).get("n")
+            notes.append(
+                f"{lb} loop (hatched): extrapolated from "
+                f"{P.count_text(rec.get('measured_n'))} of {P.count_text(n)} elements"
+            )
+        for rec in (find.get((lb, "loop")), find.get((lb, "vectorized"))):
+            if rec and rec.get("note"):
+                notes.append(f"{lb}: {rec['note']}")
+    loop_bars = ax.bar(
+        x - width / 2,
+        loop_t,
+        width,
+        label="loop c[i] = a[i] + b[i]",
+        color=[P.colors_for(doc).get(lb) for lb in labels],
+        alpha=0.45,
+    )
+    for bar, hatch in zip(loop_bars, hatches, strict=True):
+        bar.set_hatch(hatch)
+    vec_bars = ax.bar(
+        x + width / 2,
+        vec_t,
+        width,
+        label="vectorized a + b",
+        color=[P.colors_for(doc).get(lb) for lb in labels],
+    )
+    P.bar_labels(ax, loop_bars, [P.time_label(t) for t in loop_t])
+    P.bar_labels(ax, vec_bars, [P.time_label(t) for t in vec_t])
+    for xi, lt, vt in zip(x, loop_t, vec_t, strict=True):
+        if lt > 0 and vt > 0:
+            top = max(lt, vt)
+            ax.annotate(
+                f"{format_ratio(lt / vt)} faster",
+                (xi, top),
+                xytext=(0, 14),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                fontweight="bold",
+            )
+    ax.set_yscale("log")
+    P.plain_log_axis(ax.yaxis, time=True)
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("time per full add (log scale)")
+    ns = sorted({(r.get("params") or {}).get("n") for r in recs} - {None})
+    P.title(
+        ax,
+        "vector add"
+        + (f", n = {ns[0]:,}" if len(ns) == 1 and isinstance(ns[0], int) else "")
+        + ": Python loop against one vectorized call",
+    )
+    ax.margins(y=0.3)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    # legend entries in neutral grey: colours encode the backend, shade encodes the case
+    from matplotlib.patches import Patch
+
+    fig.legend(
+        handles=[
+            Patch(facecolor="0.6", alpha=0.45, label="loop c[i] = a[i] + b[i] (lighter)"),
+            Patch(facecolor="0.35", label="vectorized a + b"),
+        ],
+        fontsize=8,
+        loc="outside upper center",
+        ncols=2,
+        frameon=False,
+    )
+    P.footnote(fig, notes + P.failed_notes(records))
+    return fig
+
+
+def _time_per_add(rec: Mapping[str, Any]) -> str:
+    return with_spread(rec) + (" *" if rec.get("extrapolated") else "")
+
+
+def _count(x: Any) -> str:
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+class VectorAddSuite(Suite):
+    """d2l's loop against the vectorized add (see the module docstring)."""
+
+    name = NAME
+    version = 1
+    title = "vector-add: loop c[i] = a[i] + b[i] against vectorized a + b"
+    description = "d2l's Python loop c[i] = a[i] + b[i] against the vectorized a + b"
+    case_names = ("loop", "vectorized")
+
+    def plan(self, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
+        return plan(device, quick=quick, **sizes)
+
+    def cases(self, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any) -> list[Case]:
+        return cases(be, quick=quick, seed=seed, **sizes)
+
+    def columns(self, records: Sequence[Mapping[str, Any]]) -> list[Column]:
+        return [
+            case_column(), backend_column(), param_column("n"),
+            Column("time per add", _time_per_add),
+            Column("first call", lambda r: format_time(r.get("first_call_s"))),
+        ]  # fmt: skip
+
+    def notes(self, records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> list[str]:
+        """Which loops were extrapolated, and how much vectorizing buys per backend."""
+        notes = []
+        for rec in records:
+            if rec.get("extrapolated") and not rec.get("error"):
+                notes.append(
+                    f"{backend_label(rec)} {rec['case']} (*): extrapolated from "
+                    f"{_count(rec.get('measured_n'))} of "
+                    f"{_count((rec.get('params') or {}).get('n'))} elements"
+                )
+        by_backend: dict[str, dict[str, Mapping[str, Any]]] = {}
+        for rec in records:
+            by_backend.setdefault(backend_label(rec), {})[rec["case"]] = rec
+        for label, found in by_backend.items():
+            loop, vec = found.get("loop"), found.get("vectorized")
+            if loop and vec:
+                r = relative_speed(vec, loop)
+                if r is not None:
+                    notes.append(f"{label}: vectorized is {format_ratio(r)} faster than the loop")
+        return notes
+
+    figures = (
+        FigureSpec("vector-add", "Loop against vectorized vector add, with the speedup",
+                   _vector_add),
+    )  # fmt: skip
+
+
+SUITE = VectorAddSuite()

@@ -1,0 +1,138 @@
+"""What a bench run is asked to do, validated before anything runs.
+
+Messages name the option (``backends``, ``suites``), never a command-line flag: the
+engine is a library, and ``vecx bench`` maps `OptionError.option` to its flag.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OUT = "vecx-results"
+RESULTS_NAME = "results.json"
+
+
+class OptionError(ValueError):
+    """A bench option with a bad value; ``option`` names it (``"backends"``)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+@dataclass
+class BenchOptions:
+    """What a bench run should do (``vecx bench`` fills it; tests and scripts build it).
+
+    ``backends`` holds names (``torch``: every device kind of torch) or specs
+    (``torch:cpu``), ``None`` meaning every known one; ``suites`` names suites as
+    :func:`vecx.suites.suite.load` resolves them (built-in, installed, a file, a
+    module), ``None`` meaning the built-in ones. ``sizes`` maps a suite name to keyword
+    arguments of its ``plan``/``cases`` (tests use it to shrink problems).
+    """
+
+    backends: list[str] | None = None
+    suites: list[str] | None = None
+    quick: bool = False
+    out: Path = Path(DEFAULT_OUT)
+    precision: str = "float32"
+    baseline: str = "numpy"
+    quiet: bool = False
+    seed: int = 0
+    sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def candidate_specs(selection: Sequence[str] | None) -> list[str]:
+    """Specs (``name:kind``) to consider: every known backend x device, or the selection.
+
+    A bare name stands for every device kind of that backend. Raises `OptionError` for
+    an empty selection or an unknown name or device (no framework is imported).
+    """
+    from vecx.registry import entries, parse_spec
+
+    known = entries()
+    if selection is None:
+        return [f"{e.name}:{kind}" for e in known.values() for kind in e.devices]
+    out: list[str] = []
+    for item in selection:
+        item = item.strip().lower()
+        if not item:
+            continue
+        try:
+            entry, device = parse_spec(item)
+        except ValueError as exc:
+            raise OptionError("backends", str(exc)) from None
+        if ":" not in item:
+            out += [f"{entry.name}:{kind}" for kind in entry.devices]
+        else:
+            out.append(f"{entry.name}:{'cuda' if device == 'cuda:0' else device}")
+    if not out:
+        raise OptionError(
+            "backends", f"no backend selected; choose from {', '.join(known)} "
+            "(or leave the selection out for every available backend)",
+        )  # fmt: skip
+    return list(dict.fromkeys(out))
+
+
+def check_suites(selection: Sequence[str] | None) -> list[str]:
+    """Validated suite selectors in running order (default: every built-in suite).
+
+    Built-in names are case-insensitive (``Matmul``); files and modules are kept as given,
+    a file made absolute (workers may run elsewhere). Each is loaded here, so a bad name
+    or a broken file is an `OptionError` before anything runs.
+    """
+    from vecx.suites.suite import BUILTIN, SuiteError, choices, load
+
+    if selection is None:
+        return list(BUILTIN)
+    names = [s.strip() for s in selection if s.strip()]
+    if not names:
+        raise OptionError("suites", f"no suite selected; choose from {choices()}")
+    out = []
+    for name in names:
+        low = name.lower()
+        if low in BUILTIN:
+            name = low
+        elif name.endswith(".py") or "/" in name:
+            name = str(Path(name).expanduser().resolve())
+        try:
+            load(name)
+        except SuiteError as exc:
+            raise OptionError("suites", str(exc)) from None
+        out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def check_seed(seed: Any) -> int:
+    """The seed as an int >= 0 (it seeds NumPy, PyTorch and JAX generators alike)."""
+    from vecx.data import check_int
+
+    try:
+        return check_int("seed", seed, 0)
+    except (TypeError, ValueError) as exc:
+        raise OptionError("seed", str(exc)) from None
+
+
+def check_baseline(baseline: str) -> str:
+    """The baseline backend as tables match it: a name (``numpy``) or a label
+    (``torch:cuda:0``), lower case, the device canonical."""
+    from vecx.registry import parse_spec
+
+    text = "".join(str(baseline).split()).lower()
+    try:
+        entry, device = parse_spec(text)
+    except ValueError as exc:
+        raise OptionError("baseline", str(exc)) from None
+    return entry.name if ":" not in text else f"{entry.name}:{device}"
+
+
+def shuffled_order(specs: Sequence[str], seed: int) -> list[str]:
+    """The order backends run in: shuffled, so that no backend always runs first (on a
+    cold machine) or last (after the others heated it), yet reproducible from ``seed``."""
+    order = list(specs)
+    random.Random(seed).shuffle(order)
+    return order

@@ -1,0 +1,417 @@
+"""The bench engine: one subprocess per backend x device, streamed, crash-tolerant.
+
+Why it is built this way:
+
+* **One worker process per backend x device**, run one after another in a shuffled
+  (seeded, recorded) order. Frameworks in one process fight over threads (OpenBLAS,
+  OpenMP and XLA pools spinning against each other made NumPy's 128^3 matmul 500x slower
+  in one process here) and over GPU memory; a fresh process per backend also makes every
+  first call honest. Workers get ``XLA_PYTHON_CLIENT_PREALLOCATE=false``; any other
+  setting that changes numbers (``OPENBLAS_CORETYPE``, thread counts) is passed through
+  untouched and recorded, never changed.
+* **No framework in this process**: availability is first asked for free (is the
+  framework installed, is there an NVIDIA driver at all), then by each worker itself
+  before it runs anything (an ``unavailable`` event): asking JAX or torch for GPUs here
+  would hold GPU memory for the whole run, and a probe subprocess would import every
+  framework once more only to say it is there.
+* **Records are streamed**: workers append each finished case to
+  ``<out>/results.json.partial.jsonl`` (one fsynced line per record). The engine follows
+  the worker's events (`vecx.engine.events`) for progress, and when a worker dies
+  (segfault, OOM kill) it records an error for the case it was running and for each
+  planned case it never reached, then goes on with the next backend.
+* **Interruptions keep what completed**: on Ctrl-C or SIGTERM the engine stops the
+  worker, post-processes the completed records and writes ``results.json``. Workers run
+  in their own session, so a terminal's Ctrl-C reaches the engine only.
+* **Post-processing belongs to the suites** (:meth:`vecx.suites.suite.Suite.finalize`:
+  the scaling ceilings, the train agreement check); it rewrites the partial file
+  atomically before ``results.json`` is assembled.
+
+The engine returns an `Outcome`; printing tables and drawing figures is the command's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vecx.engine.events import Event, case_id
+from vecx.engine.options import (
+    RESULTS_NAME,
+    BenchOptions,
+    candidate_specs,
+    check_baseline,
+    check_seed,
+    check_suites,
+    shuffled_order,
+)
+from vecx.engine.progress import Progress
+from vecx.environment import cuda_driver_present, machine_info, runtime_settings
+from vecx.results import ResultWriter, result
+from vecx.timing import timeline
+
+#: Environment every worker gets on top of the parent's.
+WORKER_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+#: Seconds a worker gets to exit after SIGTERM before it is killed.
+KILL_GRACE_S = 3.0
+
+
+@dataclass
+class Outcome:
+    """What a bench run produced: the document, where it is, and how it ended.
+
+    ``flagged`` maps a description (``"with a disagreeing final loss"``) to how many
+    records a suite's `finalize` marked wrong.
+    """
+
+    doc: dict[str, Any]
+    path: Path
+    interrupted: str | None
+    errors: int
+    elapsed_s: float
+    flagged: dict[str, int] = field(default_factory=dict)
+    busy: str | None = None
+
+    @property
+    def exit_status(self) -> int:
+        """130 if interrupted, 1 if any case failed or was flagged wrong, else 0."""
+        if self.interrupted:
+            return 130
+        return 1 if self.errors or any(self.flagged.values()) else 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, turned into the same path as Ctrl-C."""
+
+
+def precheck(spec: str) -> str | None:
+    """Why ``spec`` surely cannot run here, asked without importing a framework, or None
+    (then its worker asks the framework itself)."""
+    from vecx.registry import BackendUnavailable, _check_installed, parse_spec
+
+    entry, device = parse_spec(spec)
+    try:
+        _check_installed(entry, spec)
+    except BackendUnavailable as exc:
+        return exc.reason + (f" ({exc.hint})" if exc.hint else "")
+    if device.startswith("cuda") and not cuda_driver_present():
+        return "no NVIDIA driver on this machine (no /dev/nvidia0, no libcuda)"
+    return None
+
+
+def run_bench(opts: BenchOptions) -> Outcome:
+    """Run the benchmark described by ``opts``; see the module docstring.
+
+    Raises `vecx.engine.options.OptionError` (a ``ValueError``) for a bad option and
+    ``OSError`` for an unwritable output folder, before anything runs, and
+    ``RuntimeError`` when no selected backend is available.
+    """
+    from vecx.suites.suite import load
+
+    t0 = time.perf_counter()
+    out_dir = Path(opts.out)
+    path = out_dir / RESULTS_NAME
+    selectors = check_suites(opts.suites)
+    suites = [load(s) for s in selectors]
+    specs = candidate_specs(opts.backends)
+    check_seed(opts.seed)
+    baseline = check_baseline(opts.baseline)
+    writer = ResultWriter(path)  # fails here, before any work, if the folder is not writable
+    env = worker_env()
+    unavailable = {s: why for s in specs if (why := precheck(s)) is not None}
+    candidates = [s for s in specs if s not in unavailable]
+    if not candidates:
+        writer.partial.unlink(missing_ok=True)
+        reasons = "; ".join(f"{s}: {why}" for s, why in unavailable.items())
+        raise RuntimeError(f"no selected backend is available ({reasons})")
+
+    order = shuffled_order(candidates, opts.seed)
+    plans = {
+        spec: [
+            (suite.name, case, params)
+            for suite, sel in zip(suites, selectors, strict=True)
+            for case, params in suite.plan(spec, quick=opts.quick, **_sizes(opts, suite, sel))
+        ]
+        for spec in order
+    }
+    total = sum(len(p) for p in plans.values())
+    from vecx.suites import timing_options
+
+    header: dict[str, Any] = {
+        "machine": machine_info(),
+        "backends": {},
+        "settings": {
+            "dtype": "float32",
+            "precision": opts.precision,
+            "quick": opts.quick,
+            "seed": opts.seed,
+            "order": order,
+            "suites": [s.name for s in suites],
+            "suite_versions": {s.name: s.version for s in suites},
+            "baseline": baseline,
+            "timing": timing_options(opts.quick),
+            "env": runtime_settings()["env"],
+            "workers": {},
+            "load": {},
+            "unavailable": unavailable,
+        },
+    }
+    progress = Progress(total, quiet=opts.quiet, start=t0)
+    for spec, why in unavailable.items():
+        progress.line(f"{spec}  not run: {why}")
+    interrupted: str | None = None
+    stopped = ""  # the backend whose worker the interruption stopped
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    worker: _Worker | None = None
+    try:
+        for spec in order:
+            with timeline(f"worker {spec}"):
+                worker = _Worker(spec, selectors, plans[spec], opts, path, env)
+                _follow(worker, progress, header)
+                rc = worker.proc.wait()
+            if worker.unavailable is not None:
+                unavailable[spec] = worker.unavailable
+                header["settings"]["order"].remove(spec)
+                progress.total -= len(plans[spec])
+                progress.line(f"{spec}  not run: {worker.unavailable}")
+                worker.log.unlink(missing_ok=True)
+                worker = None
+                continue
+            missing = worker.missing_records(rc)
+            if missing:
+                fill = ResultWriter(path, append=True)
+                for rec in missing:
+                    fill.add(rec)
+                    progress.advance(text=f"{spec}  {_case_text(rec)}  ERROR {rec['error']}")
+                progress.line(f"{spec}  worker failed; log kept at {worker.log}")
+            else:
+                worker.log.unlink(missing_ok=True)
+            worker = None
+    except KeyboardInterrupt as exc:
+        interrupted = "SIGTERM" if isinstance(exc, Interrupted) else "SIGINT"
+        if worker is not None:
+            stopped = worker.spec
+            worker.stop()
+            worker.log.unlink(missing_ok=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        progress.close()
+
+    if not header["settings"]["order"] and not interrupted:
+        writer.partial.unlink(missing_ok=True)
+        reasons = "; ".join(f"{s}: {why}" for s, why in unavailable.items())
+        raise RuntimeError(f"no selected backend is available ({reasons})")
+
+    # assemble: no second Ctrl-C may cut the results file short
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        records = ResultWriter.recover(path)
+        # cases the stopped worker recorded after the signal, before the engine read their
+        # events: saved, so counted and shown like the others
+        for rec in records[progress.done :]:
+            who = stopped or f"{rec['backend']}:{rec['device']}"
+            progress.advance(text=f"{who}  {_case_text(rec)}")
+        flagged = {}
+        for suite in suites:
+            found = suite.finalize([r for r in records if r["suite"] == suite.name],
+                                   precision=opts.precision)  # fmt: skip
+            header["settings"].update(found.settings)
+            if found.flagged:
+                flagged[found.flagged_as] = flagged.get(found.flagged_as, 0) + found.flagged
+        completed = sum(1 for r in records if not r.get("error"))
+        header["settings"].update(
+            interrupted=interrupted, cases_planned=progress.total, cases_recorded=len(records)
+        )
+        _rewrite_partial(path, records)
+        doc = ResultWriter(path, append=True).finish(header)
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+    return Outcome(doc, path, interrupted, len(records) - completed,
+                   time.perf_counter() - t0, flagged, busy_warning(doc))  # fmt: skip
+
+
+def _sizes(opts: BenchOptions, suite: Any, selector: str) -> dict[str, Any]:
+    return dict(opts.sizes.get(suite.name, opts.sizes.get(selector, {})))
+
+
+def busy_warning(doc: Mapping[str, Any]) -> str | None:
+    """A sentence if the 1-minute load exceeded the cores (+0.5) while a worker ran.
+
+    One worker alone loads the machine up to its thread count (at most the cores), so
+    more means other processes competed for the CPU: on a shared machine that can make a
+    multithreaded BLAS call wait a whole scheduler slice, and the numbers are suspect.
+    """
+    cores = (doc.get("machine") or {}).get("cores") or 0
+    loads = [
+        value[0]
+        for entry in ((doc.get("settings") or {}).get("load") or {}).values()
+        for value in entry.values()
+        if isinstance(value, list) and value
+    ]
+    if not cores or not loads or max(loads) <= cores + 0.5:
+        return None
+    return (
+        f"the machine was busy (1-minute load average up to {max(loads):.2f} on {cores} "
+        "cores): other processes competed for the CPU, so times may be inflated"
+    )
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted()
+
+
+def params_text(params: Mapping[str, Any]) -> str:
+    """`` (n=256)``: a case's scalar parameters for progress lines."""
+    parts = [f"{k}={v}" for k, v in params.items()
+             if k != "preset" and not isinstance(v, (dict, list))]  # fmt: skip
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _case_text(rec: Mapping[str, Any]) -> str:
+    return f"{rec['suite']}/{rec['case']}{params_text(rec.get('params') or {})}"
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of every worker: the engine's, `WORKER_ENV`, and this vecx first
+    on ``PYTHONPATH`` (so a worker imports the same vecx, and ``python -m`` adds the
+    current folder, where a user's suite module lives)."""
+    env = dict(os.environ)
+    env.update(WORKER_ENV)
+    root = str(Path(__file__).resolve().parents[2])
+    parts = [root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    return env
+
+
+def _describe_exit(rc: int) -> str:
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        hint = " (out of memory?)" if -rc == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exit status {rc}"
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
+class _Worker:
+    """One backend's subprocess and what the engine learned from its events."""
+
+    def __init__(
+        self, spec: str, suites: list[str], planned: list[tuple[str, str, dict]],
+        opts: BenchOptions, path: Path, env: Mapping[str, str],
+    ) -> None:  # fmt: skip
+        import json
+
+        self.spec, self.planned = spec, planned
+        self.done: set[tuple[str, str, str]] = set()
+        self.current: tuple[str, str, dict] | None = None
+        self.info: dict[str, Any] | None = None
+        self.fatal: str | None = None
+        self.unavailable: str | None = None
+        self.log = path.parent / f"worker-{spec.replace(':', '-')}.log"
+        config = {
+            "spec": spec, "suites": suites, "quick": opts.quick, "seed": opts.seed,
+            "precision": opts.precision, "results": str(path), "sizes": opts.sizes,
+        }  # fmt: skip
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vecx.engine.worker", json.dumps(config)],
+                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=dict(env),
+                text=True, bufsize=1, start_new_session=True,
+            )  # fmt: skip
+
+    def events(self) -> Iterable[Event]:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            event = Event.decode(line)
+            if event is not None:
+                yield event
+
+    def stop(self) -> None:
+        """SIGTERM the worker's process group, then SIGKILL if it lingers."""
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def missing_records(self, rc: int) -> list[dict[str, Any]]:
+        """Error records for every planned case the worker did not finish."""
+        backend, _, device = self.spec.partition(":")
+        device = "cuda:0" if device == "cuda" else device
+        why = self.fatal or _describe_exit(rc)
+        tail = "" if self.fatal else _last_line(self.log)
+        out = []
+        for suite, case, params in self.planned:
+            if case_id(suite, case, params) in self.done:
+                continue
+            if self.fatal:
+                msg = f"{self.spec} could not start: {why}"
+            elif self.current == (suite, case, params):
+                msg = f"worker crashed during this case ({why})" + (f": {tail}" if tail else "")
+            elif self.current is not None:
+                cs, cc, cp = self.current
+                msg = (f"not run: the {self.spec} worker crashed earlier, in "
+                       f"{cs}/{cc}{params_text(cp)}")  # fmt: skip
+            else:
+                msg = f"not run: the {self.spec} worker ended early ({why})"
+            out.append(result(suite, case, backend, device, params=params, error=msg))
+        return out
+
+
+def _follow(worker: _Worker, progress: Progress, header: dict[str, Any]) -> None:
+    """Consume one worker's events until it exits."""
+    settings = header["settings"]
+    for event in worker.events():
+        if event.kind == "backend":
+            worker.info = event.info or {}
+            header["backends"][worker.spec] = worker.info
+            settings["workers"][worker.spec] = event.settings or {}
+            settings["load"][worker.spec] = {"start": event.load}
+            name = worker.info.get("device_name", "")
+            progress.line(f"{worker.spec}  started ({worker.info.get('version', '?')}, {name})")
+        elif event.kind == "start":
+            worker.current = (event.suite or "", event.case or "", event.params or {})
+            progress.begin(f"{worker.spec}  {event.suite}/{event.case}"
+                           f"{params_text(event.params or {})}")  # fmt: skip
+        elif event.kind == "done":
+            worker.done.add(event.key)
+            progress.advance(text=f"{worker.spec}  {event.suite}/{event.case}"
+                             f"{params_text(event.params or {})}  {event.text or ''}")  # fmt: skip
+            worker.current = None
+        elif event.kind == "end":
+            settings["load"].setdefault(worker.spec, {})["end"] = event.load
+        elif event.kind == "unavailable":
+            worker.unavailable = event.error or "unavailable"
+        elif event.kind == "fatal":
+            worker.fatal = str(event.error)
+
+
+def _rewrite_partial(path: Path, records: list[dict[str, Any]]) -> None:
+    """Replace the partial file by ``records`` atomically (a crash leaves old or new)."""
+    staging = path.with_name(f".{path.name}.post")
+    tmp = ResultWriter(staging)
+    for rec in records:
+        tmp.add(rec)
+    os.replace(tmp.partial, ResultWriter.partial_path(path))

@@ -1,0 +1,97 @@
+"""The worker: one backend x device in its own process, streaming records and events.
+
+``python -m vecx.engine.worker CONFIG_JSON`` (internal). Events go, one JSON line each
+(`vecx.engine.events.Event`), to the process's original stdout; stdout itself is pointed
+at stderr, so whatever the frameworks print (even from C) lands in the log, not the pipe.
+Each finished record is appended, fsynced, to the run's partial results file before its
+``done`` event is sent, so the engine never reports a case that is not on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def main(config: Mapping[str, Any]) -> int:
+    """Run every planned case of one backend; see the module docstring."""
+    events = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    parent = os.getppid()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    from vecx.engine.events import Event
+
+    def emit(event: Event) -> None:
+        events.write(event.encode())
+        events.flush()
+
+    from vecx.environment import load_averages, runtime_settings
+    from vecx.protocol import BackendUnavailable
+    from vecx.registry import backend, status
+    from vecx.results import ResultWriter
+    from vecx.suites import error_text, failed, run_case
+    from vecx.suites.suite import load
+
+    spec, quick, seed = config["spec"], bool(config["quick"]), int(config["seed"])
+    sizes: dict[str, dict[str, Any]] = config.get("sizes") or {}
+    try:
+        st = status(spec)  # the framework's own answer (CUDA visible, ordinal exists)
+        if not st.available:
+            emit(Event("unavailable", error=st.reason))
+            return 0
+        be = backend(spec, seed=seed, precision=config.get("precision", "float32"))
+        info = be.info()
+    except BackendUnavailable as exc:
+        emit(Event("unavailable", error=exc.reason + (f" ({exc.hint})" if exc.hint else "")))
+        return 0
+    except Exception as exc:
+        emit(Event("fatal", error=error_text(exc)))
+        return 3
+    emit(Event("backend", info=info, settings=runtime_settings(), load=load_averages()))
+    writer = ResultWriter(config["results"], append=True)
+
+    def record(suite: Any, rec: dict[str, Any]) -> None:
+        rec.setdefault("suite_version", suite.version)
+        writer.add(rec)
+        emit(Event("done", suite=rec["suite"], case=rec["case"], params=rec["params"],
+                   text=suite.summary(rec)))  # fmt: skip
+
+    for selector in config["suites"]:
+        suite = load(selector)
+        be.seed(seed)  # each suite sees the same data whatever ran before it
+        own = sizes.get(suite.name, sizes.get(selector, {}))
+        try:
+            todo = suite.cases(be, quick=quick, seed=seed, **own)
+        except Exception as exc:  # the suite cannot even set up: each case gets the error
+            for case, params in suite.plan(spec, quick=quick, **own):
+                record(suite, failed(suite.name, case, be, params, exc))
+            continue
+        for case in todo:
+            if os.getppid() != parent:
+                return 4  # orphaned: the parent is gone, nobody will read this
+            emit(Event("start", suite=case.suite, case=case.case, params=dict(case.params)))
+            record(suite, run_case(case, be))
+    emit(Event("end", load=load_averages()))
+    return 0
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    import json
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m vecx.engine.worker CONFIG_JSON (internal)", file=sys.stderr)
+        return 2
+    rc = main(json.loads(args[0]))
+    # Every record is on disk (fsynced) and every event flushed: skip the interpreter's
+    # teardown of torch and jax (a second or so the next backend would wait for).
+    sys.stderr.flush()
+    os._exit(rc)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
