@@ -171,3 +171,17 @@ def test_compare_two_real_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "only-old" not in proc.stdout and "only-new" not in proc.stdout  # every case matched
     assert "vecx compare: 6 cases:" in proc.stdout
+
+
+def test_a_changed_suite_version_is_not_compared(tmp_path):
+    from vecx.results import compare
+
+    def doc(version, median):
+        return {"results": [result("mine", "f", "numpy", "cpu", params={"n": 1}, median_s=median,
+                                   iqr_s=0.0, suite_version=version)]}  # fmt: skip
+
+    assert compare(doc("abc", 1.0), doc("abc", 2.0))[0].verdict == "regression"
+    changed = compare(doc("abc", 1.0), doc("def", 2.0))[0]
+    assert changed.verdict == "changed" and changed.ratio is None
+    old = {"results": [result("mine", "f", "numpy", "cpu", params={"n": 1}, median_s=1.0)]}
+    assert compare(old, doc(1, 1.0))[0].verdict == "same"  # no version recorded: version 1

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_tables import synthetic_doc
 
 import vecx
 import vecx.suites
@@ -30,14 +29,14 @@ def _check_files(paths: list[Path]) -> set[str]:
     return stems
 
 
-def test_plot_results_writes_png_and_svg_for_every_suite(tmp_path):
+def test_plot_results_writes_png_and_svg_for_every_suite(synthetic_doc, tmp_path):
     paths = plot_results(synthetic_doc(), tmp_path / "new" / "plots")
     assert len(paths) == 2 * len(ALL_STEMS)
     assert _check_files(paths) == ALL_STEMS
     assert all(p.parent == tmp_path / "new" / "plots" for p in paths)
 
 
-def test_figure_names_are_known_to_figure_files_and_the_report(tmp_path):
+def test_figure_names_are_known_to_figure_files_and_the_report(synthetic_doc, tmp_path):
     """vecx bench removes old figures by these names: every name written must be listed."""
     from vecx.plots import figure_files
     from vecx.report import figure_specs
@@ -50,14 +49,14 @@ def test_figure_names_are_known_to_figure_files_and_the_report(tmp_path):
     assert sorted(figure_files(tmp_path)) == sorted(paths)
 
 
-def test_plot_results_skips_absent_suites(tmp_path):
+def test_plot_results_skips_absent_suites(synthetic_doc, tmp_path):
     paths = plot_results(synthetic_doc(("matmul",)), tmp_path)
     assert _check_files(paths) == {"matmul"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["matmul.png", "matmul.svg"]
     assert plot_results({"schema": 1, "results": []}, tmp_path / "empty") == []
 
 
-def test_plot_results_leaves_out_failed_records_and_says_so(tmp_path):
+def test_plot_results_leaves_out_failed_records_and_says_so(synthetic_doc, tmp_path):
     only_errors = {
         "results": [result("matmul", "full", "numpy", "cpu", params={"n": 256}, error="boom")]
     }
@@ -68,14 +67,14 @@ def test_plot_results_leaves_out_failed_records_and_says_so(tmp_path):
     assert "torch:cpu element failed" in svg
 
 
-def test_svg_output_is_reproducible(tmp_path):
+def test_svg_output_is_reproducible(synthetic_doc, tmp_path):
     a = plot_results(synthetic_doc(("vector-add",)), tmp_path / "a")
     b = plot_results(synthetic_doc(("vector-add",)), tmp_path / "b")
     svg_a, svg_b = (next(p for p in ps if p.suffix == ".svg").read_bytes() for ps in (a, b))
     assert svg_a == svg_b
 
 
-def test_plot_results_into_an_unwritable_place_names_it(tmp_path):
+def test_plot_results_into_an_unwritable_place_names_it(synthetic_doc, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(OSError, match=str(blocker)):
@@ -184,7 +183,7 @@ def test_plot_normal_writes_the_figure(tmp_path):
         plot_normal(vecx.backend("numpy"), tmp_path / "normal.gif")
 
 
-def test_scaling_plot_draws_the_main_memory_bandwidth_line(tmp_path):
+def test_scaling_plot_draws_the_main_memory_bandwidth_line(synthetic_doc, tmp_path):
     """Beside the ceiling (best copy at any size: an in-cache rate on a CPU), a second
     dashed line shows the main-memory copy rate recorded in the run's header."""
     from vecx.suites.scaling import add_ceilings
@@ -236,7 +235,7 @@ def _cut_titles(figures) -> list[str]:
     return cut
 
 
-def test_titles_fit_narrow_figures(tmp_path, monkeypatch):
+def test_titles_fit_narrow_figures(synthetic_doc, tmp_path, monkeypatch):
     doc = synthetic_doc()  # one backend: the narrowest figures
     doc = {**doc, "results": [r for r in doc["results"] if r["backend"] == "numpy"]}
     figures = _drawn_figures(monkeypatch)
@@ -249,7 +248,7 @@ def test_titles_fit_narrow_figures(tmp_path, monkeypatch):
     assert _cut_titles(figures) == []
 
 
-def test_train_methods_title_stays_clear_of_the_legend(tmp_path, monkeypatch):
+def test_train_methods_title_stays_clear_of_the_legend(synthetic_doc, tmp_path, monkeypatch):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     doc = synthetic_doc(("train",))

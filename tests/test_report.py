@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_tables import synthetic_doc
 
 from vecx.cli import main
 from vecx.report import build_report, default_plot_dir, find_plots, render_report
@@ -27,13 +26,13 @@ def _write(tmp_path: Path, doc: dict) -> Path:
 
 
 @pytest.fixture
-def results_file(tmp_path: Path) -> Path:
+def results_file(synthetic_doc, tmp_path: Path) -> Path:
     """Every suite: for the report's full layout."""
     return _write(tmp_path, synthetic_doc())
 
 
 @pytest.fixture
-def small_results(tmp_path: Path) -> Path:
+def small_results(synthetic_doc, tmp_path: Path) -> Path:
     """Two quick-to-draw suites: for the commands, where drawing time is not the point."""
     return _write(tmp_path, synthetic_doc(("vector-add", "matmul")))
 
@@ -45,7 +44,7 @@ def _images(md: str) -> list[str]:
 # --------------------------------------------------------------------------- report
 
 
-def test_report_has_machine_settings_backends_tables_and_flags():
+def test_report_has_machine_settings_backends_tables_and_flags(synthetic_doc):
     doc = synthetic_doc()
     md = render_report(doc, source="cpu.json")
     assert md.startswith("# vecx benchmark report: Synthetic CPU 9000\n")
@@ -65,7 +64,7 @@ def test_report_has_machine_settings_backends_tables_and_flags():
     assert _images(md) == []
 
 
-def test_report_renders_bench_settings_workers_ceilings_and_unavailable():
+def test_report_renders_bench_settings_workers_ceilings_and_unavailable(synthetic_doc):
     doc = synthetic_doc(("matmul",))
     doc["settings"] = {
         "dtype": "float32",
@@ -121,7 +120,7 @@ def test_report_renders_bench_settings_workers_ceilings_and_unavailable():
     assert "**Noisy**: 1 of 12 measurements" in flags  # the suite's own flag counts
 
 
-def test_report_tables_are_valid_markdown():
+def test_report_tables_are_valid_markdown(synthetic_doc):
     md = render_report(synthetic_doc())
     blocks = re.findall(r"(?:^\|.*\|\n)+", md, flags=re.M)
     assert len(blocks) >= 8  # machine, settings, blas, backends, four suites

@@ -1,12 +1,12 @@
 """vecx.tables: per-suite tables from a results document (units, vs-baseline, errors).
 
-`synthetic_doc` is also used by test_plots.py and test_report.py: every suite, three
-backends, an extrapolated JAX loop, a failed record and a disagreeing training run.
+`synthetic_doc` (a fixture of conftest.py, shared with test_plots.py and test_report.py):
+every suite, three backends, an extrapolated JAX loop, a failed record and a disagreeing
+training run.
 """
 
 from __future__ import annotations
 
-import math
 import re
 
 import pytest
@@ -22,211 +22,6 @@ from vecx.tables import (
     relative_speed,
     suite_tables,
 )
-
-BACKENDS = (("numpy", 1.0), ("torch", 0.5), ("jax", 2.0))  # time scale against numpy
-OOM = "RuntimeError: out of memory while allocating a tensor of 12345678 bytes on the device"
-
-
-def _curve(t_end: float, loss_end: float, n: int = 12) -> dict:
-    times = [t_end * (i + 1) / n for i in range(n)]
-    losses = [loss_end + (1.0 - loss_end) * math.exp(-4 * i / n) for i in range(n)]
-    return {"times": times, "losses": losses, "examples": [10 * (i + 1) for i in range(n)]}
-
-
-def synthetic_doc(suites: tuple[str, ...] = ("vector-add", "matmul", "scaling", "train")) -> dict:
-    """A results document as `vecx bench` writes it, with numbers chosen to check against."""
-    recs = []
-    for be, k in BACKENDS:
-        dev = "cpu"
-        if "vector-add" in suites:
-            jax = be == "jax"
-            params = {"n": 10000}
-            extra = {"note": "JAX writes with c.at[i].set"} if jax else {}
-            extra.update(measured_n=1000 if jax else 10000, extrapolated=jax)
-            recs.append(
-                result(
-                    "vector-add",
-                    "loop",
-                    be,
-                    dev,
-                    params=params,
-                    median_s=5e-3 * k,
-                    iqr_s=1e-4 * k,
-                    first_call_s=1e-2,
-                    n_runs=5,
-                    metric="time",
-                    value=5e-3 * k,
-                    unit="s",
-                    **extra,
-                )
-            )
-            recs.append(
-                result(
-                    "vector-add",
-                    "vectorized",
-                    be,
-                    dev,
-                    params={"n": 10000},
-                    median_s=5e-6 * k,
-                    iqr_s=1e-7,
-                    first_call_s=2e-5,
-                    n_runs=200,
-                    metric="time",
-                    value=5e-6 * k,
-                    unit="s",
-                )
-            )
-        if "matmul" in suites:
-            for case, t in (("element", 2.0), ("column", 2e-2), ("full", 2e-4), ("block64", 5e-4)):
-                if be == "torch" and case == "element":
-                    recs.append(result("matmul", case, be, dev, params={"n": 256}, error=OOM))
-                    continue
-                recs.append(
-                    result(
-                        "matmul",
-                        case,
-                        be,
-                        dev,
-                        params={"n": 256},
-                        median_s=t * k,
-                        iqr_s=t * k * 0.02,
-                        n_runs=5,
-                        metric="gflops",
-                        value=2 * 256**3 / (t * k) / 1e9,
-                        unit="GFLOP/s",
-                    )
-                )
-        if "scaling" in suites:
-            for p in (10, 12, 14, 16):
-                n = 2**p
-                t = 12 * n / 20e9 / k + 2e-6
-                gbs = 12 * n / t / 1e9
-                recs.append(
-                    result(
-                        "scaling",
-                        "vector-add",
-                        be,
-                        dev,
-                        params={"n": n},
-                        median_s=t,
-                        iqr_s=t * 0.02,
-                        metric="bandwidth",
-                        value=gbs,
-                        unit="GB/s",
-                        pct_of_ceiling=100 * gbs / 40.0,
-                    )
-                )
-                recs.append(
-                    result(
-                        "scaling",
-                        "copy",
-                        be,
-                        dev,
-                        params={"n": n},
-                        median_s=t * 0.6,
-                        iqr_s=t * 0.01,
-                        metric="bandwidth",
-                        value=8 * n / (t * 0.6) / 1e9,
-                        unit="GB/s",
-                        pct_of_ceiling=100 * 8 * n / (t * 0.6) / 1e9 / 40.0,
-                    )
-                )
-            for n in (64, 128, 256):
-                t = 2 * n**3 / (100e9 / k) + 1e-5
-                gf = 2 * n**3 / t / 1e9
-                recs.append(
-                    result(
-                        "scaling",
-                        "matmul",
-                        be,
-                        dev,
-                        params={"n": n},
-                        median_s=t,
-                        iqr_s=t * 0.02,
-                        metric="gflops",
-                        value=gf,
-                        unit="GFLOP/s",
-                        pct_of_ceiling=100 * gf / 200.0,
-                    )
-                )
-        if "train" in suites:
-            presets = (
-                ("airfoil-gd", 1500, 0.01),
-                ("airfoil-sgd", 1, 2.0),
-                ("airfoil-mb100", 100, 0.05),
-                ("airfoil-mb10", 10, 0.3),
-                ("digits-mlp", 64, 0.02),
-            )
-            for preset, bs, epoch_s in presets:
-                for impl in ("vecx", "native") if be != "numpy" else ("vecx",):
-                    f = k * (0.5 if impl == "native" else 1.0)
-                    agrees = not (be == "jax" and impl == "native" and preset == "airfoil-mb10")
-                    loss = 0.2443 if agrees else 0.91
-                    curve = _curve(2 * epoch_s * f, loss)
-                    scores = {}
-                    if preset.startswith("digits"):  # a classifier: accuracy too
-                        curve["accuracies"] = [0.5 + 0.04 * i for i in range(12)]
-                        scores["accuracy"] = 0.94
-                    recs.append(
-                        result(
-                            "train",
-                            preset,
-                            be,
-                            dev,
-                            params={
-                                "preset": preset,
-                                "impl": impl,
-                                "lr": 0.05,
-                                "batch_size": bs,
-                                "epochs": 2,
-                            },
-                            median_s=epoch_s * f,
-                            iqr_s=epoch_s * f * 0.03,
-                            n_runs=2,
-                            metric="loss",
-                            value=loss,
-                            unit="",
-                            curve=curve,
-                            agrees=agrees,
-                            **scores,
-                        )
-                    )
-    return {
-        "schema": 1,
-        "vecx_version": "0.1.0",
-        "created": "2025-01-31T12:00:00+00:00",
-        "machine": {
-            "cpu": "Synthetic CPU 9000",
-            "cores": 2,
-            "gpu": None,
-            "driver": None,
-            "python": "3.11.9",
-            "platform": "Linux-test",
-            "memory_gb": 7.7,
-        },
-        "backends": {
-            "numpy:cpu": {
-                "framework": "numpy",
-                "version": "2.1.0",
-                "device_name": "Synthetic CPU 9000",
-            },
-            "torch:cpu": {
-                "framework": "torch",
-                "version": "2.13.0",
-                "device_name": "Synthetic CPU 9000",
-                "threads": 2,
-            },
-            "jax:cpu": {"framework": "jax", "version": "0.10.2", "device_name": "cpu"},
-        },
-        "settings": {
-            "dtype": "float32",
-            "precision": "float32",
-            "quick": False,
-            "env": {"OPENBLAS_CORETYPE": "Haswell"},
-            "blas": [{"internal_api": "openblas", "version": "0.3.27", "num_threads": 2}],
-        },
-        "results": recs,
-    }
 
 
 def _table(tables: list[Table], suite: str) -> Table:
@@ -263,7 +58,7 @@ def test_format_time_picks_the_unit(seconds, text):
 # --------------------------------------------------------------------------- suite_tables
 
 
-def test_one_table_per_suite_in_fixed_order():
+def test_one_table_per_suite_in_fixed_order(synthetic_doc):
     tables = suite_tables(synthetic_doc())
     assert [t.suite for t in tables] == ["vector-add", "matmul", "scaling", "train"]
     for t in tables:
@@ -272,13 +67,13 @@ def test_one_table_per_suite_in_fixed_order():
         assert len(t.align) == len(t.columns)
 
 
-def test_suites_argument_limits_and_orders_and_skips_absent():
+def test_suites_argument_limits_and_orders_and_skips_absent(synthetic_doc):
     doc = synthetic_doc(("matmul", "train"))
     tables = suite_tables(doc, suites=["train", "scaling", "matmul"])
     assert [t.suite for t in tables] == ["train", "matmul"]
 
 
-def test_matmul_units_and_relative_speed():
+def test_matmul_units_and_relative_speed(synthetic_doc):
     t = _table(suite_tables(synthetic_doc()), "matmul")
     assert "GFLOP/s" in t.columns
     full_np = _row(t, case="full", backend="numpy:cpu")
@@ -289,7 +84,7 @@ def test_matmul_units_and_relative_speed():
     assert _row(t, case="column", backend="jax:cpu")["vs numpy"] == "0.500x"  # twice the time
 
 
-def test_other_baseline_and_missing_baseline_case():
+def test_other_baseline_and_missing_baseline_case(synthetic_doc):
     t = _table(suite_tables(synthetic_doc(), baseline="torch:cpu"), "matmul")
     assert t.columns[-1] == "vs torch:cpu"
     assert _row(t, case="full", backend="numpy:cpu")["vs torch:cpu"] == "0.500x"
@@ -298,7 +93,7 @@ def test_other_baseline_and_missing_baseline_case():
     assert _row(t, case="element", backend="numpy:cpu")["vs torch:cpu"] == "-"
 
 
-def test_a_baseline_absent_from_the_run_gets_a_note_not_a_column_of_dashes():
+def test_a_baseline_absent_from_the_run_gets_a_note_not_a_column_of_dashes(synthetic_doc):
     for t in suite_tables(synthetic_doc(), baseline="cupy"):
         assert "vs cupy" not in t.columns
         assert all(len(r) == len(t.columns) == len(t.align) for r in t.rows)
@@ -307,7 +102,7 @@ def test_a_baseline_absent_from_the_run_gets_a_note_not_a_column_of_dashes():
         )
 
 
-def test_check_baseline_normalises_and_rejects_unknown_names():
+def test_check_baseline_normalises_and_rejects_unknown_names(synthetic_doc):
     recs = synthetic_doc()["results"]
     assert check_baseline("NumPy") == "numpy"
     assert check_baseline("torch:cuda") == "torch:cuda:0"  # as backend_label writes it
@@ -318,18 +113,25 @@ def test_check_baseline_normalises_and_rejects_unknown_names():
         check_baseline("tensorflow", recs)
 
 
-def test_error_record_shows_text_never_a_number():
-    t = _table(suite_tables(synthetic_doc()), "matmul")
+def _oom(doc: dict) -> str:
+    """The out-of-memory error text the synthetic document's torch element case has."""
+    return next(r["error"] for r in doc["results"] if "out of memory" in (r["error"] or ""))
+
+
+def test_error_record_shows_text_never_a_number(synthetic_doc):
+    doc = synthetic_doc()
+    OOM_TEXT = _oom(doc)
+    t = _table(suite_tables(doc), "matmul")
     row = _row(t, case="element", backend="torch:cpu")
     cells = [row[c] for c in ("time", "GFLOP/s", "vs numpy")]
     assert cells[0].startswith("error: RuntimeError: out of memory")
-    assert cells[0].endswith("…") and len(cells[0]) < len(OOM)  # shortened
+    assert cells[0].endswith("…") and len(cells[0]) < len(OOM_TEXT)  # shortened
     assert cells[1:] == ["-", "-"]
     assert not re.search(r"\d", cells[0].replace("error: ", "")[:30])
-    assert any(OOM in n for n in t.notes)  # the full first line as a note
+    assert any(OOM_TEXT in n for n in t.notes)  # the full first line as a note
 
 
-def test_vector_add_extrapolation_note_and_vectorization_speedup():
+def test_vector_add_extrapolation_note_and_vectorization_speedup(synthetic_doc):
     t = _table(suite_tables(synthetic_doc()), "vector-add")
     loop = _row(t, case="loop", backend="jax:cpu")
     assert loop["time per add"] == "10.0 ms ±2% *"
@@ -342,7 +144,7 @@ def test_vector_add_extrapolation_note_and_vectorization_speedup():
     assert "numpy:cpu: vectorized is 1,000x faster than the loop" in notes
 
 
-def test_scaling_rates_and_percent_of_ceiling():
+def test_scaling_rates_and_percent_of_ceiling(synthetic_doc):
     t = _table(suite_tables(synthetic_doc()), "scaling")
     row = _row(t, case="matmul", backend="numpy:cpu", n="256")
     assert row["achieved"].endswith(" GFLOP/s")
@@ -355,7 +157,7 @@ def test_scaling_rates_and_percent_of_ceiling():
     assert t.rows[0][:3] == ["vector-add", "numpy:cpu", "1,024"]
 
 
-def test_train_table_flags_disagreement_and_compares_native_with_baseline():
+def test_train_table_flags_disagreement_and_compares_native_with_baseline(synthetic_doc):
     t = _table(suite_tables(synthetic_doc()), "train")
     bad = _row(t, preset="airfoil-mb10", backend="jax:cpu", impl="native")
     assert bad["agrees"] == "NO"
@@ -368,7 +170,7 @@ def test_train_table_flags_disagreement_and_compares_native_with_baseline():
     )
 
 
-def test_unknown_suite_gets_a_generic_table():
+def test_unknown_suite_gets_a_generic_table(synthetic_doc):
     doc = synthetic_doc(("matmul",))
     doc["results"].append(
         result(
@@ -424,7 +226,7 @@ def test_markdown_table_layout():
     assert lines[-1] == "- note \\*x\\*"
 
 
-def test_markdown_tables_have_consistent_columns():
+def test_markdown_tables_have_consistent_columns(synthetic_doc):
     for t in suite_tables(synthetic_doc()):
         body = [ln for ln in markdown_table(t).splitlines() if ln.startswith("|")]
         counts = {len(re.findall(r"(?<!\\)\|", ln)) for ln in body}
@@ -432,15 +234,17 @@ def test_markdown_tables_have_consistent_columns():
         assert len(body) == len(t.rows) + 2
 
 
-def test_print_tables_plain_and_unwrapped_when_not_a_terminal(capsys):
-    print_tables(suite_tables(synthetic_doc(("matmul",))))
+def test_print_tables_plain_and_unwrapped_when_not_a_terminal(synthetic_doc, capsys):
+    doc = synthetic_doc(("matmul",))
+    OOM_TEXT = _oom(doc)
+    print_tables(suite_tables(doc))
     out = capsys.readouterr().out
     assert "+---" in out or "|---" in out  # ASCII box, no box-drawing characters
     assert not re.search("[\u2500-\u257f]", out)
     # a long error stays on one row instead of folding into several lines
     err_lines = [ln for ln in out.splitlines() if "error: RuntimeError" in ln]
     assert len(err_lines) == 1 and "element" in err_lines[0] and "torch:cpu" in err_lines[0]
-    assert "torch:cpu element failed: " + OOM in out
+    assert "torch:cpu element failed: " + OOM_TEXT in out
 
 
 def test_record_notes_are_grouped_by_text():
@@ -493,7 +297,7 @@ def test_a_note_part_shared_by_several_records_is_said_once():
     assert notes == [f"jax:cpu: {jax}", f"jax:cpu: {element}"]
 
 
-def test_row_order_does_not_follow_the_shuffled_run_order():
+def test_row_order_does_not_follow_the_shuffled_run_order(synthetic_doc):
     doc = synthetic_doc(("matmul",))
     reordered = {**doc, "results": list(reversed(doc["results"]))}
     assert suite_tables(reordered) == suite_tables(doc)
@@ -504,7 +308,7 @@ def test_row_order_does_not_follow_the_shuffled_run_order():
     assert [r[1] for r in t.rows[:3]] == ["jax:cpu", "numpy:cpu", "torch:cpu"]
 
 
-def test_scaling_notes_say_the_ceiling_is_in_cache_and_give_main_memory():
+def test_scaling_notes_say_the_ceiling_is_in_cache_and_give_main_memory(synthetic_doc):
     from vecx.suites.scaling import add_ceilings
 
     doc = synthetic_doc(("scaling",))

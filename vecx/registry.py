@@ -255,6 +255,12 @@ def _cupy_dist() -> str | None:
     return None
 
 
+def all_specs() -> list[str]:
+    """Every known backend x device kind as a spec (``"torch:cuda"``), in registry order:
+    the one place that enumerates them (``vecx info``, ``vecx bench``, the fixture)."""
+    return [f"{e.name}:{kind}" for e in entries().values() for kind in e.devices]
+
+
 def list_backends() -> list[BackendStatus]:
     """Every known backend x device kind, with availability and the reason when not."""
-    return [status(f"{e.name}:{kind}") for e in entries().values() for kind in e.devices]
+    return [status(spec) for spec in all_specs()]

@@ -30,6 +30,7 @@ from vecx.tables import (
     markdown_table,
     suite_tables,
 )
+from vecx.timing import NOISY_IQR as NOISY
 
 
 def figure_specs(suites: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -46,8 +47,6 @@ _ENV_WARNINGS = {
     "OPENBLAS_L2_SIZE": "overrides OpenBLAS's cache-size guess, which changes its blocking",
 }
 
-#: IQR above this fraction of the median marks a measurement as noisy.
-NOISY = 0.10
 
 
 def default_plot_dir(results_path: str | os.PathLike[str]) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vecx.registry import BackendStatus, entries, status
+from vecx.registry import BackendStatus, status
 from vecx.registry import backend as make_backend
 
 ENV_VAR = "VECX_BACKENDS"
@@ -66,7 +66,9 @@ def _selection(config: pytest.Config) -> tuple[str | None, str]:
 
 def all_specs() -> list[str]:
     """Every known backend x device kind, e.g. ``["numpy:cpu", "torch:cpu", ...]``."""
-    return [f"{e.name}:{kind}" for e in entries().values() for kind in e.devices]
+    from vecx.registry import all_specs as specs
+
+    return specs()
 
 
 def selected_specs(selection: str | None, source: str = ENV_VAR) -> list[str]:

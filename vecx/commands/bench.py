@@ -12,7 +12,7 @@ in a shuffled order (seeded by --seed, recorded).
 Every case is synchronised, warmed up, repeated and checked against a float64 reference;
 a wrong result is recorded as an error. Results stream to OUT/results.json.partial.jsonl
 as each case finishes, so Ctrl-C keeps what completed; at the end OUT/results.json (schema
-in vecx/results.py and the README), a table per suite and plots (PNG + SVG) are written;
+in vecx/results/schema.py and the README), a table per suite and plots (PNG + SVG) are written;
 figures of an earlier run in OUT are removed first, so none describes other results.
 
 Suites (--suites), named in any of these ways:

@@ -18,9 +18,11 @@ AND the intervals [median - IQR, median + IQR] of the two runs do not overlap:
   same         otherwise (a change within either run's noise is no change)
 
 A case with an error in either run shows "error"; a case in one run only shows
-"only-old" / "only-new". What a run chooses for itself (measured_n and extrapolated: how
-much of a slow loop was timed before scaling to the full size) is not in a record's
-parameters, so extrapolated loops of two runs still match.
+"only-old" / "only-new"; a case whose suite changed what it computes (its suite_version,
+for a workload a hash of its source, differs) shows "changed". What a run chooses for
+itself (measured_n and extrapolated: how much of a slow loop was timed before scaling to
+the full size) is not in a record's parameters, so extrapolated loops of two runs still
+match.
 
 When the runs differ in --quick, --precision, dtype or machine (CPU or GPU model), a
 warning says so: their numbers may not be comparable.
@@ -29,7 +31,7 @@ Exit status: 0; 1 with --fail-on-regression when any case regressed; 2 for a mis
 malformed file.
 """
 
-VERDICT_ORDER = ("regression", "improvement", "error", "same", "only-old", "only-new")
+VERDICT_ORDER = ("regression", "improvement", "error", "changed", "same", "only-old", "only-new")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument(
         "--changes-only", action="store_true",
-        help="list only regressions, improvements and errors",
+        help="list only regressions, improvements, errors and changed cases",
     )  # fmt: skip
     p.set_defaults(func=run)
 
@@ -94,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     counts = {v: sum(1 for c in comparisons if c.verdict == v) for v in VERDICT_ORDER}
     shown = comparisons
     if args.changes_only:
-        shown = [c for c in comparisons if c.verdict in ("regression", "improvement", "error")]
+        shown = [c for c in comparisons
+                 if c.verdict in ("regression", "improvement", "error", "changed")]  # fmt: skip
 
     from vecx.console import console, make_table
 

@@ -201,49 +201,34 @@ def _write_json(tmp: Path, target: Path, doc: dict[str, Any]) -> None:
 
 
 class _Progress:
-    """Checkpoint output: a rich progress bar on a terminal, plain lines otherwise.
-
-    The bar does not refresh on its own thread (``auto_refresh=False``): a thread waking
-    ten times a second would compete with the training it is timing. It is redrawn from
-    the checkpoint callback, which runs while the clock is stopped.
-    """
+    """Checkpoint output through the progress display ``vecx bench`` uses: a bar on a
+    terminal (redrawn from the checkpoint callback, which runs while the clock is
+    stopped: no refresh thread competes with the training), plain lines otherwise."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.bar: Any = None
-        self.task: Any = None
 
     def __enter__(self) -> _Progress:
-        if self.enabled and sys.stdout.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            from vecx.console import console
-
-            self.bar = Progress(
-                TextColumn("examples"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"),
-                console=console(), auto_refresh=False, transient=False,
-            )  # fmt: skip
-            self.bar.start()
         return self
 
     def update(self, cp: Any) -> None:
         if not self.enabled:
             return
-        if self.bar is not None:
-            if self.task is None:
-                self.task = self.bar.add_task("train", total=cp.total_examples, loss="-")
-            self.bar.update(self.task, completed=cp.examples, loss=f"{cp.loss:.6g}"
-                            + _accuracy_text(cp))  # fmt: skip
-            self.bar.refresh()
-            return
-        print(f"  epoch {cp.epoch}  examples {cp.examples}/{cp.total_examples}  "
-              f"loss {cp.loss:.6g}{_accuracy_text(cp)}  training time {cp.time:.3g} s",
-              flush=True)
+        if self.bar is None:
+            from vecx.engine.progress import Progress
+
+            self.bar = Progress(cp.total_examples, stream=sys.stdout, stamp=False,
+                                status="loss {task.fields[status]}")  # fmt: skip
+            self.bar.begin("examples")
+        text = (f"  epoch {cp.epoch}  examples {cp.examples}/{cp.total_examples}  "
+                f"loss {cp.loss:.6g}{_accuracy_text(cp)}  training time {cp.time:.3g} s")
+        self.bar.advance(completed=cp.examples, status=f"{cp.loss:.6g}{_accuracy_text(cp)}",
+                         text=None if self.bar.live else text)  # fmt: skip
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
-            self.bar.stop()
+            self.bar.close()
 
 
 def _accuracy_text(cp: Any) -> str:

@@ -52,11 +52,11 @@ def candidate_specs(selection: Sequence[str] | None) -> list[str]:
     A bare name stands for every device kind of that backend. Raises `OptionError` for
     an empty selection or an unknown name or device (no framework is imported).
     """
-    from vecx.registry import entries, parse_spec
+    from vecx.registry import all_specs, entries, parse_spec
 
     known = entries()
     if selection is None:
-        return [f"{e.name}:{kind}" for e in known.values() for kind in e.devices]
+        return all_specs()
     out: list[str] = []
     for item in selection:
         item = item.strip().lower()

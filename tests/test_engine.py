@@ -1,4 +1,4 @@
-"""Tests of vecx.runner: worker subprocesses, crashes, interruption, post-processing.
+"""Tests of the bench engine (vecx.engine): workers, crashes, interruption, post-processing.
 
 Fake suites (a module written to a temporary folder and put on PYTHONPATH, so workers can
 import it too) make crashes and slow cases deterministic and cheap.
