@@ -484,3 +484,15 @@ def test_live_progress_redraws_only_on_events():
         assert "1/2" in stream.buffer.getvalue()
     finally:
         progress.close()
+
+
+def test_records_with_more_params_than_planned_are_not_counted_missing(tmp_path):
+    """The train suite's records add their hyperparameters to the planned params: the
+    engine must still see each case done (no 'ended early' duplicate, no count past total)."""
+    sizes = {"train": {"presets": ["linreg"], "overrides": {"linreg": {"epochs": 1}},
+                       "repeats": 1}}  # fmt: skip
+    outcome = run_bench(_opts(tmp_path, ["train"], sizes))
+    recs = outcome.doc["results"]
+    assert len(recs) == 1 and recs[0]["error"] is None and outcome.errors == 0
+    assert "lr" in recs[0]["params"]  # more than the planned preset and impl
+    assert outcome.doc["settings"]["cases_recorded"] == outcome.doc["settings"]["cases_planned"]

@@ -262,3 +262,21 @@ def test_train_methods_title_stays_clear_of_the_legend(synthetic_doc, tmp_path, 
     title = fig._suptitle.get_window_extent(renderer)
     legend = fig.legends[0].get_window_extent(renderer)
     assert title.x1 <= legend.x0 or title.y0 >= legend.y1
+
+
+def test_figures_drawn_in_parallel_or_one_by_one_are_the_same_files(
+    synthetic_doc, tmp_path, monkeypatch
+):
+    import vecx.plots
+
+    doc = synthetic_doc(("vector-add", "matmul"))
+    monkeypatch.setattr(vecx.plots, "_can_fork", lambda n: n > 1)  # pytest may hold threads
+    parallel = plot_results(doc, tmp_path / "a")
+    monkeypatch.undo()
+    monkeypatch.setenv("VECX_PLOT_JOBS", "1")
+    serial = plot_results(doc, tmp_path / "b")
+    assert [p.name for p in parallel] == [p.name for p in serial] and len(parallel) == 4
+    for a, b in zip(parallel, serial, strict=True):
+        if a.suffix == ".svg":
+            assert a.read_bytes() == b.read_bytes()
+    assert not vecx.plots._can_fork(4)  # VECX_PLOT_JOBS=1 turns the pool off

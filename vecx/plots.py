@@ -248,6 +248,11 @@ def plot_results(doc: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> lis
     suite vecx does not know gets the generic figure); one with nothing to show (only
     failed records) draws none. Raises OSError naming the folder if it cannot be created
     or written.
+
+    Figures are independent, so they are drawn two at a time in forked processes when this
+    process is alone with its main thread and no framework (``vecx bench`` after its
+    workers ended: the machine is idle then); otherwise, or with ``VECX_PLOT_JOBS=1``,
+    one after another. Either way the files are the same, byte for byte.
     """
     from vecx.suites.suite import BUILTIN, presentation
 
@@ -256,14 +261,53 @@ def plot_results(doc: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> lis
     records = [r for r in doc.get("results", []) if isinstance(r, Mapping)]
     present = list(dict.fromkeys(str(r.get("suite")) for r in records))
     order = [s for s in BUILTIN if s in present] + [s for s in present if s not in BUILTIN]
-    paths: list[Path] = []
-    for name in order:
-        mine = [r for r in records if r.get("suite") == name]
-        for spec in presentation(name).figures:
-            fig = spec.draw(mine, doc)
-            if fig is not None:
-                paths += save_both(fig, out, spec.stem)
-    return paths
+    jobs = [
+        (spec, [r for r in records if r.get("suite") == name])
+        for name in order
+        for spec in presentation(name).figures
+    ]
+    global _JOBS
+    _JOBS = (jobs, doc, out)
+    try:
+        if _can_fork(len(jobs)):
+            import multiprocessing
+
+            import matplotlib.figure  # noqa: F401 - loaded once, before the fork
+
+            with multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
+                drawn = pool.map(_draw_job, range(len(jobs)))
+        else:
+            drawn = [_draw_job(i) for i in range(len(jobs))]
+    finally:
+        _JOBS = None
+    return [path for paths in drawn for path in paths]
+
+
+#: The figures `plot_results` is drawing: read by the forked processes, set only meanwhile.
+_JOBS: Any = None
+
+
+def _draw_job(i: int) -> list[Path]:
+    jobs, doc, out = _JOBS
+    spec, records = jobs[i]
+    fig = spec.draw(records, doc)
+    return [] if fig is None else save_both(fig, out, spec.stem)
+
+
+def _can_fork(n_jobs: int) -> bool:
+    """Forking is safe only without other threads (a framework's pools could deadlock)."""
+    import sys
+    import threading
+
+    frameworks = ("torch", "jax", "cupy", "tensorflow")
+    return (
+        n_jobs > 1
+        and (os.cpu_count() or 1) > 1
+        and hasattr(os, "fork")
+        and threading.active_count() == 1
+        and not any(name in sys.modules for name in frameworks)
+        and os.environ.get("VECX_PLOT_JOBS", "") != "1"
+    )
 
 
 def generic_figure(records: Sequence[Mapping[str, Any]]) -> Any:

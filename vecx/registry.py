@@ -185,11 +185,13 @@ def backend(
     ``BackendUnavailable`` (with the install hint) when the framework or device is missing.
     """
     entry, device = parse_spec(spec)
-    _check_installed(entry, f"{entry.name}:{device}")
+    check_installed(entry, f"{entry.name}:{device}")
     return entry.factory(device, seed=seed, dtype=dtype, precision=precision)
 
 
-def _check_installed(entry: BackendEntry, spec: str) -> None:
+def check_installed(entry: BackendEntry, spec: str) -> None:
+    """Raise ``BackendUnavailable`` (with the install hint) if the framework is not
+    installed; asks the import system only, importing nothing."""
     if entry.module and importlib.util.find_spec(entry.module) is None:
         hint = f'pip install "vecx[{entry.extra}]"' if entry.extra else ""
         raise BackendUnavailable(spec, f"{entry.module} is not installed", hint)
@@ -220,7 +222,7 @@ def status(spec: str) -> BackendStatus:
     kind = device.split(":")[0]
     canonical = f"{entry.name}:{kind if device == 'cuda:0' else device}"
     try:
-        _check_installed(entry, canonical)
+        check_installed(entry, canonical)
         reason = entry.probe(device) if entry.probe else None
     except BackendUnavailable as exc:
         reason = exc.reason + (f" ({exc.hint})" if exc.hint else "")

@@ -94,11 +94,12 @@ class Interrupted(KeyboardInterrupt):
 def precheck(spec: str) -> str | None:
     """Why ``spec`` surely cannot run here, asked without importing a framework, or None
     (then its worker asks the framework itself)."""
-    from vecx.registry import BackendUnavailable, _check_installed, parse_spec
+    from vecx.protocol import BackendUnavailable
+    from vecx.registry import check_installed, parse_spec
 
     entry, device = parse_spec(spec)
     try:
-        _check_installed(entry, spec)
+        check_installed(entry, spec)
     except BackendUnavailable as exc:
         return exc.reason + (f" ({exc.hint})" if exc.hint else "")
     if device.startswith("cuda") and not cuda_driver_present():

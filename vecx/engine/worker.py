@@ -54,10 +54,12 @@ def main(config: Mapping[str, Any]) -> int:
     emit(Event("backend", info=info, settings=runtime_settings(), load=load_averages()))
     writer = ResultWriter(config["results"], append=True)
 
-    def record(suite: Any, rec: dict[str, Any]) -> None:
+    def record(suite: Any, rec: dict[str, Any], planned: dict[str, Any]) -> None:
+        """Stream ``rec``; the event names the case by its planned params, which the engine
+        tracks (a record's may hold more: the train suite adds its hyperparameters)."""
         rec.setdefault("suite_version", suite.version)
         writer.add(rec)
-        emit(Event("done", suite=rec["suite"], case=rec["case"], params=rec["params"],
+        emit(Event("done", suite=suite.name, case=rec["case"], params=planned,
                    text=suite.summary(rec)))  # fmt: skip
 
     for selector in config["suites"]:
@@ -68,13 +70,13 @@ def main(config: Mapping[str, Any]) -> int:
             todo = suite.cases(be, quick=quick, seed=seed, **own)
         except Exception as exc:  # the suite cannot even set up: each case gets the error
             for case, params in suite.plan(spec, quick=quick, **own):
-                record(suite, failed(suite.name, case, be, params, exc))
+                record(suite, failed(suite.name, case, be, params, exc), dict(params))
             continue
         for case in todo:
             if os.getppid() != parent:
                 return 4  # orphaned: the parent is gone, nobody will read this
             emit(Event("start", suite=case.suite, case=case.case, params=dict(case.params)))
-            record(suite, run_case(case, be))
+            record(suite, run_case(case, be), dict(case.params))
     emit(Event("end", load=load_averages()))
     return 0
 
