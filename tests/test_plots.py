@@ -264,19 +264,31 @@ def test_train_methods_title_stays_clear_of_the_legend(synthetic_doc, tmp_path, 
     assert title.x1 <= legend.x0 or title.y0 >= legend.y1
 
 
-def test_figures_drawn_in_parallel_or_one_by_one_are_the_same_files(
-    synthetic_doc, tmp_path, monkeypatch
-):
-    import vecx.plots
+def test_figures_drawn_in_parallel_or_one_by_one_are_the_same_files(synthetic_doc, tmp_path):
+    """In a fresh process (this one holds frameworks' threads, where forking is unsafe and
+    `_can_fork` says no), both ways, compared file by file."""
+    import json
+    import os
+    import subprocess
+    import sys
 
-    doc = synthetic_doc(("vector-add", "matmul"))
-    monkeypatch.setattr(vecx.plots, "_can_fork", lambda n: n > 1)  # pytest may hold threads
-    parallel = plot_results(doc, tmp_path / "a")
-    monkeypatch.undo()
-    monkeypatch.setenv("VECX_PLOT_JOBS", "1")
-    serial = plot_results(doc, tmp_path / "b")
+    (tmp_path / "doc.json").write_text(json.dumps(synthetic_doc(("vector-add", "matmul"))))
+    code = (
+        "import json, os, sys; from pathlib import Path; import vecx.plots as P\n"
+        "doc = json.loads(Path(sys.argv[1], 'doc.json').read_text())\n"
+        "assert P._can_fork(2), 'a fresh process may fork'\n"
+        "a = P.plot_results(doc, Path(sys.argv[1], 'a'))\n"
+        "os.environ['VECX_PLOT_JOBS'] = '1'\n"
+        "assert not P._can_fork(2)\n"
+        "b = P.plot_results(doc, Path(sys.argv[1], 'b'))\n"
+        "print(json.dumps([[str(p) for p in a], [str(p) for p in b]]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, env=env, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    parallel, serial = (list(map(Path, x)) for x in json.loads(proc.stdout.splitlines()[-1]))
     assert [p.name for p in parallel] == [p.name for p in serial] and len(parallel) == 4
     for a, b in zip(parallel, serial, strict=True):
         if a.suffix == ".svg":
             assert a.read_bytes() == b.read_bytes()
-    assert not vecx.plots._can_fork(4)  # VECX_PLOT_JOBS=1 turns the pool off

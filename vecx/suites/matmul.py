@@ -28,6 +28,7 @@ at n = 256 the probabilistic bound catches TF32-rounded inputs by a factor of ab
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -45,7 +46,7 @@ from vecx.suites import (
     writer,
     writes_by_copy,
 )
-from vecx.suites.suite import FigureSpec, Suite
+from vecx.suites.suite import FigureSpec, ModuleSuite
 from vecx.suites.vector_add import (
     FIRST_CALL_FACTOR,
     FIRST_CALL_NOTE,
@@ -265,7 +266,7 @@ def _matmul(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> Any
     return fig
 
 
-class MatmulSuite(Suite):
+class MatmulSuite(ModuleSuite):
     """d2l's four ways to multiply matrices, in GFLOP/s (see the module docstring)."""
 
     name = NAME
@@ -274,12 +275,6 @@ class MatmulSuite(Suite):
     description = "A = BC four ways: per element, per column, one call, blocks of 64"
     case_names = CASES
 
-    def plan(self, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
-        return plan(device, quick=quick, **sizes)
-
-    def cases(self, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any) -> list[Case]:
-        return cases(be, quick=quick, seed=seed, **sizes)
-
     def columns(self, records: Sequence[Mapping[str, Any]]) -> list[Column]:
         return [case_column(), backend_column(), param_column("n"), time_column(),
                 rate_column("GFLOP/s")]  # fmt: skip
@@ -287,4 +282,4 @@ class MatmulSuite(Suite):
     figures = (FigureSpec("matmul", "matmul GFLOP/s by strategy and backend", _matmul),)
 
 
-SUITE = MatmulSuite()
+SUITE = MatmulSuite(sys.modules[__name__])

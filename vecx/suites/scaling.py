@@ -39,6 +39,7 @@ a float64 O(n^3) product:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -58,7 +59,7 @@ from vecx.suites import (
     timing_options,
     unit_roundoff,
 )
-from vecx.suites.suite import FigureSpec, Finalized, Suite
+from vecx.suites.suite import FigureSpec, Finalized, ModuleSuite
 from vecx.tables import (
     Column,
     backend_column,
@@ -468,7 +469,7 @@ def _scaling(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> An
     return fig
 
 
-class ScalingSuite(Suite):
+class ScalingSuite(ModuleSuite):
     """Achieved rates against size beside the measured ceilings (module docstring)."""
 
     name = NAME
@@ -476,12 +477,6 @@ class ScalingSuite(Suite):
     title = "scaling: achieved rate against problem size"
     description = "vector add, copy and matmul against size, as % of the measured ceilings"
     case_names = CASES
-
-    def plan(self, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
-        return plan(device, quick=quick, **sizes)
-
-    def cases(self, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any) -> list[Case]:
-        return cases(be, quick=quick, seed=seed, **sizes)
 
     def finalize(self, records: list[dict[str, Any]], *, precision: str = "float32") -> Finalized:
         """``pct_of_ceiling`` of every record, and the ceilings for the header."""
@@ -502,4 +497,4 @@ class ScalingSuite(Suite):
     )  # fmt: skip
 
 
-SUITE = ScalingSuite()
+SUITE = ScalingSuite(sys.modules[__name__])

@@ -163,16 +163,22 @@ def _generic_figure(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]
 
 
 class ModuleSuite(Suite):
-    """An older-style suite module: ``NAME``, ``plan(device, quick=, **sizes)`` and
-    ``cases(be, quick=, seed=, **sizes)``; presented generically."""
+    """A suite whose cases are a module's ``plan(device, quick=, **sizes)`` and
+    ``cases(be, quick=, seed=, **sizes)`` functions (the built-in suites subclass it for
+    their presentation; an older-style module with ``NAME`` is presented generically)."""
 
     def __init__(self, module: ModuleType, name: str | None = None) -> None:
         self.module = module
-        self.name = str(getattr(module, "NAME", None) or name or module.__name__)
-        self.version = getattr(module, "VERSION", 1)
-        self.title = str(getattr(module, "TITLE", "") or "")
-        doc = (module.__doc__ or "").strip().splitlines()
-        self.description = doc[0] if doc else ""
+        cls = type(self)
+        if not cls.name:
+            self.name = str(getattr(module, "NAME", None) or name or module.__name__)
+        if hasattr(module, "VERSION"):
+            self.version = module.VERSION
+        if not cls.title:
+            self.title = str(getattr(module, "TITLE", "") or "")
+        if not cls.description:
+            doc = (module.__doc__ or "").strip().splitlines()
+            self.description = doc[0] if doc else ""
 
     def plan(self, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
         return list(self.module.plan(device, quick=quick, **sizes))

@@ -27,13 +27,14 @@ from __future__ import annotations
 import importlib.util
 import math
 import statistics
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from vecx.suites import Case, spec_name, timed
-from vecx.suites.suite import FigureSpec, Finalized, Suite
+from vecx.suites.suite import FigureSpec, Finalized, ModuleSuite
 from vecx.tables import (
     Column,
     backend_column,
@@ -358,7 +359,7 @@ def _train_accuracy(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]
     return fig
 
 
-class TrainSuite(Suite):
+class TrainSuite(ModuleSuite):
     """The trainer's presets, vecx and framework-native (see the module docstring)."""
 
     name = NAME
@@ -369,12 +370,6 @@ class TrainSuite(Suite):
     @property
     def case_names(self) -> tuple[str, ...]:  # type: ignore[override]
         return tuple(_presets())
-
-    def plan(self, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
-        return plan(device, quick=quick, **sizes)
-
-    def cases(self, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any) -> list[Case]:
-        return cases(be, quick=quick, seed=seed, **sizes)
 
     def finalize(self, records: list[dict[str, Any]], *, precision: str = "float32") -> Finalized:
         """The cross-backend loss check; its tolerance goes into the header."""
@@ -419,4 +414,4 @@ class TrainSuite(Suite):
     )  # fmt: skip
 
 
-SUITE = TrainSuite()
+SUITE = TrainSuite(sys.modules[__name__])

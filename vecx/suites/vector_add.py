@@ -29,6 +29,7 @@ framework's per-call dispatch cost n times, the vectorized add once.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -45,7 +46,7 @@ from vecx.suites import (
     writer,
     writes_by_copy,
 )
-from vecx.suites.suite import FigureSpec, Suite
+from vecx.suites.suite import FigureSpec, ModuleSuite
 from vecx.tables import (
     Column,
     backend_column,
@@ -310,7 +311,7 @@ def _count(x: Any) -> str:
     return f"{x:,}" if isinstance(x, int) else str(x)
 
 
-class VectorAddSuite(Suite):
+class VectorAddSuite(ModuleSuite):
     """d2l's loop against the vectorized add (see the module docstring)."""
 
     name = NAME
@@ -318,12 +319,6 @@ class VectorAddSuite(Suite):
     title = "vector-add: loop c[i] = a[i] + b[i] against vectorized a + b"
     description = "d2l's Python loop c[i] = a[i] + b[i] against the vectorized a + b"
     case_names = ("loop", "vectorized")
-
-    def plan(self, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
-        return plan(device, quick=quick, **sizes)
-
-    def cases(self, be: Any, *, quick: bool = False, seed: int = 0, **sizes: Any) -> list[Case]:
-        return cases(be, quick=quick, seed=seed, **sizes)
 
     def columns(self, records: Sequence[Mapping[str, Any]]) -> list[Column]:
         return [
@@ -359,4 +354,4 @@ class VectorAddSuite(Suite):
     )  # fmt: skip
 
 
-SUITE = VectorAddSuite()
+SUITE = VectorAddSuite(sys.modules[__name__])
