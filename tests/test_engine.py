@@ -496,3 +496,23 @@ def test_records_with_more_params_than_planned_are_not_counted_missing(tmp_path)
     assert len(recs) == 1 and recs[0]["error"] is None and outcome.errors == 0
     assert "lr" in recs[0]["params"]  # more than the planned preset and impl
     assert outcome.doc["settings"]["cases_recorded"] == outcome.doc["settings"]["cases_planned"]
+
+
+def test_a_worker_that_finds_its_backend_unavailable_is_listed_not_failed(
+    tmp_path, fake, monkeypatch
+):
+    """The engine's free precheck lets a spec through; the worker asks the framework, says
+    'unavailable', and the run goes on without counting its cases as failed."""
+    if not vecx.registry.status("torch:cpu").available:
+        pytest.skip("torch is not installed")
+    if vecx.registry.status("torch:cuda").available:
+        pytest.skip("a GPU is available here")
+    from vecx.engine import run as engine_run
+
+    monkeypatch.setattr(engine_run, "cuda_driver_present", lambda: True)
+    outcome = run_bench(_opts(tmp_path, [fake], backends=["numpy", "torch:cuda"]))
+    settings = outcome.doc["settings"]
+    assert "torch.cuda.is_available() is False" in settings["unavailable"]["torch:cuda"]
+    assert settings["order"] == ["numpy:cpu"] and settings["cases_planned"] == 3
+    assert {r["backend"] for r in outcome.doc["results"]} == {"numpy"}
+    assert not (tmp_path / "out" / "worker-torch-cuda.log").exists()
