@@ -116,7 +116,7 @@ def test_a_module_in_the_current_folder_and_an_installed_suite(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     recs = json.loads((tmp_path / "res" / "results.json").read_text())["results"]
-    assert {r["suite"] for r in recs} == {"bench"} and len(recs) == 6
+    assert {r["suite"] for r in recs} == {"mypkg.bench"} and len(recs) == 6
 
     site = tmp_path / "site"
     site.mkdir()
@@ -272,3 +272,100 @@ def test_the_decorated_function_stays_callable():
 
     call = add(vecx.backend("numpy"), 3, np.random.default_rng(0))
     np.testing.assert_array_equal(call(), np.full(3, 2.0, np.float32))
+
+
+def test_two_suites_or_workloads_of_one_name_are_an_error(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "w.py").write_text(BENCH_FILE)
+    proc = run_cli("bench", "--suites", "a/w.py,b/w.py", "--out", "res", cwd=tmp_path)
+    assert proc.returncode == 2 and "are both named 'w': set NAME" in proc.stderr
+    twice = BENCH_FILE + "\n\n@vecx.workload(sizes=[4], name='square_matmul')\n" + (
+        "def again(be, n, rng):\n    return lambda: be.ones(n)\n")
+    (tmp_path / "twice.py").write_text(twice)
+    proc = run_cli("bench", "--suites", "twice.py", "--out", "res", cwd=tmp_path)
+    assert proc.returncode == 2 and "two workloads are named 'square_matmul'" in proc.stderr
+    (tmp_path / "typo.py").write_text(BENCH_FILE)
+    proc = run_cli("bench", "--suites", "typo", "--out", "res", cwd=tmp_path)
+    assert proc.returncode == 2 and "did you mean typo.py?" in proc.stderr
+    proc = run_cli("bench", "--suites", "a", "--out", "res", cwd=tmp_path)
+    assert proc.returncode == 2 and "unknown suite 'a'" in proc.stderr
+    proc = run_cli("bench", "--suites", "a/", "--out", "res", cwd=tmp_path)
+    assert proc.returncode == 2 and "is a folder" in proc.stderr
+
+
+def test_a_vecx_folder_in_the_current_folder_does_not_replace_the_workers_vecx(tmp_path):
+    (tmp_path / "vecx").mkdir()
+    (tmp_path / "vecx" / "__init__.py").write_text("raise ImportError('the wrong vecx')\n")
+    (tmp_path / "mybench.py").write_text(BENCH_FILE)
+    exe = Path(sys.executable).with_name("vecx")
+    if not exe.exists():
+        pytest.skip("no vecx console script in this environment")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+    proc = subprocess.run([str(exe), "bench", "--suites", "mybench.py", "--backends", "numpy",
+                           "--quick", "--quiet", "--out", "res", "--no-plots"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    if sys.version_info < (3, 11):
+        return
+    recs = json.loads((tmp_path / "res" / "results.json").read_text())["results"]
+    assert len(recs) == 6 and all(r["error"] is None for r in recs)
+
+
+def test_declarations_are_checked_at_import():
+    def f(be, n, rng):
+        return lambda: None
+
+    with pytest.raises(ValueError, match="skip= names unknown backend 'jaxx'"):
+        workload(sizes=[1], skip={"jaxx": "typo"})(f)
+    with pytest.raises(TypeError, match=r"flops= fails for \{'n': 1\}: TypeError"):
+        workload(sizes=[1], flops=lambda n, m: n * m)(f)
+    with pytest.raises(ValueError, match="bytes= gives 0.0"):
+        workload(sizes=[1], bytes=lambda n: 0)(f)
+
+
+def test_nan_and_infinity_are_checked_both_ways():
+    @workload(sizes=[4])
+    def all_nan(be, n, rng):
+        return lambda: be.asarray(np.full(n, np.nan))
+
+    @workload(sizes=[4])
+    def finite_where_reference_is_not(be, n, rng):
+        x = be.asarray(np.array([-1.0, 1.0, 2.0, 3.0]))
+        # the float64 reference takes the log of -1 (NaN); the float32 run of |x|
+        return lambda: be.log(be.abs(x)) if be.dtype == "float32" else be.log(x)
+
+    @workload(sizes=[4])
+    def nan_where_the_reference_has_it(be, n, rng):
+        x = be.asarray(np.array([np.nan, 1.0, 2.0, 3.0]))
+        return lambda: x * 2.0
+
+    be = vecx.backend("numpy")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # log(-1)
+        a, b, c = records(suite_of(all_nan, finite_where_reference_is_not,
+                                   nan_where_the_reference_has_it), be)  # fmt: skip
+    assert "is all NaN or infinite" in a["error"]
+    assert "is finite where the NumPy float64 reference is not" in b["error"]
+    assert c["error"] is None
+
+
+def test_a_dtype_the_backend_cannot_run_is_skipped_with_its_reason(monkeypatch):
+    if not status("jax:cpu").available:
+        pytest.skip("jax is not installed")
+    monkeypatch.delenv("JAX_ENABLE_X64", raising=False)
+    code = (
+        "import vecx, json; from vecx.suites import run_case\n"
+        "from vecx.suites.workload import WorkloadSuite, workload\n"
+        "@workload(sizes=[4], dtype='float64')\n"
+        "def f(be, n, rng):\n    x = be.ones(n)\n    return lambda: x + x\n"
+        "s = WorkloadSuite('t', [f], None); be = vecx.backend('jax')\n"
+        "print(json.dumps(run_case(s.cases(be)[0], be)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout.splitlines()[-1])
+    assert rec["error"] is None and "64-bit mode" in rec["skipped"]

@@ -329,13 +329,24 @@ def generic_figure(records: Sequence[Mapping[str, Any]]) -> Any:
     for ax, case in zip(axes, cases, strict=False):
         mine = [r for r in ok if r["case"] == case]
         size = _size_param(mine)
+        # no numeric parameter: the first one's values as categories, in order of appearance
+        keys = list(dict.fromkeys(k for r in mine for k in (r.get("params") or {})))
+        category = None if size or not keys else keys[0]
+        labels = list(dict.fromkeys(str((r.get("params") or {}).get(category)) for r in mine))
         unit = next((r.get("unit") for r in mine if r.get("unit") not in (None, "", "s")), None)
+        values: list[float] = []
         for label in labels_of(mine):
             pts = []
             for r in mine:
                 if backend_label(r) != label:
                     continue
-                x = (r.get("params") or {}).get(size) if size else 0
+                params = r.get("params") or {}
+                if size:
+                    x = params.get(size)
+                elif category:
+                    x = labels.index(str(params.get(category)))
+                else:
+                    x = 0
                 med, iqr = float(r["median_s"]), float(r.get("iqr_s") or 0.0)
                 lo, hi = max(med - iqr / 2, med * 1e-3), med + iqr / 2
                 if unit and finite_positive(r.get("value")):
@@ -345,6 +356,7 @@ def generic_figure(records: Sequence[Mapping[str, Any]]) -> Any:
                     pts.append((x, med, lo, hi))
             pts.sort()
             xs, ys, los, his = (np.asarray(v, dtype=float) for v in zip(*pts, strict=True))
+            values += [*los, *his]
             color = colors.get(label)
             ax.plot(xs, ys, marker="o", ms=3, color=color, label=label)
             ax.fill_between(xs, los, his, color=color, alpha=0.2, lw=0)
@@ -352,8 +364,16 @@ def generic_figure(records: Sequence[Mapping[str, Any]]) -> Any:
             ax.set_xscale("log", base=2)
             power_of_two_axis(ax.xaxis)
             ax.set_xlabel(f"{size} (log scale)")
+        elif category:
+            ax.set_xticks(range(len(labels)), labels)
+            ax.set_xlabel(category)
+            ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.set_yscale("log")
-        plain_log_axis(ax.yaxis, time=unit is None)
+        lo_v, hi_v = min(values), max(values)
+        if hi_v < 10 * lo_v:  # less than a decade: widen it so the axis has labelled ticks
+            mid = math.sqrt(lo_v * hi_v)
+            ax.set_ylim(mid / 4, mid * 4)
+        plain_log_axis(ax.yaxis, time=unit is None, subs=(1.0, 2.0, 5.0))
         ax.set_ylabel(f"{unit} (log scale)" if unit else "median time (log scale)")
         title(ax, case)
         ax.grid(True, which="both", alpha=0.3)

@@ -100,11 +100,17 @@ def check_suites(selection: Sequence[str] | None) -> list[str]:
         elif name.endswith(".py") or "/" in name:
             name = str(Path(name).expanduser().resolve())
         try:
-            load(name)
+            suite = load(name)
         except SuiteError as exc:
             raise OptionError("suites", str(exc)) from None
+        if name in out:
+            continue
+        clash = next((other for other in out if load(other).name == suite.name), None)
+        if clash is not None:  # their records would mix under one name
+            raise OptionError("suites", f"{clash} and {name} are both named {suite.name!r}: set "
+                              "NAME = '...' in one of them")  # fmt: skip
         out.append(name)
-    return list(dict.fromkeys(out))
+    return out
 
 
 def check_seed(seed: Any) -> int:

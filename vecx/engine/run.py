@@ -59,6 +59,8 @@ from vecx.timing import timeline
 
 #: Environment every worker gets on top of the parent's.
 WORKER_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+#: ``python -P`` (3.11+): no current folder at the front of a worker's ``sys.path``.
+SAFE_PATH = ("-P",) if sys.version_info >= (3, 11) else ()
 #: Seconds a worker gets to exit after SIGTERM before it is killed.
 KILL_GRACE_S = 3.0
 
@@ -280,13 +282,14 @@ def _case_text(rec: Mapping[str, Any]) -> str:
 
 
 def worker_env() -> dict[str, str]:
-    """The environment of every worker: the engine's, `WORKER_ENV`, and this vecx first
-    on ``PYTHONPATH`` (so a worker imports the same vecx, and ``python -m`` adds the
-    current folder, where a user's suite module lives)."""
+    """The environment of every worker: the engine's, `WORKER_ENV`, and on ``PYTHONPATH``
+    this vecx first, then the current folder (where a user's suite module lives): a
+    ``vecx/`` folder there must not replace the vecx that runs the engine (workers start
+    with ``-P``, so the current folder is not put before it)."""
     env = dict(os.environ)
     env.update(WORKER_ENV)
     root = str(Path(__file__).resolve().parents[2])
-    parts = [root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    parts = [root, os.getcwd()] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
     return env
 
@@ -332,7 +335,7 @@ class _Worker:
         }  # fmt: skip
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vecx.engine.worker", json.dumps(config)],
+                [sys.executable, *SAFE_PATH, "-m", "vecx.engine.worker", json.dumps(config)],
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=dict(env),
                 text=True, bufsize=1, start_new_session=True,
             )  # fmt: skip

@@ -241,13 +241,17 @@ def _resolve(key: str) -> Suite:
         return as_suite(obj, low)
     if key.endswith(".py") or os.sep in key or "/" in key:
         return as_suite(_import_file(Path(key)), Path(key).stem)
-    if "." not in key:
-        raise SuiteError(f"unknown suite {key!r}; choose from {choices()}")
-    return as_suite(_import_module(key), key.rsplit(".", 1)[-1])
+    if "." not in key and not (Path(key) / "__init__.py").is_file():
+        hint = f"; did you mean {key}.py?" if Path(f"{key}.py").is_file() else ""
+        raise SuiteError(f"unknown suite {key!r}{hint}; choose from {choices()}")
+    return as_suite(_import_module(key), key)
 
 
 def _import_file(path: Path) -> ModuleType:
     path = path.expanduser().resolve()
+    if path.is_dir():
+        raise SuiteError(f"suite file {path} is a folder: name a .py file of workloads, or a "
+                         "package as a module (mypkg.bench)")  # fmt: skip
     if not path.is_file():
         raise SuiteError(f"suite file {path} does not exist")
     mod_name = f"vecx_suite_{figure_stem(path.stem).replace('-', '_').replace('.', '_')}"
@@ -321,7 +325,8 @@ def as_suite(obj: Any, name: str) -> Suite:
             return found
         workloads = [v for v in vars(obj).values() if isinstance(v, Workload)]
         if workloads:
-            return WorkloadSuite(name, workloads, source=getattr(obj, "__file__", None))
+            named = str(getattr(obj, "NAME", None) or name)
+            return WorkloadSuite(named, workloads, source=getattr(obj, "__file__", None))
         if callable(getattr(obj, "plan", None)) and callable(getattr(obj, "cases", None)):
             return ModuleSuite(obj, name)
         where = getattr(obj, "__file__", None) or obj.__name__

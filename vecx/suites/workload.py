@@ -138,6 +138,11 @@ def workload(
         if skip is not None and not (callable(skip) or isinstance(skip, Mapping)):
             raise TypeError(f"workload {label}: skip= maps backends to reasons, or is a "
                             "function of the backend")  # fmt: skip
+        if isinstance(skip, Mapping):
+            _check_skip(str(label), skip)
+        for what, work in (("flops", flops), ("bytes", bytes)):
+            if work is not None:
+                _check_work(str(label), what, work, grid + quick)
         return Workload(f, str(label), grid, quick, flops, bytes, dtype, check, skip,
                         str(version) if version is not None else _source_hash(f),
                         _where(f))  # fmt: skip
@@ -164,6 +169,31 @@ def _grid(label: str, what: str, sizes: Any) -> tuple[dict[str, Any], ...]:
     return tuple(dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values))
 
 
+def _check_skip(label: str, skip: Mapping[str, str]) -> None:
+    """Every key of ``skip=`` names a known backend or spec (a typo must not run anyway)."""
+    from vecx.registry import entries, parse_spec
+
+    for key in skip:
+        try:
+            parse_spec(str(key))
+        except ValueError:
+            raise ValueError(f"workload {label}: skip= names unknown backend {key!r}; choose "
+                             f"from {', '.join(entries())}") from None  # fmt: skip
+
+
+def _check_work(label: str, what: str, work: Callable[..., float], grid: Sequence[dict]) -> None:
+    """``flops=``/``bytes=`` give a positive finite number for every size, checked now."""
+    for params in grid:
+        try:
+            value = float(work(**params))
+        except Exception as exc:
+            raise TypeError(f"workload {label}: {what}= fails for {params}: "
+                            f"{error_text(exc)}") from None  # fmt: skip
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"workload {label}: {what}= gives {value} for {params}; it must "
+                             "be a positive number")  # fmt: skip
+
+
 def _source_hash(fn: Callable[..., Any]) -> str:
     try:
         text = inspect.getsource(fn)
@@ -184,8 +214,15 @@ class WorkloadSuite(Suite):
     """The suite of a file or module of workloads, presented generically."""
 
     def __init__(self, name: str, workloads: Sequence[Workload], source: str | None) -> None:
+        from vecx.suites.suite import SuiteError
+
         self.name = name
         self.workloads = list(workloads)
+        names = [w.name for w in self.workloads]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise SuiteError(f"{source or name}: two workloads are named {twice[0]!r}; give one "
+                             "another name (name=...)")  # fmt: skip
         self.source = source
         self.case_names = tuple(w.name for w in self.workloads)
         self.description = f"{len(self.workloads)} workload(s) from {source or name}"
@@ -229,10 +266,17 @@ class WorkloadSuite(Suite):
                   opts: dict[str, Any], how: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
         wbe = be
         if w.dtype != be.dtype:
+            from vecx.protocol import UnsupportedDtype
             from vecx.registry import backend
 
-            wbe = backend(be.spec, dtype=w.dtype, seed=seed,
-                          precision=getattr(be, "precision", "float32"))  # fmt: skip
+            try:
+                wbe = backend(be.spec, dtype=w.dtype, seed=seed,
+                              precision=getattr(be, "precision", "float32"))  # fmt: skip
+            except UnsupportedDtype as exc:  # a limit of the backend, not a failure
+                from vecx.results import result
+
+                return result(self.name, w.name, be.name, be.device, dtype=w.dtype,
+                              params=params, skipped=str(exc), **how)  # fmt: skip
         call = _timed_call(w, wbe, params, seed)
         meas = measure(call, wbe, label=f"{self.name} {w.name}", **opts)
         checked: dict[str, Any] = {"check": "none" if w.check is None else (
@@ -310,13 +354,19 @@ def _compare(w: Workload, got: Any, ref: Any) -> tuple[float | None, str | None]
                               f"{bad} of {r.size} integer elements")  # fmt: skip
             continue
         g64, r64 = g.astype(np.float64), r.astype(np.float64)
-        if not np.array_equal(np.isfinite(g64), np.isfinite(r64)):
-            return (
-                None,
-                f"wrong result: {w.name} has non-finite values where the reference has none",
-            )
-        finite = np.isfinite(r64)
+        g_ok, finite = np.isfinite(g64), np.isfinite(r64)
+        if (~g_ok & finite).any():
+            return None, (f"wrong result: {w.name} has non-finite values where the reference "
+                          "has none")  # fmt: skip
+        if (g_ok & ~finite).any():
+            return None, (f"wrong result: {w.name} is finite where the NumPy float64 "
+                          "reference is not (check=None or check=f if that is right)")  # fmt: skip
+        if not np.array_equal(np.isposinf(g64), np.isposinf(r64)):
+            return None, f"wrong result: {w.name} has other infinities than the reference"
         if not finite.any():
+            if g64.size:
+                return None, (f"wrong result: {w.name} is all NaN or infinite (so is the "
+                              "reference): nothing was computed to check")  # fmt: skip
             continue
         scale = float(np.max(np.abs(r64[finite])))
         diff = float(np.max(np.abs(g64[finite] - r64[finite])))
