@@ -516,3 +516,4 @@ def test_a_worker_that_finds_its_backend_unavailable_is_listed_not_failed(
     assert settings["order"] == ["numpy:cpu"] and settings["cases_planned"] == 3
     assert {r["backend"] for r in outcome.doc["results"]} == {"numpy"}
     assert not (tmp_path / "out" / "worker-torch-cuda.log").exists()
+

@@ -421,3 +421,19 @@ def test_measure_rejects_bad_types():
         measure(lambda: None, min_blocks=2.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         measure(lambda: None, label=3)  # type: ignore[arg-type]
+
+
+def test_measure_warns_when_the_timed_call_returns_a_generator():
+    work = list(range(1000))
+    with pytest.warns(RuntimeWarning, match="lazy: the timed function returned a generator"):
+        measure(lambda: (x * 2 for x in work), label="lazy", min_run_time=1e-4,
+                     max_run_time=1e-3, min_blocks=1, max_blocks=2, block_time=1e-5)  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="returned a map"):
+        measure(lambda: map(abs, work), min_run_time=1e-4, max_run_time=1e-3,
+                     min_blocks=1, max_blocks=2, block_time=1e-5)  # fmt: skip
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        measure(lambda: [x * 2 for x in work], min_run_time=1e-4, max_run_time=1e-3,
+                     min_blocks=1, max_blocks=2, block_time=1e-5)  # fmt: skip

@@ -20,6 +20,7 @@ Only the standard library and NumPy are used here; a backend is anything with ``
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import functools
 import gc
@@ -264,6 +265,22 @@ def timeline(label: str) -> Iterator[None]:
             f.write(line + "\n")
 
 
+def _warn_if_lazy(out: Any, label: str) -> None:
+    """A generator or iterator does its work only when consumed: timing the call that
+    makes it times nothing (218 ns against 35.4 ms for the same work done eagerly)."""
+    if isinstance(out, (collections.abc.Iterator, collections.abc.Generator)):
+        import warnings
+
+        what = f"{label}: " if label else ""
+        warnings.warn(
+            f"{what}the timed function returned a {type(out).__name__}, whose work runs only "
+            "when it is consumed, so it is not in the timing; return list(...) or the "
+            "arrays themselves",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
 def _on_timeline(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -369,6 +386,7 @@ def measure(
     out = fn()
     sync(out)
     first_call_s = _clock() - t0
+    _warn_if_lazy(out, label)
     # 2. warm-up
     for _ in range(warmup):
         out = fn()
