@@ -185,3 +185,46 @@ def test_a_changed_suite_version_is_not_compared(tmp_path):
     assert changed.verdict == "changed" and changed.ratio is None
     old = {"results": [result("mine", "f", "numpy", "cpu", params={"n": 1}, median_s=1.0)]}
     assert compare(old, doc(1, 1.0))[0].verdict == "same"  # no version recorded: version 1
+
+
+def _timed_doc(samples):
+    import statistics
+
+    return {"results": [result("mine", "f", "numpy", "cpu", params={"n": 1},
+                               median_s=statistics.median(samples), iqr_s=0.0,
+                               samples_s=list(samples))]}  # fmt: skip
+
+
+def test_a_change_needs_both_the_ratio_and_a_significant_mann_whitney_test():
+    from vecx.results import compare
+
+    rng = __import__("numpy").random.default_rng(0)
+    base = list(1.0 + 0.01 * rng.standard_normal(9))
+    slower = [x * 1.5 for x in base]
+    c = compare(_timed_doc(base), _timed_doc(slower))[0]
+    assert c.verdict == "regression" and c.test.startswith("mann-whitney p=")
+    assert compare(_timed_doc(slower), _timed_doc(base))[0].verdict == "improvement"
+    # a planted stall in a minority of the new samples moves the median a little and is
+    # no regression: the two sets of samples are not separated
+    stalled = base[:6] + [16.0, 16.0, 16.0]
+    c = compare(_timed_doc(base), _timed_doc(stalled))[0]
+    assert c.verdict == "same" and c.test.startswith("mann-whitney")
+    # significant but small: below the threshold factor, no verdict either
+    assert compare(_timed_doc(base), _timed_doc([x * 1.05 for x in base]))[0].verdict == "same"
+    # too few samples to test: the IQR rule of older files decides
+    c = compare(_timed_doc(base[:2]), _timed_doc(slower[:2]))[0]
+    assert c.test == "iqr-overlap" and c.verdict == "regression"
+
+
+def test_records_keep_their_samples_and_the_minimum():
+    from vecx.suites import MAX_SAMPLES, kept_samples, timed
+    from vecx.timing import Measurement
+
+    class Be:
+        name, device, dtype = "numpy", "cpu", "float32"
+
+    m = Measurement(tuple(float(i + 1) for i in range(100)), 1, 0.0)
+    rec = timed("s", "c", Be(), m, params={}, metric="time", value=m.median, unit="s", scale=2)
+    assert rec["min_s"] == 2.0 and len(rec["samples_s"]) == MAX_SAMPLES
+    assert rec["samples_s"][0] == 2.0 and rec["samples_s"] == sorted(rec["samples_s"])
+    assert kept_samples([3.0, 1.0]) == [3.0, 1.0]  # in the order measured

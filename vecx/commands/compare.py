@@ -11,11 +11,16 @@ DESCRIPTION = """\
 Match the cases of two results files (same suite, case, backend, device, dtype and
 parameters) and show their median times side by side with the ratio NEW/OLD (above 1:
 slower). A case is a regression only if it is slower by more than the threshold factor
-AND the intervals [median - IQR, median + IQR] of the two runs do not overlap:
+AND the difference is beyond the noise of both runs, as asv judges it: where both runs
+kept their samples (samples_s), a two-sided Mann-Whitney U test on them at p < 0.05;
+in older files without samples, the intervals [median - IQR, median + IQR] of the two
+runs must not overlap:
 
-  regression   new > old x (1 + threshold)  and  new - IQR_new > old + IQR_old
-  improvement  new < old / (1 + threshold)  and  new + IQR_new < old - IQR_old
+  regression   new > old x (1 + threshold)  and  beyond the noise
+  improvement  new < old / (1 + threshold)  and  beyond the noise
   same         otherwise (a change within either run's noise is no change)
+
+The last line says how many cases each test decided.
 
 A case with an error in either run shows "error"; a case in one run only shows
 "only-old" / "only-new"; a case whose suite changed what it computes (its suite_version,
@@ -119,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
     out.print(table)
     summary = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if counts[v])
     print(f"vecx compare: {len(comparisons)} cases: {summary or 'none'}")
+    tests = [c.test.split(" ")[0] for c in comparisons if c.test]
+    if tests:
+        by = {"mann-whitney": "a Mann-Whitney U test on the kept samples (p < 0.05)",
+              "iqr-overlap": "IQR overlap (no samples kept)"}  # fmt: skip
+        print("vecx compare: noise judged by " + "; ".join(
+            f"{by[t]} for {tests.count(t)}" for t in by if t in tests))  # fmt: skip
     differences = settings_differences(old, new)
     if differences:
         print(f"vecx compare: warning: the runs differ in {', '.join(differences)}; "

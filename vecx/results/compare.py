@@ -27,6 +27,7 @@ class Comparison:
     new_iqr_s: float | None
     verdict: str  # one of VERDICTS
     dtype: str = "float32"
+    test: str = ""  # how the verdict was decided: "mann-whitney p=0.0079", "iqr-overlap"
 
 
 def _key(rec: Mapping[str, Any]) -> tuple[str, ...]:
@@ -47,17 +48,18 @@ def compare(
     """Match the records of two results documents and judge each case.
 
     Records match on (suite, case, backend, device, dtype, params); if a run has the same
-    key twice the last record wins. With ``o``/``n`` the old/new median times and
-    ``io``/``in_`` their IQRs (None counts as 0), a case is
+    key twice the last record wins. With ``o``/``n`` the old/new median times, a change
+    counts only if it is larger than the threshold factor (``n > o (1 + threshold)`` for a
+    regression, ``n < o / (1 + threshold)`` for an improvement) AND it is beyond the noise
+    of both runs, judged as asv does:
 
-    * ``"regression"``  if ``n > o * (1 + threshold)`` AND ``n - in_ > o + io``,
-    * ``"improvement"`` if ``n < o / (1 + threshold)`` AND ``n + in_ < o - io``,
-    * ``"same"`` otherwise.
+    * where both records kept their samples (``samples_s``, at least `MIN_SAMPLES` each),
+      by a two-sided Mann-Whitney U test on them (scipy), significant below `ALPHA`;
+    * otherwise (older files) when the intervals ``[median - iqr, median + iqr]`` of the
+      two runs do not overlap (touching counts as overlap).
 
-    That is, like asv, a change counts only if it is larger than the threshold factor and
-    the intervals ``[median - iqr, median + iqr]`` of the two runs do not overlap (touching
-    counts as overlap), so noise in either run cannot produce a verdict. A record with an
-    ``error`` or no ``median_s`` in either run gives ``"error"``; a case in only one run
+    Anything else is ``"same"``; ``Comparison.test`` says which test decided. A record with
+    an ``error`` or no ``median_s`` in either run gives ``"error"``; a case in only one run
     gives ``"only-old"``/``"only-new"``; a case whose ``suite_version`` differs between
     the runs (its suite or workload changed what it computes; a record without one is
     version 1) gives ``"changed"``, never a ratio. Order: old's cases first, then new-only
@@ -74,7 +76,7 @@ def compare(
         n_s = n.get("median_s") if n else None
         o_iqr = o.get("iqr_s") if o else None
         n_iqr = n.get("iqr_s") if n else None
-        ratio = None
+        ratio, test = None, ""
         if n is None:
             verdict = "only-old"
         elif o is None:
@@ -85,7 +87,7 @@ def compare(
             verdict = "error"
         else:
             ratio = n_s / o_s if o_s > 0 else (1.0 if n_s == 0 else math.inf)
-            verdict = _verdict(o_s, n_s, o_iqr or 0.0, n_iqr or 0.0, threshold)
+            verdict, test = _verdict(o, n, threshold)
         suite, case, backend, device, dtype, params_key = key
         out.append(
             Comparison(
@@ -101,18 +103,49 @@ def compare(
                 n_iqr,
                 verdict,
                 dtype,
+                test,
             )
         )
     return out
 
 
-def _verdict(o: float, n: float, io: float, in_: float, threshold: float) -> str:
+#: Fewest samples per run for the Mann-Whitney test (with 3 and 3 its smallest two-sided
+#: p-value is 0.1, so in practice 5 or more are needed to reach `ALPHA`).
+MIN_SAMPLES = 3
+#: Significance level of the Mann-Whitney test.
+ALPHA = 0.05
+
+
+def _samples(rec: Mapping[str, Any]) -> list[float] | None:
+    samples = rec.get("samples_s")
+    if not isinstance(samples, list) or len(samples) < MIN_SAMPLES:
+        return None
+    if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in samples):
+        return None
+    return [float(x) for x in samples]
+
+
+def _verdict(old: Mapping[str, Any], new: Mapping[str, Any], threshold: float) -> tuple[str, str]:
+    """``(verdict, test)`` of two usable records (see `compare`)."""
+    o, n = float(old["median_s"]), float(new["median_s"])
     factor = 1.0 + threshold
-    if n > o * factor and n - in_ > o + io:
-        return "regression"
-    if n < o / factor and n + in_ < o - io:
-        return "improvement"
-    return "same"
+    slower, faster = n > o * factor, n < o / factor
+    a, b = _samples(old), _samples(new)
+    if a is not None and b is not None:
+        from scipy.stats import mannwhitneyu
+
+        p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        test = f"mann-whitney p={p:.2g}"
+        beyond_noise = p < ALPHA
+    else:
+        io, in_ = float(old.get("iqr_s") or 0.0), float(new.get("iqr_s") or 0.0)
+        test = "iqr-overlap"
+        beyond_noise = (n - in_ > o + io) if slower else (n + in_ < o - io)
+    if slower and beyond_noise:
+        return "regression", test
+    if faster and beyond_noise:
+        return "improvement", test
+    return "same", test
 
 
 #: What makes two runs' numbers incomparable: (header section, key, name shown).

@@ -66,6 +66,8 @@ OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "suite_version": ((int, str), "the suite's (or workload's) version; compare needs equal"),
     "note": ((str,), "free text qualifying the number; parts joined by '; '"),
     "noisy": ((bool,), "the IQR exceeds 10% of the median"),
+    "min_s": (_FLOAT, "the fastest block's seconds per call"),
+    "samples_s": ((list,), "seconds per call of each timed block (at most 64), in order"),
     "measured_n": (_INT, "how much of a slow loop was timed before scaling"),
     "extrapolated": ((bool,), "the time was scaled up from measured_n"),
     "skipped": ((str,), "why the case was not run on this backend (not an error)"),

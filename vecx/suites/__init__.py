@@ -199,7 +199,8 @@ def timed(
     **extra: Any,
 ) -> dict[str, Any]:
     """A record from a measurement; ``scale`` multiplies the steady-state times
-    (``median_s``, ``iqr_s``: extrapolation), never the first call.
+    (``median_s``, ``iqr_s``, ``min_s``, ``samples_s``: extrapolation), never the first
+    call.
 
     ``first_call_s`` is ``m.first_call_s`` unless given (a float, or ``None`` when no
     honest first call exists): a first call is one cold call, compilation included, and
@@ -221,8 +222,24 @@ def timed(
         value=value,
         unit=unit,
         noisy=m.warning,
+        min_s=m.min * scale,
+        samples_s=kept_samples(m.times, scale),
         **extra,
     )
+
+
+#: At most this many per-call samples are kept in a record (an evenly spaced subset).
+MAX_SAMPLES = 64
+
+
+def kept_samples(times: Any, scale: float = 1.0) -> list[float]:
+    """A measurement's per-call times (one per block), scaled, at most `MAX_SAMPLES` of
+    them, in the order measured: what ``vecx compare`` tests two runs' difference on."""
+    times = [float(t) * scale for t in times]
+    if len(times) <= MAX_SAMPLES:
+        return times
+    step = len(times) / MAX_SAMPLES
+    return [times[int(i * step)] for i in range(MAX_SAMPLES)]
 
 
 def cold_first_call(
