@@ -228,3 +228,21 @@ def test_records_keep_their_samples_and_the_minimum():
     assert rec["min_s"] == 2.0 and len(rec["samples_s"]) == MAX_SAMPLES
     assert rec["samples_s"][0] == 2.0 and rec["samples_s"] == sorted(rec["samples_s"])
     assert kept_samples([3.0, 1.0]) == [3.0, 1.0]  # in the order measured
+
+
+def test_a_busy_run_says_so_in_its_report_and_in_compare(tmp_path):
+    from vecx.report import render_report
+
+    doc = {"schema": 1, "machine": {"cores": 2},
+           "settings": {"busy": "the machine was busy (1-minute load average up to 3.20 on 2 "
+                        "cores)"},
+           "results": [result("mine", "f", "numpy", "cpu", params={}, median_s=1.0)]}  # fmt: skip
+    assert "**Busy machine**: the machine was busy (1-minute load" in render_report(doc)
+    path = tmp_path / "busy.json"
+    path.write_text(json.dumps(doc))
+    proc = subprocess.run([sys.executable, "-m", "vecx", "compare", str(path), str(path)],
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "the old run says the machine was busy" in proc.stderr
+    assert "the new run says the machine was busy" in proc.stderr

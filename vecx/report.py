@@ -265,6 +265,8 @@ def _flags(doc: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
     planned, recorded = settings.get("cases_planned"), settings.get("cases_recorded")
     if isinstance(planned, int) and isinstance(recorded, int) and recorded < planned:
         flags.append(f"**Incomplete**: {recorded} of {planned} planned cases were recorded.")
+    if settings.get("busy"):
+        flags.append(f"**Busy machine**: {settings['busy']}.")
     if settings.get("quick"):
         flags.append("**Quick run** (`--quick`): smaller sizes and fewer repetitions.")
     precision = settings.get("precision")
@@ -345,7 +347,7 @@ def _compact(v: Any) -> str:
 
 
 #: Settings keys rendered in their own sections rather than as table rows.
-_SETTINGS_SECTIONS = ("env", "blas", "workers", "unavailable", "ceilings")
+_SETTINGS_SECTIONS = ("env", "blas", "workers", "unavailable", "ceilings", "busy")
 
 
 def _settings(settings: Mapping[str, Any]) -> str:

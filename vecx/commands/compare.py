@@ -134,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
     if differences:
         print(f"vecx compare: warning: the runs differ in {', '.join(differences)}; "
               "the comparison may not be meaningful", file=sys.stderr)  # fmt: skip
+    for name, doc in (("old", old), ("new", new)):
+        busy = (doc.get("settings") or {}).get("busy")
+        if busy:
+            print(f"vecx compare: warning: the {name} run says {busy}", file=sys.stderr)
     if args.fail_on_regression and has_regression(comparisons):
         print(f"vecx compare: {counts['regression']} regression(s) beyond noise", file=sys.stderr)
         return 1
