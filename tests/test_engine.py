@@ -517,3 +517,30 @@ def test_a_worker_that_finds_its_backend_unavailable_is_listed_not_failed(
     assert {r["backend"] for r in outcome.doc["results"]} == {"numpy"}
     assert not (tmp_path / "out" / "worker-torch-cuda.log").exists()
 
+
+
+def test_threads_reach_every_worker_and_are_recorded(tmp_path, fake):
+    backends = ["numpy"] + (["torch:cpu"] if vecx.registry.status("torch:cpu").available else [])
+    outcome = run_bench(_opts(tmp_path, [fake], backends=backends, threads=1))
+    settings = outcome.doc["settings"]
+    assert settings["threads"] == 1
+    for spec in (f"{b}:cpu" if ":" not in b else b for b in backends):
+        worker = settings["workers"][spec]
+        env = worker["env"]
+        assert env["OMP_NUM_THREADS"] == "1" and env["OPENBLAS_NUM_THREADS"] == "1"
+        assert "intra_op_parallelism_threads=1" in worker["env"]["XLA_FLAGS"]
+        assert worker["blas"] and all(pool["num_threads"] == 1 for pool in worker["blas"])
+    if "torch:cpu" in backends:
+        assert outcome.doc["backends"]["torch:cpu"]["threads"] == 1
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        run_bench(_opts(tmp_path, [fake], threads=0))
+
+
+def test_thread_env_leaves_the_environment_alone_by_default():
+    from vecx.engine.options import thread_env
+
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    assert thread_env(None, env) is env
+    two = thread_env(2, env)
+    assert two["MKL_NUM_THREADS"] == "2" and two["XLA_FLAGS"] == env["XLA_FLAGS"]  # no flag for 2
+    assert thread_env(1, env)["XLA_FLAGS"].startswith("--xla_force_host_platform_device_count=2 ")

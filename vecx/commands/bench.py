@@ -77,13 +77,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0,
         help="seeds the data and the shuffled backend order (default: 0)",
     )  # fmt: skip
+    p.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="threads of every worker's BLAS pools and torch's intra-op pool (and XLA's, "
+        "for 1); default: as the environment has them. Recorded either way",
+    )  # fmt: skip
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     p.set_defaults(func=run)
 
 
 #: Command-line flag of each engine option, for its errors.
 _FLAGS = {"backends": "--backends", "suites": "--suites", "seed": "--seed",
-          "baseline": "--baseline"}  # fmt: skip
+          "baseline": "--baseline", "threads": "--threads"}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         quiet=args.quiet,
         seed=args.seed,
+        threads=args.threads,
     )
     try:
         outcome = run_bench(opts)

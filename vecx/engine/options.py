@@ -44,6 +44,9 @@ class BenchOptions:
     quiet: bool = False
     seed: int = 0
     sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Threads of every worker's BLAS pools, torch's intra-op pool and (1 only) XLA's CPU
+    #: pool; ``None`` leaves them as the environment has them (recorded either way).
+    threads: int | None = None
 
 
 def candidate_specs(selection: Sequence[str] | None) -> list[str]:
@@ -121,6 +124,34 @@ def check_seed(seed: Any) -> int:
         return check_int("seed", seed, 0)
     except (TypeError, ValueError) as exc:
         raise OptionError("seed", str(exc)) from None
+
+
+def check_threads(threads: Any) -> int | None:
+    """The thread count as an int >= 1, or None (as the environment has them)."""
+    if threads is None:
+        return None
+    from vecx.data import check_int
+
+    try:
+        return check_int("threads", threads, 1)
+    except (TypeError, ValueError) as exc:
+        raise OptionError("threads", str(exc)) from None
+
+
+#: What ``threads=N`` sets in a worker's environment before its framework starts.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: XLA can be held to one CPU thread only (it has no flag for another count).
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def thread_env(threads: int | None, env: dict[str, str]) -> dict[str, str]:
+    """``env`` with ``threads`` applied (unchanged for ``None``)."""
+    if threads is None:
+        return env
+    out = {**env, **{name: str(threads) for name in THREAD_VARS}}
+    if threads == 1:
+        out["XLA_FLAGS"] = " ".join(f for f in (env.get("XLA_FLAGS", ""), XLA_ONE_THREAD) if f)
+    return out
 
 
 def check_baseline(baseline: str) -> str:

@@ -50,7 +50,9 @@ from vecx.engine.options import (
     check_baseline,
     check_seed,
     check_suites,
+    check_threads,
     shuffled_order,
+    thread_env,
 )
 from vecx.engine.progress import Progress
 from vecx.environment import cuda_driver_present, machine_info, runtime_settings
@@ -126,8 +128,9 @@ def run_bench(opts: BenchOptions) -> Outcome:
     specs = candidate_specs(opts.backends)
     check_seed(opts.seed)
     baseline = check_baseline(opts.baseline)
+    threads = check_threads(opts.threads)
     writer = ResultWriter(path)  # fails here, before any work, if the folder is not writable
-    env = worker_env()
+    env = thread_env(threads, worker_env())
     unavailable = {s: why for s in specs if (why := precheck(s)) is not None}
     candidates = [s for s in specs if s not in unavailable]
     if not candidates:
@@ -155,6 +158,7 @@ def run_bench(opts: BenchOptions) -> Outcome:
             "precision": opts.precision,
             "quick": opts.quick,
             "seed": opts.seed,
+            "threads": threads,
             "order": order,
             "suites": [s.name for s in suites],
             "suite_versions": {s.name: s.version for s in suites},
@@ -333,6 +337,7 @@ class _Worker:
         config = {
             "spec": spec, "suites": suites, "quick": opts.quick, "seed": opts.seed,
             "precision": opts.precision, "results": str(path), "sizes": opts.sizes,
+            "threads": opts.threads,
         }  # fmt: skip
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(

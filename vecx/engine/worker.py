@@ -51,6 +51,7 @@ def main(config: Mapping[str, Any]) -> int:
     except Exception as exc:
         emit(Event("fatal", error=error_text(exc)))
         return 3
+    limits = _limit_threads(config.get("threads"))  # noqa: F841 - held for the worker's life
     emit(Event("backend", info=info, settings=runtime_settings(), load=load_averages()))
     writer = ResultWriter(config["results"], append=True)
 
@@ -79,6 +80,18 @@ def main(config: Mapping[str, Any]) -> int:
             record(suite, run_case(case, be), dict(case.params))
     emit(Event("end", load=load_averages()))
     return 0
+
+
+def _limit_threads(threads: int | None) -> Any:
+    """Hold every BLAS/OpenMP pool the framework loaded to ``threads`` (the environment
+    set them before the import; threadpoolctl also reaches pools that ignore it)."""
+    if not threads:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=int(threads))
 
 
 def run(argv: Sequence[str] | None = None) -> int:
