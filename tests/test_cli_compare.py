@@ -246,3 +246,16 @@ def test_a_busy_run_says_so_in_its_report_and_in_compare(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "the old run says the machine was busy" in proc.stderr
     assert "the new run says the machine was busy" in proc.stderr
+
+
+def test_a_suspect_change_is_never_a_regression():
+    from vecx.results import compare
+    from vecx.tables import suite_tables
+
+    base = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0]
+    stalled = _timed_doc([x * 16 for x in base])
+    stalled["results"][0]["suspect"] = "threads waited on the run queue for 80% of the time"
+    c = compare(_timed_doc(base), stalled)[0]
+    assert c.verdict == "suspect" and c.ratio == pytest.approx(16.0)
+    t = suite_tables(stalled)[0]
+    assert t.rows[0][3].endswith(" ?") and any("suspect, threads waited" in n for n in t.notes)

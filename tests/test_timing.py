@@ -437,3 +437,43 @@ def test_measure_warns_when_the_timed_call_returns_a_generator():
         warnings.simplefilter("error")
         measure(lambda: [x * 2 for x in work], min_run_time=1e-4, max_run_time=1e-3,
                      min_blocks=1, max_blocks=2, block_time=1e-5)  # fmt: skip
+
+
+def test_suspect_sees_run_queue_wait_and_stalled_blocks():
+    from vecx.timing import suspect_reason
+
+    quiet = [1e-3, 1.01e-3, 0.99e-3, 1.02e-3, 1e-3]
+    assert suspect_reason(quiet) is None
+    assert suspect_reason(quiet, run_queue_wait_s=0.01, timed_s=1.0) is None
+    # every call stalled the same number of ticks: tight, so only the run queue tells
+    ticks = [16e-3] * 5
+    assert suspect_reason(ticks) is None
+    why = suspect_reason(ticks, run_queue_wait_s=0.4, timed_s=0.5)
+    assert why.startswith("threads waited on the run queue for 80%")
+    # a minority of stalled blocks: the gap between the fastest and the median shows it
+    planted = [0.15e-3, 0.15e-3, 16e-3, 16e-3, 16e-3]
+    assert suspect_reason(planted) == "the median block is 106.7x the fastest: some calls stalled"
+
+
+def test_run_queue_wait_reads_every_threads_schedstat(tmp_path):
+    from vecx.timing import run_queue_wait_ns
+
+    for tid, line in (("1", "100 2500 7\n"), ("2", "50 500 3\n"), ("3", "garbage\n")):
+        (tmp_path / tid).mkdir()
+        (tmp_path / tid / "schedstat").write_text(line)
+    assert run_queue_wait_ns(str(tmp_path)) == 3000
+    assert run_queue_wait_ns(str(tmp_path / "missing")) is None
+
+
+def test_a_suspect_measurement_is_flagged_in_its_record():
+    from vecx.suites import timed
+
+    class Be:
+        name, device, dtype = "numpy", "cpu", "float32"
+
+    m = Measurement((16e-3,) * 5, 1, 0.0, run_queue_wait_s=0.4, timed_s=0.5)
+    rec = timed("s", "c", Be(), m, params={}, metric="time", value=m.median, unit="s")
+    assert rec["suspect"].startswith("threads waited on the run queue")
+    clean = Measurement((1e-3,) * 5, 1, 0.0, run_queue_wait_s=0.0, timed_s=0.5)
+    assert timed("s", "c", Be(), clean, params={}, metric="time", value=1e-3,
+                 unit="s")["suspect"] is None  # fmt: skip

@@ -201,11 +201,20 @@ def legend_width(labels: Sequence[str], fontsize: float = 8) -> float:
 
 
 def failed_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [
+    """Footnotes for what a figure cannot be trusted on: failed records (not drawn) and
+    suspect ones (drawn, but interference distorted them)."""
+    failed = [
         f"not shown: {backend_label(r)} {r['case']} failed ({short_error(str(r['error']), 60)})"
         for r in records
         if r.get("error")
     ]
+    suspect = list(dict.fromkeys(
+        f"{backend_label(r)} {r['case']}" for r in records
+        if r.get("suspect") and not r.get("error")
+    ))  # fmt: skip
+    if suspect:
+        failed.append(f"suspect (interference; see the report): {', '.join(suspect)}")
+    return failed
 
 
 def succeeded(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -289,6 +289,14 @@ def _flags(doc: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
                 f"**Disagrees**: {label} ({impl}) ended at loss {loss}, unlike the other "
                 "backends: a fast wrong result is not a result."
             )
+    suspect = [r for r in records if r.get("suspect") and not r.get("error")]
+    if suspect:
+        names = list(dict.fromkeys(f"{backend_label(r)} {r['suite']}/{r['case']}" for r in suspect))
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        flags.append(
+            f"**Suspect**: {len(suspect)} of {len(records)} measurements show interference "
+            f"({shown}), e.g. {suspect[0]['suspect']}; their numbers are not the code's."
+        )
     noisy = [r for r in records if _is_noisy(r)]
     if noisy:
         names = list(dict.fromkeys(f"{backend_label(r)} {r['suite']}/{r['case']}" for r in noisy))

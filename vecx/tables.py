@@ -105,11 +105,13 @@ def format_loss(x: float | None) -> str:
 
 
 def with_spread(rec: Mapping[str, Any]) -> str:
+    """The median time with its IQR as ±% (``1.23 ms ±4%``), marked ``?`` when the record
+    is suspect (a note under the table says why)."""
     med, iqr = rec.get("median_s"), rec.get("iqr_s")
     text = format_time(med)
     if _positive(med) and isinstance(iqr, (int, float)) and not _single(rec):
         text += f" ±{100 * iqr / med:.0f}%"
-    return text
+    return text + (" ?" if rec.get("suspect") else "")
 
 
 def short_error(error: str, limit: int = ERROR_CELL_CHARS) -> str:
@@ -514,6 +516,9 @@ def _error_notes(recs: Iterable[Mapping[str, Any]]) -> list[str]:
             notes.append(f"{backend_label(rec)} {rec['case']} failed: {first}")
         elif rec.get("skipped"):
             notes.append(f"{backend_label(rec)} {rec['case']} skipped: {rec['skipped']}")
+        elif rec.get("suspect"):
+            notes.append(f"{backend_label(rec)} {rec['case']}{_params_text(rec)} (?): suspect, "
+                         f"{rec['suspect']}")  # fmt: skip
     return notes
 
 

@@ -144,6 +144,10 @@ class Measurement:
     first_call_s: float
     label: str = ""
     output: Any = field(default=None, repr=False, compare=False)
+    #: Seconds this process's threads spent runnable but waiting for a CPU during the
+    #: timed blocks (Linux schedstat; None elsewhere), and the blocks' wall time.
+    run_queue_wait_s: float | None = field(default=None, compare=False)
+    timed_s: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         times = tuple(float(t) for t in self.times)
@@ -187,6 +191,12 @@ class Measurement:
         if median > 0:
             return iqr / median
         return 0.0 if iqr == 0 else math.inf
+
+    @property
+    def suspect(self) -> str | None:
+        """Why interference probably distorted this measurement, or None (see
+        `suspect_reason`)."""
+        return suspect_reason(self.times, self.run_queue_wait_s, self.timed_s)
 
     @property
     def warning(self) -> bool:
@@ -263,6 +273,56 @@ def timeline(label: str) -> Iterator[None]:
                            "end": time.time()})  # fmt: skip
         with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
+
+
+#: Threads waiting on the run queue for more than this share of the timed wall time mean
+#: another process had the CPUs (0 on an idle machine: waiting BLAS threads sleep).
+RUN_QUEUE_SHARE = 0.25
+#: A median this many times the fastest block means a minority of calls stalled.
+STALL_GAP = 2.0
+
+
+def suspect_reason(times: Any, run_queue_wait_s: float | None = None,
+                   timed_s: float | None = None) -> str | None:  # fmt: skip
+    """Evidence of interference where it happened, as one sentence, or None.
+
+    * run-queue wait (Linux ``schedstat`` of every thread, summed): a 2-thread BLAS call
+      whose threads share one CPU busy-waits through whole scheduler ticks, each thread
+      runnable but not running half the time, and every call costs the same number of
+      ticks, so medians and IQRs stay tight and only this sees it;
+    * a gap between the fastest block and the median: some calls stalled, some did not.
+    """
+    times = [float(t) for t in times]
+    if run_queue_wait_s is not None and timed_s and timed_s > 0:
+        share = run_queue_wait_s / timed_s
+        if share > RUN_QUEUE_SHARE:
+            return (f"threads waited on the run queue for {100 * share:.0f}% of the timed "
+                    "wall time: another process had the CPUs")  # fmt: skip
+    if len(times) >= 3:
+        fastest, median = min(times), float(np.median(times))
+        if fastest > 0 and median > STALL_GAP * fastest:
+            return (f"the median block is {median / fastest:.1f}x the fastest: some calls "
+                    "stalled")  # fmt: skip
+    return None
+
+
+def run_queue_wait_ns(proc: str = "/proc/self/task") -> int | None:
+    """Nanoseconds all threads of this process have waited on a run queue (the second
+    field of each thread's ``schedstat``), or None where the kernel does not say."""
+    try:
+        tasks = os.listdir(proc)
+    except OSError:
+        return None
+    total, seen = 0, False
+    for tid in tasks:
+        try:
+            with open(os.path.join(proc, tid, "schedstat"), encoding="ascii") as f:
+                fields = f.read().split()
+            total += int(fields[1])
+            seen = True
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total if seen else None
 
 
 def _warn_if_lazy(out: Any, label: str) -> None:
@@ -394,6 +454,7 @@ def measure(
     del out
 
     # 3. calibration of the block size
+    wait0 = run_queue_wait_ns()
     start = _clock()
     number = 1
     while True:
@@ -416,4 +477,8 @@ def measure(
                 break
         times.append(run_block(number) / number)
 
-    return Measurement(tuple(times), number, first_call_s, label, output=last[0])
+    timed_s = _clock() - start
+    wait1 = run_queue_wait_ns()
+    wait = (wait1 - wait0) / 1e9 if wait0 is not None and wait1 is not None else None
+    return Measurement(tuple(times), number, first_call_s, label, output=last[0],
+                       run_queue_wait_s=wait, timed_s=timed_s)  # fmt: skip

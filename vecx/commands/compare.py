@@ -22,7 +22,9 @@ runs must not overlap:
 
 The last line says how many cases each test decided.
 
-A case with an error in either run shows "error"; a case in one run only shows
+A case flagged suspect in either run (interference evidence: threads waiting on the run
+queue, stalled calls) shows "suspect", never a regression or an improvement. A case with
+an error in either run shows "error"; a case in one run only shows
 "only-old" / "only-new"; a case whose suite changed what it computes (its suite_version,
 for a workload a hash of its source, differs) shows "changed". What a run chooses for
 itself (measured_n and extrapolated: how much of a slow loop was timed before scaling to
@@ -36,7 +38,9 @@ Exit status: 0; 1 with --fail-on-regression when any case regressed; 2 for a mis
 malformed file.
 """
 
-VERDICT_ORDER = ("regression", "improvement", "error", "changed", "same", "only-old", "only-new")
+VERDICT_ORDER = (
+    "regression", "improvement", "error", "suspect", "changed", "same", "only-old", "only-new",
+)  # fmt: skip
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -102,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     shown = comparisons
     if args.changes_only:
         shown = [c for c in comparisons
-                 if c.verdict in ("regression", "improvement", "error", "changed")]  # fmt: skip
+                 if c.verdict in ("regression", "improvement", "error", "suspect",
+                                  "changed")]  # fmt: skip
 
     from vecx.console import console, make_table
 
@@ -124,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     out.print(table)
     summary = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if counts[v])
     print(f"vecx compare: {len(comparisons)} cases: {summary or 'none'}")
-    tests = [c.test.split(" ")[0] for c in comparisons if c.test]
+    tests = [c.test.split(" ")[0] for c in comparisons
+             if c.test and c.verdict != "suspect"]  # fmt: skip
     if tests:
         by = {"mann-whitney": "a Mann-Whitney U test on the kept samples (p < 0.05)",
               "iqr-overlap": "IQR overlap (no samples kept)"}  # fmt: skip

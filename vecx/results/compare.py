@@ -8,7 +8,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-VERDICTS = ("regression", "improvement", "same", "changed", "only-old", "only-new", "error")
+VERDICTS = (
+    "regression", "improvement", "same", "suspect", "changed", "only-old", "only-new", "error",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ def compare(
 
     Anything else is ``"same"``; ``Comparison.test`` says which test decided. A record with
     an ``error`` or no ``median_s`` in either run gives ``"error"``; a case in only one run
-    gives ``"only-old"``/``"only-new"``; a case whose ``suite_version`` differs between
+    gives ``"only-old"``/``"only-new"``; a case flagged ``suspect`` in either run gives
+    ``"suspect"`` (interference, never a regression or an improvement); a case whose
+    ``suite_version`` differs between
     the runs (its suite or workload changed what it computes; a record without one is
     version 1) gives ``"changed"``, never a ratio. Order: old's cases first, then new-only
     ones.
@@ -85,6 +89,9 @@ def compare(
             verdict = "changed"
         elif not (_usable(o) and _usable(n)):
             verdict = "error"
+        elif o.get("suspect") or n.get("suspect"):  # interference: no verdict either way
+            ratio = n_s / o_s if o_s > 0 else None
+            verdict, test = "suspect", str(n.get("suspect") or o.get("suspect"))
         else:
             ratio = n_s / o_s if o_s > 0 else (1.0 if n_s == 0 else math.inf)
             verdict, test = _verdict(o, n, threshold)

@@ -67,6 +67,7 @@ OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "note": ((str,), "free text qualifying the number; parts joined by '; '"),
     "noisy": ((bool,), "the IQR exceeds 10% of the median"),
     "min_s": (_FLOAT, "the fastest block's seconds per call"),
+    "suspect": ((str,), "evidence that interference distorted the timing (run-queue wait, stalls)"),
     "samples_s": ((list,), "seconds per call of each timed block (at most 64), in order"),
     "measured_n": (_INT, "how much of a slow loop was timed before scaling"),
     "extrapolated": ((bool,), "the time was scaled up from measured_n"),

@@ -224,6 +224,7 @@ def timed(
         noisy=m.warning,
         min_s=m.min * scale,
         samples_s=kept_samples(m.times, scale),
+        suspect=m.suspect,
         **extra,
     )
 
