@@ -5,7 +5,8 @@ script starts and stops its own competitors (``python -c "while True: pass"``), 
 each condition and repetition times every case with ``vecx.measure`` (the full run's
 settings) and with ``torch.utils.benchmark.Timer.blocked_autorange``, side by side. Each
 figure is divided by the quiet per-call minimum of the same configuration (same threads:
-measured first, with no competitor, as the minimum over single timed calls). Printed per
+measured with no competitor right before each condition, as the minimum over single
+timed calls, since on a shared machine it moves between conditions). Printed per
 case and condition: the worst ratio of each tool, how many of vecx's figures were flagged
 ``suspect``, the worst ratio among the unflagged ones, and, as candidates for a headline
 statistic, the worst 25th percentile and the worst fastest block of vecx's blocks. Goal
@@ -102,9 +103,10 @@ def main() -> None:
         print("torch intra-op threads:", torch.get_num_threads())
     except ImportError:
         pass
-    quiet = {label: quiet_minimum(fn, be) for label, be, fn in todo}
     rows = []
     for k in conditions:
+        # the quiet reference right before each condition: on a shared machine it moves
+        quiet = {label: quiet_minimum(fn, be) for label, be, fn in todo}
         procs = competitors(k)
         try:
             time.sleep(0.5)
@@ -128,7 +130,7 @@ def main() -> None:
                 p.wait()
         for label, f in found.items():
             unflagged = [r for r, s in zip(f["vecx"], f["flag"], strict=True) if not s]
-            rows.append((label, k, max(f["vecx"]), sum(f["flag"]), len(f["flag"]),
+            rows.append((label, k, quiet[label], max(f["vecx"]), sum(f["flag"]), len(f["flag"]),
                          max(unflagged) if unflagged else None,
                          max(f["tub"]) if f["tub"] else None, max(f["p25"]),
                          max(f["min"])))  # fmt: skip
@@ -137,11 +139,11 @@ def main() -> None:
           "| torch.utils.benchmark worst | block p25 worst | fastest block worst |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     bad = 0
-    for label, k, worst, flagged, n, unflagged, tub, p25, fastest in rows:
+    for label, k, ref, worst, flagged, n, unflagged, tub, p25, fastest in rows:
         over = unflagged is not None and unflagged > LIMIT
         bad += over
         uf = "-" if unflagged is None else f"{unflagged:.2f}x" + (" **over**" if over else "")
-        print(f"| {label} | {k} | {quiet[label] * 1e6:.1f} µs | {worst:.2f}x | {flagged}/{n} | "
+        print(f"| {label} | {k} | {ref * 1e6:.1f} µs | {worst:.2f}x | {flagged}/{n} | "
               f"{uf} | {'-' if tub is None else f'{tub:.2f}x'} | {p25:.2f}x | {fastest:.2f}x |")
     print(f"\nunflagged vecx figures above {LIMIT}x: {bad} of {len(rows)} case x condition rows")
     print(f"load after: {load_averages()}")
