@@ -159,6 +159,14 @@ def parse_spec(spec: str) -> tuple[BackendEntry, str]:
     return entry, canonical_device(entry, device or entry.default_device)
 
 
+def baseline_label(text: str) -> str:
+    """A backend name (``numpy``) or spec (``torch:cuda``) as tables label records:
+    lower case, the device canonical (``torch:cuda:0``); ``ValueError`` if unknown."""
+    text = "".join(str(text).split()).lower()
+    entry, device = parse_spec(text)
+    return entry.name if ":" not in text else f"{entry.name}:{device}"
+
+
 def canonical_device(entry: BackendEntry, device: str) -> str:
     kind, _, ordinal = device.partition(":")
     kind = "cuda" if kind == "gpu" else kind

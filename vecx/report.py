@@ -291,23 +291,26 @@ def _flags(doc: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
             )
     suspect = [r for r in records if r.get("suspect") and not r.get("error")]
     if suspect:
-        names = list(dict.fromkeys(f"{backend_label(r)} {r['suite']}/{r['case']}" for r in suspect))
-        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         flags.append(
             f"**Suspect**: {len(suspect)} of {len(records)} measurements show interference "
-            f"({shown}), e.g. {suspect[0]['suspect']}; their numbers are not the code's."
+            f"({_listed(suspect)}), e.g. {suspect[0]['suspect']}; their numbers are not the "
+            "code's."
         )
     noisy = [r for r in records if _is_noisy(r)]
     if noisy:
-        names = list(dict.fromkeys(f"{backend_label(r)} {r['suite']}/{r['case']}" for r in noisy))
-        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         flags.append(
             f"**Noisy**: {len(noisy)} of {len(records)} measurements have an IQR over "
-            f"{NOISY:.0%} of the median ({shown}); compare those with care."
+            f"{NOISY:.0%} of the median ({_listed(noisy)}); compare those with care."
         )
     if not flags:
         return ""
     return "## Flags\n\n" + "\n".join(f"- {f}" for f in flags) + "\n"
+
+
+def _listed(records: Sequence[Mapping[str, Any]], most: int = 8) -> str:
+    """``numpy:cpu matmul/full, ... and 3 more``: which cases a flag is about."""
+    names = list(dict.fromkeys(f"{backend_label(r)} {r['suite']}/{r['case']}" for r in records))
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _code(text: str) -> str:

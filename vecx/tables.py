@@ -179,15 +179,14 @@ def check_baseline(baseline: str, records: Iterable[Mapping[str, Any]] = ()) -> 
     present = {str(r.get("backend")) for r in records} | {backend_label(r) for r in records}
     if text in present:
         return text
-    from vecx.registry import parse_spec  # no framework is imported
+    from vecx.registry import baseline_label  # no framework is imported
 
     try:
-        entry, device = parse_spec(text)
+        return baseline_label(text)
     except ValueError as exc:
         labels = sorted({backend_label(r) for r in records}, key=backend_sort_key)
         here = f" (this run has {', '.join(labels)})" if labels else ""
         raise ValueError(f"--baseline: {exc}{here}") from None
-    return entry.name if ":" not in text else f"{entry.name}:{device}"
 
 
 def _baseline_index(

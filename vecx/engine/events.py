@@ -58,10 +58,13 @@ class Event:
             return None
 
     @property
-    def key(self) -> tuple[str, str, str]:
+    def key(self) -> str:
         """The case this event is about, as the engine tracks it."""
         return case_id(self.suite or "", self.case or "", self.params or {})
 
 
-def case_id(suite: str, case: str, params: Mapping[str, Any]) -> tuple[str, str, str]:
-    return (suite, case, json.dumps(dict(params), sort_keys=True, separators=(",", ":")))
+def case_id(suite: str, case: str, params: Mapping[str, Any]) -> str:
+    """The planned case an event is about, spelled as `vecx.suites.Case.key` spells it."""
+    from vecx.suites import case_key
+
+    return case_key(suite, case, params)

@@ -157,14 +157,12 @@ def thread_env(threads: int | None, env: dict[str, str]) -> dict[str, str]:
 def check_baseline(baseline: str) -> str:
     """The baseline backend as tables match it: a name (``numpy``) or a label
     (``torch:cuda:0``), lower case, the device canonical."""
-    from vecx.registry import parse_spec
+    from vecx.registry import baseline_label
 
-    text = "".join(str(baseline).split()).lower()
     try:
-        entry, device = parse_spec(text)
+        return baseline_label(baseline)
     except ValueError as exc:
         raise OptionError("baseline", str(exc)) from None
-    return entry.name if ":" not in text else f"{entry.name}:{device}"
 
 
 def shuffled_order(specs: Sequence[str], seed: int) -> list[str]:

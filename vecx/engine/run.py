@@ -328,7 +328,7 @@ class _Worker:
         import json
 
         self.spec, self.planned = spec, planned
-        self.done: set[tuple[str, str, str]] = set()
+        self.done: set[str] = set()
         self.current: tuple[str, str, dict] | None = None
         self.info: dict[str, Any] | None = None
         self.fatal: str | None = None

@@ -96,13 +96,6 @@ def case_key(suite: str, case: str, params: Mapping[str, Any]) -> str:
     return json.dumps([suite, case, dict(params)], sort_keys=True, separators=(",", ":"))
 
 
-def suite_name(name: str) -> str:
-    """The name records carry for suite ``name`` (built-in, installed, a file, a module)."""
-    from vecx.suites.suite import load
-
-    return load(name).name
-
-
 def plan(name: str, device: str, *, quick: bool = False, **sizes: Any) -> list[tuple[str, dict]]:
     """``[(case, identity params), ...]`` that suite ``name`` will run on ``device``.
 
@@ -393,7 +386,6 @@ __all__ = [
     "plan",
     "run_case",
     "run_suite",
-    "suite_name",
     "tf32_sentinel",
     "timed",
     "timing_options",
