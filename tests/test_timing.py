@@ -110,6 +110,30 @@ def test_measure_passes_last_output_to_sync_jax_style():
     assert outputs[-1] in dev.synced  # the block's last output was handed to sync
 
 
+def test_measure_keeps_at_most_one_output_alive_in_a_block():
+    # An allocating call timed alone frees its output before the next call; a block must
+    # too, or it streams through twice the memory (bench/README.md: up to 2x slower).
+    import weakref
+
+    class Output:
+        pass
+
+    alive: weakref.WeakSet = weakref.WeakSet()
+    most = 0
+
+    def fn() -> Output:
+        nonlocal most
+        out = Output()
+        alive.add(out)
+        most = max(most, len(alive))  # this output and any still held from earlier calls
+        return out
+
+    m = measure(fn, None, **QUICK)
+    assert m.number > 1  # blocks of several calls did run
+    assert most <= 1
+    assert isinstance(m.output, Output)  # the last output is still kept
+
+
 def test_measure_accepts_any_object_with_sync():
     class OnlySync:
         calls = 0

@@ -14,6 +14,10 @@ Why it is built this way:
   above :data:`NOISY_IQR` flags the measurement as too noisy to trust.
 * The first call (compilation, kernel loading, cold caches) is timed on its own and
   reported as ``first_call_s``, never mixed into the steady-state numbers.
+* Inside a block each call's output is released before the next call starts, so at most
+  one output is alive, as when a call is timed alone: keeping the previous one while the
+  next is made doubles the memory an allocating call streams through, and made blocks
+  of large vector adds slower than the same add timed call by call (bench/README.md).
 
 Only the standard library and NumPy are used here; a backend is anything with ``sync``.
 """
@@ -431,6 +435,7 @@ def measure(
             t0 = _clock()
             out = None
             for _ in itertools.repeat(None, number):
+                out = None  # one output alive at a time, as in a single timed call
                 out = fn()
             sync(out)
             elapsed = _clock() - t0
@@ -449,6 +454,7 @@ def measure(
     _warn_if_lazy(out, label)
     # 2. warm-up
     for _ in range(warmup):
+        out = None
         out = fn()
         sync(out)
     del out
