@@ -521,3 +521,25 @@ def test_jax_does_not_preallocate_gpu_memory_unless_asked() -> None:
         assert proc.returncode == 0, err
         value, imported = json.loads(out.splitlines()[-1])
         assert imported and value == want, (preset, before, call)
+
+
+def test_each_backend_reports_and_sets_its_own_threads(backend: Any) -> None:
+    """thread_pools() names the pools the backend computes with; set_threads changes
+    them where the framework allows it now (not XLA, not a GPU's host pools)."""
+    from vecx.protocol import set_threads, thread_pools
+
+    pools = thread_pools(backend)
+    assert all({"pool", "library", "threads"} <= set(p) for p in pools)
+    if backend.device != "cpu":
+        assert pools == [] and set_threads(backend, 1) is False
+        return
+    assert pools, f"{backend.spec} reports no thread pool"
+    before = pools[0]["threads"]
+    if not set_threads(backend, 1):
+        assert backend.name == "jax"  # XLA sizes its pools when JAX starts
+        return
+    try:
+        assert thread_pools(backend)[0]["threads"] == 1
+    finally:
+        assert set_threads(backend, before)
+    assert thread_pools(backend)[0]["threads"] == before

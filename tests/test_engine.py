@@ -544,3 +544,126 @@ def test_thread_env_leaves_the_environment_alone_by_default():
     two = thread_env(2, env)
     assert two["MKL_NUM_THREADS"] == "2" and two["XLA_FLAGS"] == env["XLA_FLAGS"]  # no flag for 2
     assert thread_env(1, env)["XLA_FLAGS"].startswith("--xla_force_host_platform_device_count=2 ")
+
+
+def test_auto_threads_give_each_worker_the_idle_cpus_and_record_the_load(tmp_path, fake,
+                                                                         monkeypatch):
+    """threads="auto" (the default): each backend gets the CPUs other processes leave idle
+    when it starts; what they kept busy before and after is in the file."""
+    from vecx.engine import run as engine_run
+
+    readings = iter([1.0, 0.0, 0.3])  # before numpy, between, after torch
+    monkeypatch.setattr(engine_run, "cpu_use_of_others", lambda interval: next(readings))
+    monkeypatch.setattr("vecx.environment.os.sched_getaffinity", lambda pid: {0, 1},
+                        raising=False)  # fmt: skip
+    backends = ["numpy"] + (["torch:cpu"] if vecx.registry.status("torch:cpu").available else [])
+    outcome = run_bench(_opts(tmp_path, [fake], backends=backends, seed=1))
+    settings = outcome.doc["settings"]
+    assert settings["threads"] == "auto"
+    first, *rest = settings["order"]
+    worker = settings["workers"][first]
+    assert worker["threads"] == 1 and worker["env"]["OMP_NUM_THREADS"] == "1"
+    assert settings["load"][first]["others_cpus_start"] == 1.0
+    assert settings["load"][first]["others_cpus_end"] == 0.0
+    assert {r["threads"] for r in outcome.doc["results"] if r["backend"] == first[:-4]} == {1}
+    for spec in rest:  # started with nothing else running: both CPUs
+        assert settings["workers"][spec]["threads"] == 2
+        assert settings["load"][spec]["others_cpus_end"] == 0.3
+    assert "kept 1.00 of" in outcome.busy and first in outcome.busy
+
+
+def test_threads_option_accepts_auto_a_count_or_none():
+    from vecx.engine.options import OptionError, check_threads
+
+    assert check_threads("auto") == "auto" and check_threads(None) is None
+    assert check_threads("3") == 3 and check_threads(2) == 2
+    with pytest.raises(OptionError, match=r"threads must be an int.*or 'auto'"):
+        check_threads("many")
+
+
+def test_busy_warning_reads_other_processes_cpu_use():
+    from vecx.engine.run import busy_warning
+
+    doc = {"machine": {"cores": 2},
+           "settings": {"load": {"numpy:cpu": {"start": [0.1, 0, 0], "end": [0.2, 0, 0],
+                                               "others_cpus_start": 0.1,
+                                               "others_cpus_end": 0.2}}}}  # fmt: skip
+    assert busy_warning(doc) is None
+    doc["settings"]["load"]["numpy:cpu"]["others_cpus_end"] = 0.98
+    assert "other processes kept 0.98 of 2 CPUs busy around the numpy:cpu worker" in (
+        busy_warning(doc))
+    doc["settings"]["load"]["numpy:cpu"]["start"] = [3.1, 0, 0]
+    assert "1-minute load average reached 3.10" in busy_warning(doc)
+
+
+class _Case:
+    """A case whose records come from a list: suspect first, then clean."""
+
+    def __init__(self, records):
+        self.records = list(records)
+
+
+class _ThreadedBackend:
+    def __init__(self, can=True):
+        self.calls, self.can = [], can
+
+    def set_threads(self, n):
+        self.calls.append(n)
+        return self.can
+
+
+def _fake_run_case(case, be):
+    return dict(case.records.pop(0))
+
+
+def test_a_suspect_case_is_measured_again_at_one_thread(monkeypatch):
+    from vecx.engine import worker
+
+    monkeypatch.setattr("vecx.suites.run_case", _fake_run_case)
+    first = {"case": "c", "median_s": 0.016, "suspect": "threads waited"}
+    be = _ThreadedBackend()
+    rec = worker.measured(_Case([first, {"case": "c", "median_s": 0.0003}]), be, 2)
+    assert be.calls == [1, 2]  # down to one thread, then back
+    assert rec["median_s"] == 0.0003 and rec["threads"] == 1
+    assert rec["remeasured"] == {"threads": 2, "median_s": 0.016, "suspect": "threads waited"}
+    # a clean record, one thread already, or a backend that cannot change: the first stays
+    for case, threads, backend in [(_Case([{"case": "c", "median_s": 1.0}]), 2, be),
+                                   (_Case([first]), 1, be),
+                                   (_Case([first]), 2, _ThreadedBackend(can=False))]:
+        kept = worker.measured(case, backend, threads)
+        assert "remeasured" not in kept and kept["threads"] == threads
+    assert be.calls == [1, 2]  # nothing more was asked of the first backend
+
+
+def test_robust_ceiling_sets_aside_a_spike_but_not_an_end_or_a_faster_framework():
+    from vecx.suites.scaling import robust_best
+
+    def rec(backend, n, value, **kw):
+        return {"backend": backend, "params": {"n": n}, "value": value, **kw}
+
+    numpy = [rec("numpy", 256, 80.0), rec("numpy", 512, 419.0), rec("numpy", 1024, 131.0)]
+    best, aside = robust_best(numpy + [rec("torch", 512, 120.0)])
+    assert best["value"] == 131.0 and [r["value"] for r in aside] == [419.0]
+    # the largest size of a rising curve, and a framework twice another: both kept
+    best, aside = robust_best([rec("torch", 64, 30.0), rec("torch", 256, 115.0)])
+    assert best["value"] == 115.0 and aside == []
+    best, aside = robust_best([rec("numpy", 512, 100.0), rec("jax", 512, 50.0)])
+    assert best["value"] == 100.0 and aside == []
+    # a spike another framework corroborates at its size is no spike
+    best, _ = robust_best(numpy + [rec("torch", 512, 300.0)])
+    assert best["value"] == 419.0
+
+
+def test_add_ceilings_skips_suspect_records_and_says_what_it_set_aside():
+    recs = [
+        _scaling("matmul", "numpy", "cpu", 256, 80.0, "GFLOP/s"),
+        _scaling("matmul", "numpy", "cpu", 512, 419.0, "GFLOP/s"),
+        _scaling("matmul", "numpy", "cpu", 1024, 131.0, "GFLOP/s"),
+        _scaling("matmul", "torch", "cpu", 1024, 500.0, "GFLOP/s"),
+    ]
+    recs[3]["suspect"] = "the median block is 2.5x the fastest: some calls stalled"
+    ceilings = add_ceilings(recs)
+    gflops = ceilings["cpu"]["gflops"]
+    assert gflops["value"] == 131.0
+    assert gflops["set_aside"] == [{"backend": "numpy", "n": 512, "value": 419.0}]
+    assert recs[1]["pct_of_ceiling"] == pytest.approx(100 * 419 / 131)  # shown, over 100%

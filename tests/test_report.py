@@ -64,6 +64,26 @@ def test_report_has_machine_settings_backends_tables_and_flags(synthetic_doc):
     assert _images(md) == []
 
 
+def test_report_shows_each_backends_own_thread_pools(synthetic_doc):
+    """The torch worker also has NumPy's OpenBLAS loaded; the report shows the pools
+    torch computes with (what the backend reports), and the threads each worker got."""
+    doc = synthetic_doc(("matmul",))
+    numpy_blas = [{"internal_api": "openblas", "num_threads": 2}]
+    doc["settings"] = {"workers": {
+        "numpy:cpu": {"env": {}, "threads": 2, "blas": numpy_blas,
+                      "pools": [{"pool": "BLAS", "library": "openblas", "threads": 2}]},
+        "torch:cpu": {"env": {}, "threads": 1, "blas": numpy_blas,
+                      "pools": [{"pool": "intra-op", "library": "ATen", "threads": 1},
+                                {"pool": "BLAS", "library": "mkl", "threads": 1}]},
+    }}  # fmt: skip
+    md = render_report(doc)
+    assert "the pools each backend computes with" in md
+    assert "| numpy:cpu | 2 | BLAS | openblas | 2 | - |" in md
+    assert "| torch:cpu | 1 | intra-op | ATen | 1 | - |" in md
+    assert "| torch:cpu | 1 | BLAS | mkl | 1 | - |" in md
+    assert "torch:cpu | 1 | BLAS | openblas" not in md
+
+
 def test_report_renders_bench_settings_workers_ceilings_and_unavailable(synthetic_doc):
     doc = synthetic_doc(("matmul",))
     doc["settings"] = {
@@ -107,7 +127,8 @@ def test_report_renders_bench_settings_workers_ceilings_and_unavailable(syntheti
     md = render_report(doc)
     assert "| suites | matmul |" in md
     assert "| timing | min_run_time=0.02, warmup=1 |" in md
-    assert "| numpy:cpu | openblas | 2 | Zen | `OPENBLAS_L2_SIZE=512k` |" in md
+    assert ("| numpy:cpu | as the environment had them | openblas | 2 | Zen | "
+            "`OPENBLAS_L2_SIZE=512k` |") in md
     assert "| cpu | compute (`% of ceiling`) | 163 GFLOP/s | torch matmul n=256 | - |" in md
     assert (
         "| cpu | main-memory bandwidth | 14.0 GB/s | numpy copy n=16,777,216 | "

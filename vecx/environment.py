@@ -16,7 +16,9 @@ from typing import Any
 __all__ = [
     "ENV_VARS",
     "cpu_model",
+    "cpu_use_of_others",
     "cuda_driver_present",
+    "idle_cpus",
     "load_averages",
     "machine_info",
     "runtime_settings",
@@ -147,3 +149,52 @@ def cuda_driver_present() -> bool:
             continue
         return True
     return False
+
+
+def _busy_and_total_ticks() -> tuple[int, int] | None:
+    """(busy, total) clock ticks of all CPUs so far, from the first line of /proc/stat."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 8:
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_use_of_others(interval: float = 0.2) -> float | None:
+    """How many CPUs' worth other processes kept busy over the next ``interval`` seconds
+    (all CPUs' busy time from /proc/stat, less this process's own): the interference the
+    1-minute load average reports a minute late, if at all. None where /proc is absent."""
+    import time
+
+    before, self0, t0 = _busy_and_total_ticks(), os.times(), time.monotonic()
+    if before is None:
+        return None
+    time.sleep(interval)
+    after, self1, t1 = _busy_and_total_ticks(), os.times(), time.monotonic()
+    if after is None or t1 <= t0:
+        return None
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    busy_s = (after[0] - before[0]) / tick
+    own_s = (self1.user + self1.system) - (self0.user + self0.system)
+    return round(max(0.0, busy_s - own_s) / (t1 - t0), 2)
+
+
+def idle_cpus(others: float | None, cores: int | None = None) -> int:
+    """CPUs left to a process when others keep ``others`` CPUs busy: at least 1, at most
+    the CPUs this process may run on. A quarter of a CPU in use counts as free (a shell,
+    a logger), more than that as taken: a BLAS thread sharing a CPU with a busy process
+    spin-waits through whole scheduler ticks."""
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
+    if others is None:
+        return max(1, cores)
+    import math
+
+    return max(1, min(cores, math.floor(cores - others + 0.25)))

@@ -100,6 +100,32 @@ class TrainingDiverged(VecxError, ArithmeticError):
         self.history = history
 
 
+def thread_pools(be: Any) -> list[dict[str, Any]]:
+    """The CPU thread pools ``be`` computes with (``be.thread_pools()``: one dict per pool
+    with ``pool``, ``library`` and ``threads``), or ``[]`` for a backend that says none.
+
+    Each backend reports its own: a torch worker also has NumPy's OpenBLAS loaded, but
+    torch computes with its ATen/OpenMP pool and MKL, and JAX with XLA's."""
+    method = getattr(be, "thread_pools", None)
+    try:
+        pools = method() if callable(method) else []
+    except Exception:  # noqa: BLE001 - a report, never a reason to fail a run
+        return []
+    return [dict(p) for p in pools if isinstance(p, dict)] if isinstance(pools, list) else []
+
+
+def set_threads(be: Any, threads: int) -> bool:
+    """Set the threads ``be`` computes with now (``be.set_threads``); False where the
+    framework fixes them at start (XLA) or the backend has no such method."""
+    method = getattr(be, "set_threads", None)
+    if not callable(method):
+        return False
+    try:
+        return bool(method(int(threads)))
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def check_dtype(dtype: str, *, others: bool = False) -> str:
     """Return ``dtype`` if it is a known float dtype name (or, with ``others``, one of
     `OTHER_DTYPES`), else raise ``ValueError``."""
@@ -116,7 +142,8 @@ class Backend(Protocol):
     Third parties implement this (structurally; no inheritance needed) and register a
     factory under the ``vecx.backends`` entry-point group; see ``vecx.registry``. A
     backend should also declare ``capabilities`` (a `Capabilities`); vecx reads it with
-    :func:`capabilities`, which gives the defaults to a backend that does not.
+    :func:`capabilities`, which gives the defaults to a backend that does not. Two more
+    methods are optional, read through :func:`thread_pools` and :func:`set_threads`.
     """
 
     name: str  # "numpy", "torch", ...

@@ -410,33 +410,35 @@ def _blas_table(blas: Sequence[Any], lead: Sequence[tuple[str, str]] = ()) -> st
     return "\n".join(lines) + "\n"
 
 
+_POOL_KEYS = ("pool", "library", "version", "threads", "architecture", "threading_layer")
+
+
 def _workers(workers: Mapping[str, Any]) -> str:
-    """Per worker process: its BLAS pools (threads, kernel architecture) and environment."""
-    keys = [
-        k
-        for k in _BLAS_KEYS
-        if any(
-            isinstance(b, Mapping) and k in b
-            for w in workers.values()
-            if isinstance(w, Mapping)
-            for b in (w.get("blas") or [])
-        )
-    ]
-    heads = ["worker", *[k.replace("_", " ") for k in keys], "environment"]
+    """Per worker process: the threads it was given, the pools its backend computes with
+    (each backend's own: torch's ATen and MKL, XLA's, NumPy's OpenBLAS) and its
+    environment. Files written before backends reported pools show threadpoolctl's view."""
+    rows = {spec: w if isinstance(w, Mapping) else {} for spec, w in workers.items()}
+    own = any(isinstance(w.get("pools"), list) for w in rows.values())
+    source, label = ("pools", "the pools each backend computes with") if own else (
+        "blas", "BLAS libraries as threadpoolctl saw them")
+    keys = _POOL_KEYS if own else _BLAS_KEYS
+    keys = [k for k in keys if any(isinstance(b, Mapping) and b.get(k) is not None
+                                   for w in rows.values() for b in (w.get(source) or []))]
+    heads = ["worker", "threads given", *[k.replace("_", " ") for k in keys], "environment"]
     lines = [
-        "Each backend ran in its own worker process (BLAS libraries as threadpoolctl saw them):",
+        f"Each backend ran in its own worker process ({label}):",
         "",
         "| " + " | ".join(heads) + " |",
         "| " + " | ".join("---" for _ in heads) + " |",
     ]
-    for spec, w in workers.items():
-        w = w if isinstance(w, Mapping) else {}
+    for spec, w in rows.items():
         env = w.get("env") if isinstance(w.get("env"), Mapping) else {}
         env_text = ", ".join(f"`{k}={v}`" for k, v in env.items()) or "-"
-        pools = [b for b in (w.get("blas") or []) if isinstance(b, Mapping)] or [{}]
+        given = _md(w.get("threads", "as the environment had them"))
+        pools = [b for b in (w.get(source) or []) if isinstance(b, Mapping)] or [{}]
         for b in pools:
-            cells = [spec, *[_md(b.get(k)) for k in keys], env_text]
-            lines.append("| " + " | ".join(_md(c) if c is spec else c for c in cells) + " |")
+            cells = [_md(spec), given, *[_md(b.get(k)) for k in keys], env_text]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -149,6 +149,12 @@ class CupyBackend(NumpyBackend):
         self._cuda_device.synchronize()
         return x
 
+    def thread_pools(self) -> list[dict[str, Any]]:
+        return []  # CuPy computes on the GPU; the host's BLAS threads take no part
+
+    def set_threads(self, threads: int) -> bool:
+        return False
+
     def info(self) -> dict[str, Any]:
         cupy = self.xp
         props = cupy.cuda.runtime.getDeviceProperties(self._cuda_device.id)

@@ -499,3 +499,23 @@ class JaxBackend(BaseBackend):
             "matmul_precision": "tf32" if precision == "tensorfloat32" else "float32",
             "x64": bool(jax.config.jax_enable_x64),
         }
+
+    def thread_pools(self) -> list[dict[str, Any]]:
+        """XLA:CPU's intra-op pool: one thread per CPU unless ``XLA_FLAGS`` held it to
+        one before JAX started (XLA has no flag for another count)."""
+        if self._device.platform != "cpu":
+            return []
+        import os
+
+        flags = os.environ.get("XLA_FLAGS", "")
+        one = ("intra_op_parallelism_threads=1" in flags
+               or "xla_cpu_multi_thread_eigen=false" in flags)  # fmt: skip
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        return [{"pool": "intra-op", "library": "XLA:CPU", "version": self.jax.__version__,
+                 "threads": 1 if one else cpus}]  # fmt: skip
+
+    def set_threads(self, threads: int) -> bool:
+        return False  # XLA sizes its pools when JAX starts (XLA_FLAGS), not later

@@ -134,6 +134,24 @@ class NumpyBackend(BaseBackend):
             "blas": _blas_summary(),
         }
 
+    def thread_pools(self) -> list[dict[str, Any]]:
+        """NumPy's BLAS pools (threadpoolctl), the only threads NumPy computes with."""
+        return [
+            {"pool": "BLAS", "library": p.get("internal_api"), "version": p.get("version"),
+             "threads": p.get("num_threads"), "architecture": p.get("architecture"),
+             "threading_layer": p.get("threading_layer")}
+            for p in runtime_settings()["blas"] or ()
+        ]  # fmt: skip
+
+    def set_threads(self, threads: int) -> bool:
+        """Limit the BLAS pools to ``threads`` from now on (threadpoolctl)."""
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return False
+        self._thread_limit = threadpool_limits(limits=threads, user_api="blas")
+        return True
+
 
 def _is_integer(obj: Any) -> bool:
     dtype = getattr(obj, "dtype", None)

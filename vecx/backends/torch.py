@@ -499,3 +499,32 @@ class TorchBackend(BaseBackend):
             "threads": torch.get_num_threads(),
             "cuda": torch.version.cuda,
         }
+
+    def thread_pools(self) -> list[dict[str, Any]]:
+        """torch's own CPU pools: ATen's intra-op pool, its BLAS (MKL or OpenBLAS, linked
+        into torch, so threadpoolctl does not see it) and the inter-op pool."""
+        if self._cuda:
+            return []
+        torch = self.xp
+        info = torch.__config__.parallel_info()
+        layer = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
+                      if ln.startswith("ATen parallel backend")), None)  # fmt: skip
+        mkl = next((ln.strip() for ln in info.splitlines() if "Math Kernel Library" in ln), None)
+        mkl_threads = next((int(ln.rsplit(":", 1)[1]) for ln in info.splitlines()
+                            if "mkl_get_max_threads()" in ln), None)  # fmt: skip
+        pools = [{"pool": "intra-op", "library": "ATen", "threads": torch.get_num_threads(),
+                  "threading_layer": layer}]  # fmt: skip
+        if mkl:
+            version = mkl.split("Version", 1)[1].split()[0] if "Version" in mkl else None
+            pools.append({"pool": "BLAS", "library": "mkl", "version": version,
+                          "threads": mkl_threads})  # fmt: skip
+        pools.append({"pool": "inter-op", "library": "ATen",
+                      "threads": torch.get_num_interop_threads()})  # fmt: skip
+        return pools
+
+    def set_threads(self, threads: int) -> bool:
+        """torch's intra-op pool (and with it MKL's) at ``threads`` from now on."""
+        if self._cuda:
+            return False
+        self.xp.set_num_threads(threads)
+        return True

@@ -78,9 +78,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="seeds the data and the shuffled backend order (default: 0)",
     )  # fmt: skip
     p.add_argument(
-        "--threads", type=int, default=None, metavar="N",
+        "--threads", default="auto", metavar="N|auto",
         help="threads of every worker's BLAS pools and torch's intra-op pool (and XLA's, "
-        "for 1); default: as the environment has them. Recorded either way",
+        "for 1); default auto: the CPUs other processes leave idle when each backend "
+        "starts, and a suspect case measured again at 1. Recorded per backend and case",
     )  # fmt: skip
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     p.set_defaults(func=run)

@@ -45,8 +45,9 @@ class BenchOptions:
     seed: int = 0
     sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Threads of every worker's BLAS pools, torch's intra-op pool and (1 only) XLA's CPU
-    #: pool; ``None`` leaves them as the environment has them (recorded either way).
-    threads: int | None = None
+    #: pool: ``"auto"`` (the CPUs other processes leave idle when each backend starts, see
+    #: `auto_threads`), a count, or ``None`` (as the environment has them). Recorded.
+    threads: int | str | None = "auto"
 
 
 def candidate_specs(selection: Sequence[str] | None) -> list[str]:
@@ -126,16 +127,33 @@ def check_seed(seed: Any) -> int:
         raise OptionError("seed", str(exc)) from None
 
 
-def check_threads(threads: Any) -> int | None:
-    """The thread count as an int >= 1, or None (as the environment has them)."""
-    if threads is None:
-        return None
+def check_threads(threads: Any) -> int | str | None:
+    """``"auto"``, a thread count as an int >= 1, or None (as the environment has them)."""
+    if threads is None or threads == AUTO:
+        return threads
     from vecx.data import check_int
 
+    if isinstance(threads, str) and threads.strip().isdigit():
+        threads = int(threads)
     try:
         return check_int("threads", threads, 1)
     except (TypeError, ValueError) as exc:
-        raise OptionError("threads", str(exc)) from None
+        raise OptionError("threads", f"{exc} (or {AUTO!r})") from None
+
+
+AUTO = "auto"
+#: Seconds the engine watches the machine before each backend (and after the last).
+LOAD_SAMPLE_S = 0.1
+
+
+def auto_threads(others: float | None) -> int:
+    """The threads a backend gets under ``threads="auto"``: the CPUs that processes other
+    than vecx leave idle (`vecx.environment.idle_cpus`), at least one. BLAS and OpenMP
+    threads spin-wait for each other, so a thread that shares its CPU with a busy process
+    stalls the whole call for scheduler ticks; fewer threads than CPUs only loses speed."""
+    from vecx.environment import idle_cpus
+
+    return idle_cpus(others)
 
 
 #: What ``threads=N`` sets in a worker's environment before its framework starts.

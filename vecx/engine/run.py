@@ -44,8 +44,11 @@ from typing import Any
 
 from vecx.engine.events import Event, case_id
 from vecx.engine.options import (
+    AUTO,
+    LOAD_SAMPLE_S,
     RESULTS_NAME,
     BenchOptions,
+    auto_threads,
     candidate_specs,
     check_baseline,
     check_seed,
@@ -55,7 +58,12 @@ from vecx.engine.options import (
     thread_env,
 )
 from vecx.engine.progress import Progress
-from vecx.environment import cuda_driver_present, machine_info, runtime_settings
+from vecx.environment import (
+    cpu_use_of_others,
+    cuda_driver_present,
+    machine_info,
+    runtime_settings,
+)
 from vecx.results import ResultWriter, result
 from vecx.timing import timeline
 
@@ -130,7 +138,7 @@ def run_bench(opts: BenchOptions) -> Outcome:
     baseline = check_baseline(opts.baseline)
     threads = check_threads(opts.threads)
     writer = ResultWriter(path)  # fails here, before any work, if the folder is not writable
-    env = thread_env(threads, worker_env())
+    base_env = worker_env()
     unavailable = {s: why for s in specs if (why := precheck(s)) is not None}
     candidates = [s for s in specs if s not in unavailable]
     if not candidates:
@@ -177,12 +185,20 @@ def run_bench(opts: BenchOptions) -> Outcome:
     stopped = ""  # the backend whose worker the interruption stopped
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     worker: _Worker | None = None
+    others = cpu_use_of_others(LOAD_SAMPLE_S)  # CPUs kept busy by others, before each backend
     try:
         for spec in order:
+            count = auto_threads(others) if threads == AUTO else threads
             with timeline(f"worker {spec}"):
-                worker = _Worker(spec, selectors, plans[spec], opts, path, env)
+                worker = _Worker(spec, selectors, plans[spec], opts, path,
+                                 thread_env(count, base_env), count)  # fmt: skip
                 _follow(worker, progress, header)
                 rc = worker.proc.wait()
+            before, others = others, cpu_use_of_others(LOAD_SAMPLE_S)
+            if spec in header["settings"]["workers"]:  # it started (not unavailable)
+                header["settings"]["workers"][spec]["threads"] = count
+                load = header["settings"]["load"].setdefault(spec, {})
+                load.update(others_cpus_start=before, others_cpus_end=others)
             if worker.unavailable is not None:
                 unavailable[spec] = worker.unavailable
                 header["settings"]["order"].remove(spec)
@@ -250,25 +266,40 @@ def _sizes(opts: BenchOptions, suite: Any, selector: str) -> dict[str, Any]:
 
 
 def busy_warning(doc: Mapping[str, Any]) -> str | None:
-    """A sentence if the 1-minute load exceeded the cores (+0.5) while a worker ran.
+    """A sentence if other processes competed for the CPUs while a worker ran, or None.
 
-    One worker alone loads the machine up to its thread count (at most the cores), so
-    more means other processes competed for the CPU: on a shared machine that can make a
-    multithreaded BLAS call wait a whole scheduler slice, and the numbers are suspect.
+    Two readings, before and after each backend: the CPUs other processes kept busy
+    (``others_cpus_*``, measured over `LOAD_SAMPLE_S`: more than `BUSY_OTHERS_CPUS`
+    counts) and the 1-minute load average (above the cores + 0.5: one worker alone loads
+    the machine up to its thread count). A multithreaded BLAS call whose threads share a
+    CPU with another process waits whole scheduler slices, so the numbers are suspect.
     """
     cores = (doc.get("machine") or {}).get("cores") or 0
-    loads = [
-        value[0]
-        for entry in ((doc.get("settings") or {}).get("load") or {}).values()
-        for value in entry.values()
-        if isinstance(value, list) and value
-    ]
-    if not cores or not loads or max(loads) <= cores + 0.5:
+    entries = ((doc.get("settings") or {}).get("load") or {}).items()
+    loads = [value[0] for _, entry in entries for value in entry.values()
+             if isinstance(value, list) and value and _number(value[0])]  # fmt: skip
+    others = [(entry.get(k), spec) for spec, entry in entries
+              for k in ("others_cpus_start", "others_cpus_end")
+              if _number(entry.get(k))]  # fmt: skip
+    parts = []
+    if others and max(others)[0] > BUSY_OTHERS_CPUS:
+        most, spec = max(others)
+        parts.append(f"other processes kept {most:.2f} of {cores or '?'} CPUs busy around "
+                     f"the {spec} worker")  # fmt: skip
+    if cores and loads and max(loads) > cores + 0.5:
+        parts.append(f"the 1-minute load average reached {max(loads):.2f} on {cores} cores")
+    if not parts:
         return None
-    return (
-        f"the machine was busy (1-minute load average up to {max(loads):.2f} on {cores} "
-        "cores): other processes competed for the CPU, so times may be inflated"
-    )
+    return ("the machine was busy (" + "; ".join(parts) + "): other processes competed "
+            "for the CPU, so times may be inflated")  # fmt: skip
+
+
+#: Other processes' CPU use (in CPUs) above which `busy_warning` speaks.
+BUSY_OTHERS_CPUS = 0.5
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _raise_interrupted(signum: int, frame: Any) -> None:
@@ -323,7 +354,7 @@ class _Worker:
 
     def __init__(
         self, spec: str, suites: list[str], planned: list[tuple[str, str, dict]],
-        opts: BenchOptions, path: Path, env: Mapping[str, str],
+        opts: BenchOptions, path: Path, env: Mapping[str, str], threads: int | None,
     ) -> None:  # fmt: skip
         import json
 
@@ -337,7 +368,7 @@ class _Worker:
         config = {
             "spec": spec, "suites": suites, "quick": opts.quick, "seed": opts.seed,
             "precision": opts.precision, "results": str(path), "sizes": opts.sizes,
-            "threads": opts.threads,
+            "threads": threads,
         }  # fmt: skip
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(

@@ -78,6 +78,9 @@ OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "source": ((str,), "file:line of a workload"),
     "agrees": ((bool,), "a training loss agrees with the other backends'"),
     "ceiling": ((dict,), "what pct_of_ceiling divided by"),
+    "threads": (_INT, "the CPU threads the backend computed with (BLAS, intra-op)"),
+    "remeasured": ((dict,), "a suspect first measurement (threads, median_s, suspect) that "
+                   "this record, measured again at one thread, replaces"),
 }
 
 

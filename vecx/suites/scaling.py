@@ -224,8 +224,8 @@ def run_scaling(be: Any, *, quick: bool = False, **sizes: Any) -> Iterator[dict[
 MAIN_MEMORY_BYTES = 64 * 2**20
 #: How each ceiling was taken, as tables, reports and plots say it.
 CEILING_BASIS = {
-    "bandwidth": "best copy rate at any size (on a CPU an in-cache rate)",
-    "gflops": "best matmul rate any backend reached",
+    "bandwidth": "best copy rate at any size, spikes set aside (on a CPU an in-cache rate)",
+    "gflops": "best matmul rate any backend reached, spikes set aside",
 }
 
 
@@ -249,16 +249,24 @@ def add_ceilings(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]
     kinds = {"bandwidth": "copy", "gflops": "matmul"}
     ceilings: dict[str, dict[str, Any]] = {}
     copies: dict[str, list[dict[str, Any]]] = {}
+    sources: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rec in records:
         source = kinds.get(rec.get("metric") or "")
-        value = rec.get("value")
-        if rec.get("error") or source != rec.get("case") or not _positive(value):
+        if (rec.get("error") or rec.get("suspect") or source != rec.get("case")
+                or not _positive(rec.get("value"))):  # fmt: skip
             continue
         if source == "copy" and isinstance((rec.get("params") or {}).get("n"), int):
             copies.setdefault(rec["device"], []).append(rec)
-        best = ceilings.setdefault(rec["device"], {}).get(rec["metric"])
-        if best is None or value > best["value"]:
-            ceilings[rec["device"]][rec["metric"]] = _ceiling(rec, CEILING_BASIS[rec["metric"]])
+        sources.setdefault((rec["device"], rec["metric"]), []).append(rec)
+    for (device, metric), recs in sources.items():
+        best, set_aside = robust_best(recs)
+        ceiling = _ceiling(best, CEILING_BASIS[metric])
+        if set_aside:
+            ceiling["set_aside"] = [
+                {"backend": r["backend"], "n": (r.get("params") or {}).get("n"),
+                 "value": r["value"]} for r in set_aside
+            ]  # fmt: skip
+        ceilings.setdefault(device, {})[metric] = ceiling
     for device, recs in copies.items():
         ceilings[device]["bandwidth_memory"] = _memory_ceiling(recs)
     for rec in records:
@@ -269,6 +277,48 @@ def add_ceilings(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]
         rec["pct_of_ceiling"] = 100.0 * rec["value"] / ceiling["value"]
         rec["ceiling"] = dict(ceiling)
     return ceilings
+
+
+#: A rate is corroborated by a neighbour within this factor (see `robust_best`).
+CORROBORATION = 1.5
+
+
+def robust_best(recs: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], list]:
+    """The fastest record that is not a spike, and the faster spikes set aside.
+
+    Rates change smoothly with size, so a rate more than `CORROBORATION` times the same
+    backend's rates at the next size down and the next size up, and than every other
+    backend's at its size, is a timing accident: one such matmul, twice its reruns, once
+    set the ceiling and halved every other percentage. Only a rate with neighbours on
+    both sides is judged: at the smallest or largest size a rate may rise or fall
+    steeply, and one framework may well be twice another at the same size. Suspect
+    records never get here (see `add_ceilings`).
+    """
+
+    def n(r: Mapping[str, Any]) -> Any:
+        return (r.get("params") or {}).get("n")
+
+    by_backend: dict[str, list[Mapping[str, Any]]] = {}
+    for r in recs:
+        by_backend.setdefault(r["backend"], []).append(r)
+    evidence: dict[int, tuple[list, list]] = {}
+    for rows in by_backend.values():
+        rows.sort(key=lambda r: n(r) if isinstance(n(r), (int, float)) else 0)
+        for i, r in enumerate(rows):
+            beside = [o for o in recs if o["backend"] != r["backend"] and n(o) == n(r)]
+            evidence[id(r)] = (rows[max(0, i - 1) : i] + rows[i + 1 : i + 2], beside)
+
+    def spike(r: Mapping[str, Any]) -> bool:
+        sides, beside = evidence[id(r)]
+        if len(sides) < 2:
+            return False  # an end of its curve: nothing to judge it by
+        return all(o["value"] * CORROBORATION < r["value"] for o in sides + beside)
+
+    ranked = sorted(recs, key=lambda r: r["value"], reverse=True)
+    for i, r in enumerate(ranked):
+        if not spike(r):
+            return r, ranked[:i]
+    return ranked[0], []
 
 
 def _ceiling(rec: Mapping[str, Any], basis: str) -> dict[str, Any]:
