@@ -16,13 +16,14 @@ Thread policies (threadpoolctl for every BLAS/OpenMP pool, ``torch.set_num_threa
 * ``one``: one thread, torch.utils.benchmark's default;
 * ``auto``: vecx's default, `vecx.environment.idle_cpus` of the CPUs other processes
   kept busy at the condition's start, and a figure flagged ``suspect`` at more than one
-  thread measured again at one (what a worker does, see `vecx.suites.run_case`).
+  thread measured again at one (what a worker does: `vecx.engine.worker.measured`).
 
 Printed per policy, case and condition: the threads used, the worst ratio among figures
 not flagged ``suspect`` for three candidate headline statistics of vecx's blocks (median,
-25th percentile, fastest block), how many were flagged, and torch.utils.benchmark's worst
-median. Goal (issue "Numbers you can trust on a busy machine"): no unflagged vecx figure
-above 1.3x. The load and other processes' CPU use are printed before and after.
+25th percentile, and the fastest block, which this experiment made vecx's headline), how
+many were flagged, and torch.utils.benchmark's worst median. Goal (issue "Numbers you
+can trust on a busy machine"): no unflagged vecx figure above 1.3x. The load and other
+processes' CPU use are printed before and after.
 
     PYTHONPATH=. python bench/busy.py [--repeat 5] [--competitors 0,1,2] [--policies ...]
 """
@@ -194,7 +195,7 @@ def main() -> None:
     for policy in policies:
         print(f"\n## policy {policy}\n")
         print("| case | competitors (their CPUs) | threads | median | p25 | fastest block "
-              "| suspect | torch.utils.benchmark median |")
+              "(headline) | suspect | torch.utils.benchmark median |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         over = dict.fromkeys(STATISTICS, 0)
         for label, c, others, used, worst, flagged, n, tub in rows[policy]:

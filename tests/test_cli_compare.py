@@ -259,3 +259,37 @@ def test_a_suspect_change_is_never_a_regression():
     assert c.verdict == "suspect" and c.ratio == pytest.approx(16.0)
     t = suite_tables(stalled)[0]
     assert t.rows[0][3].endswith(" ?") and any("suspect, threads waited" in n for n in t.notes)
+
+
+def test_the_headline_is_the_fastest_block_in_compare_and_in_tables():
+    """A majority of stalled blocks moves the median; the fastest block, which compare's
+    ratio and the tables read (headline_s), stays where the quiet calls were."""
+    from vecx.results import compare, headline_s
+    from vecx.tables import with_spread
+
+    quiet = [1e-3 * (1 + 0.001 * i) for i in range(9)]
+    stalled = quiet[:3] + [4e-3] * 6  # 6 of 9 blocks stalled: the median is 4x
+    old, new = _timed_doc(quiet), _timed_doc(stalled)
+    for doc, samples in ((old, quiet), (new, stalled)):
+        doc["results"][0]["min_s"] = min(samples)
+    assert new["results"][0]["median_s"] == 4e-3 and headline_s(new["results"][0]) == 1e-3
+    c = compare(old, new)[0]
+    assert c.ratio == pytest.approx(1.0) and c.new_s == 1e-3
+    assert with_spread(new["results"][0]).startswith("1.00 ms")
+    # a file without min_s (written before it existed) is read by its median
+    del new["results"][0]["min_s"]
+    assert headline_s(new["results"][0]) == 4e-3
+
+
+def test_compare_names_environment_and_thread_differences():
+    """OPENBLAS_CORETYPE or a backend's thread count changes the numbers: compare says so."""
+    from vecx.results import settings_differences
+
+    def doc(env, threads):
+        return {"settings": {"env": env, "workers": {"numpy:cpu": {"threads": threads},
+                                                     "torch:cpu": {"threads": 2}}}}  # fmt: skip
+
+    old = doc({"OPENBLAS_CORETYPE": "Haswell"}, 2)
+    assert settings_differences(old, doc({"OPENBLAS_CORETYPE": "Haswell"}, 2)) == []
+    assert settings_differences(old, doc({}, 1)) == [
+        "env OPENBLAS_CORETYPE (Haswell -> unset)", "threads of numpy:cpu (2 -> 1)"]

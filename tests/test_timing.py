@@ -383,9 +383,9 @@ def test_measurement_to_dict_is_json():
 
 def test_measurement_repr_units():
     m = Measurement(times=(1.20e-3, 1.23e-3, 1.28e-3), number=100, first_call_s=0.1)
-    assert str(m) == "1.23 ms ± 0.04 ms IQR (median of 3 blocks x 100 calls)"
+    assert str(m) == "1.20 ms fastest, median 1.23 ms ± 0.04 ms IQR (3 blocks x 100 calls)"
     wide = Measurement(times=(209.0e-6, 209.1e-6, 209.4e-6), number=58, first_call_s=0.0)
-    assert str(wide).startswith("209 us ± 0.20 us IQR")  # small IQR not rounded to 0
+    assert str(wide).startswith("209 us fastest, median 209 us ± 0.20 us IQR")  # IQR not 0
     assert "ns" in repr(Measurement(times=(5e-9,), number=1, first_call_s=0.0))
     assert "us" in repr(Measurement(times=(5e-6,), number=1, first_call_s=0.0))
     assert repr(Measurement(times=(2.5,), number=1, first_call_s=0.0)).startswith("2.50 s ")

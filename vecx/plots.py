@@ -323,10 +323,13 @@ def generic_figure(records: Sequence[Mapping[str, Any]]) -> Any:
     """Each case's value (rate, or time) against its numeric parameter, one panel per case,
     a line per backend and the IQR as a band; ``None`` when nothing can be drawn.
 
-    A rate's band is the work over median -/+ IQR/2 (records keep the median and IQR of
-    the time, not its quartiles).
+    The point is the headline time (`vecx.results.headline_s`, the fastest block), the
+    band reaches from it to the median + IQR/2 (records keep the median and IQR of the
+    time, not its quartiles); a rate's point and band are the work over those times.
     """
-    ok = [r for r in succeeded(records) if finite_positive(r.get("median_s"))]
+    from vecx.results import headline_s
+
+    ok = [r for r in succeeded(records) if headline_s(r) is not None]
     cases = list(dict.fromkeys(r["case"] for r in ok))
     if not cases:
         return None
@@ -356,13 +359,14 @@ def generic_figure(records: Sequence[Mapping[str, Any]]) -> Any:
                     x = labels.index(str(params.get(category)))
                 else:
                     x = 0
-                med, iqr = float(r["median_s"]), float(r.get("iqr_s") or 0.0)
-                lo, hi = max(med - iqr / 2, med * 1e-3), med + iqr / 2
+                t, iqr = float(headline_s(r) or 0.0), float(r.get("iqr_s") or 0.0)
+                med = float(r.get("median_s") or t)
+                lo, hi = t, max(t, med + iqr / 2)
                 if unit and finite_positive(r.get("value")):
-                    work = float(r["value"]) * med
-                    pts.append((x, work / med, work / hi, work / lo))
+                    work = float(r["value"]) * t
+                    pts.append((x, work / t, work / hi, work / lo))
                 else:
-                    pts.append((x, med, lo, hi))
+                    pts.append((x, t, lo, hi))
             pts.sort()
             xs, ys, los, his = (np.asarray(v, dtype=float) for v in zip(*pts, strict=True))
             values += [*los, *his]
@@ -383,7 +387,7 @@ def generic_figure(records: Sequence[Mapping[str, Any]]) -> Any:
             mid = math.sqrt(lo_v * hi_v)
             ax.set_ylim(mid / 4, mid * 4)
         plain_log_axis(ax.yaxis, time=unit is None, subs=(1.0, 2.0, 5.0))
-        ax.set_ylabel(f"{unit} (log scale)" if unit else "median time (log scale)")
+        ax.set_ylabel(f"{unit} (log scale)" if unit else "time (log scale)")
         title(ax, case)
         ax.grid(True, which="both", alpha=0.3)
     for ax in axes[len(cases) :]:

@@ -226,7 +226,8 @@ def _header(
         )
     else:
         vs = f'; {baseline} is not in this run, so there is no "vs {baseline}" column.'
-    lines.append("Times are medians with the interquartile range as ±% of the median" + vs)
+    lines.append("Times are each measurement's fastest block (interference only adds time), "
+                 "with the interquartile range as ±% of the median" + vs)
     return "\n".join(lines) + "\n"
 
 

@@ -9,16 +9,17 @@ different stories. It names no suite and no case.
 
 Conventions:
 
-* Times use an adaptive unit (``s``, ``ms``, ``µs``, ``ns``) with the IQR as a percentage
-  of the median (``1.23 ms ±4%``), because a number without its spread cannot be judged.
-* "vs <baseline>" is the baseline's median time divided by this record's median time on
+* Times are the headline figure (`vecx.results.headline_s`: the fastest block) in an
+  adaptive unit (``s``, ``ms``, ``µs``, ``ns``) with the IQR as a percentage of the
+  median (``1.23 ms ±4%``), because a number without its spread cannot be judged.
+* "vs <baseline>" is the baseline's headline time divided by this record's on
   the same case and parameters (``2.0x`` = twice as fast as the baseline). For rates
   (GFLOP/s, GB/s) this equals the rate ratio. ``-`` when the baseline lacks that case;
   no column at all, and a note saying why, when the baseline is not in the run.
 * A record with an ``error`` shows its shortened error text in place of every number, and
   the full first line of the error as a note: a failure must never read as a measurement.
 
-This module imports no array framework (only the standard library; rich lazily).
+This module imports no array framework but NumPy (through `vecx.results`; rich lazily).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from vecx.results.schema import headline_s
 
 #: Longest error text shown in a table cell; the note carries the full first line.
 ERROR_CELL_CHARS = 40
@@ -105,10 +108,10 @@ def format_loss(x: float | None) -> str:
 
 
 def with_spread(rec: Mapping[str, Any]) -> str:
-    """The median time with its IQR as ±% (``1.23 ms ±4%``), marked ``?`` when the record
-    is suspect (a note under the table says why)."""
+    """The headline time with the IQR as ±% of the median (``1.23 ms ±4%``), marked ``?``
+    when the record is suspect (a note under the table says why)."""
     med, iqr = rec.get("median_s"), rec.get("iqr_s")
-    text = format_time(med)
+    text = format_time(headline_s(rec))
     if _positive(med) and isinstance(iqr, (int, float)) and not _single(rec):
         text += f" ±{100 * iqr / med:.0f}%"
     return text + (" ?" if rec.get("suspect") else "")
@@ -203,12 +206,12 @@ def _baseline_index(
 def relative_speed(rec: Mapping[str, Any], base: Mapping[str, Any] | None) -> float | None:
     """Speed of ``rec`` relative to ``base`` (>1: faster); None if either is unusable.
 
-    Median times are compared when both have them; otherwise the values, inverted for
-    time-like units (``s``), as for a rate.
+    Headline times (`vecx.results.headline_s`) are compared when both have them;
+    otherwise the values, inverted for time-like units (``s``), as for a rate.
     """
     if base is None or rec.get("error") or base.get("error"):
         return None
-    t, tb = rec.get("median_s"), base.get("median_s")
+    t, tb = headline_s(rec), headline_s(base)
     if _positive(t) and _positive(tb):
         return tb / t
     v, vb = rec.get("value"), base.get("value")
@@ -290,7 +293,7 @@ def param_column(key: str, header: str | None = None, align: str = "r") -> Colum
 
 
 def time_column(header: str = "time") -> Column:
-    """The median time with its spread (``1.23 ms ±4%``)."""
+    """The headline time with its spread (``1.23 ms ±4%``)."""
     return Column(header, with_spread)
 
 
@@ -353,7 +356,7 @@ def summary_text(rec: Mapping[str, Any]) -> str:
         return f"skipped: {rec['skipped']}"
     value, unit = rec.get("value"), rec.get("unit")
     if value is None:
-        return format_time(rec.get("median_s"))
+        return format_time(headline_s(rec))
     if unit == "s":
         return format_time(value)
     if unit:
@@ -488,7 +491,7 @@ def _single(rec: Mapping[str, Any]) -> bool:
 
 def _single_run_notes(recs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Say why some times have no ± (a blank there could read as no noise at all)."""
-    timed = [r for r in recs if not r.get("error") and _positive(r.get("median_s"))]
+    timed = [r for r in recs if not r.get("error") and headline_s(r) is not None]
     single = [r for r in timed if _single(r)]
     if not single:
         return []

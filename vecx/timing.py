@@ -9,9 +9,10 @@ Why it is built this way:
 * A clock read plus a sync costs microseconds, so :func:`measure` times *blocks* of
   calls, sized until one block lasts at least ``block_time``; that overhead then
   vanishes against the block.
-* The summary is the median with the interquartile range (IQR), not the mean: one
-  stalled block on a shared machine moves a mean, hardly a median. A relative IQR
-  above :data:`NOISY_IQR` flags the measurement as too noisy to trust.
+* The headline is the fastest block (`Measurement.headline`), reported beside the
+  median and the interquartile range (IQR), never the mean: interference only adds
+  time, and one stalled block moves a mean. A relative IQR above :data:`NOISY_IQR`
+  flags the measurement as too noisy to trust; `suspect_reason` flags stalls.
 * The first call (compilation, kernel loading, cold caches) is timed on its own and
   reported as ``first_call_s``, never mixed into the steady-state numbers.
 * Inside a block each call's output is released before the next call starts, so at most
@@ -169,8 +170,15 @@ class Measurement:
 
     @property
     def median(self) -> float:
-        """Median per-call time in seconds: the headline number."""
+        """Median per-call time in seconds (the headline is `headline`, the fastest block)."""
         return float(np.median(self.times))
+
+    @property
+    def headline(self) -> float:
+        """The figure vecx reports: the fastest block's per-call time (`min`). Interference
+        only adds time, so a minority of stalled blocks cannot move it (chosen by
+        experiment: bench/README.md); ``suspect`` flags the stalls it cannot see."""
+        return self.min
 
     @property
     def mean(self) -> float:
@@ -230,10 +238,12 @@ class Measurement:
             text = f"{med_str} {unit} (1 block x {calls})"
         else:
             iqr_str, _ = _format_seconds(self.iqr, median)
+            best_str, _ = _format_seconds(self.min, median)
             noisy = "; noisy" if self.warning else ""
+            suspect = "; suspect" if self.suspect else ""
             text = (
-                f"{med_str} {unit} ± {iqr_str} {unit} IQR "
-                f"(median of {self.n_runs} blocks x {calls}{noisy})"
+                f"{best_str} {unit} fastest, median {med_str} {unit} ± {iqr_str} {unit} IQR "
+                f"({self.n_runs} blocks x {calls}{noisy}{suspect})"
             )
         return f"{self.label}: {text}" if self.label else text
 

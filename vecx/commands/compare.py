@@ -9,12 +9,12 @@ import sys
 
 DESCRIPTION = """\
 Match the cases of two results files (same suite, case, backend, device, dtype and
-parameters) and show their median times side by side with the ratio NEW/OLD (above 1:
-slower). A case is a regression only if it is slower by more than the threshold factor
-AND the difference is beyond the noise of both runs, as asv judges it: where both runs
-kept their samples (samples_s), a two-sided Mann-Whitney U test on them at p < 0.05;
-in older files without samples, the intervals [median - IQR, median + IQR] of the two
-runs must not overlap:
+parameters) and show their headline times (the fastest block) side by side with the
+ratio NEW/OLD (above 1: slower). A case is a regression only if it is slower by more
+than the threshold factor AND the difference is beyond the noise of both runs, as asv
+judges it: where both runs kept their samples (samples_s), a two-sided Mann-Whitney U
+test on them at p < 0.05; in older files without samples, the intervals [median - IQR,
+median + IQR] of the two runs must not overlap:
 
   regression   new > old x (1 + threshold)  and  beyond the noise
   improvement  new < old / (1 + threshold)  and  beyond the noise

@@ -25,6 +25,7 @@ from vecx.results.schema import (
     SCHEMA_VERSION,
     Record,
     check_record,
+    headline_s,
     result,
 )
 from vecx.results.store import ResultWriter, load
@@ -43,6 +44,7 @@ __all__ = [
     "check_record",
     "compare",
     "has_regression",
+    "headline_s",
     "load",
     "machine_info",
     "result",

@@ -15,7 +15,8 @@ VERDICTS = (
 
 @dataclass(frozen=True)
 class Comparison:
-    """One case of two runs side by side. ``ratio`` is new/old median time (>1: slower)."""
+    """One case of two runs side by side. ``ratio`` is new/old headline time (the fastest
+    block, `vecx.results.headline_s`; >1: slower)."""
 
     suite: str
     case: str
@@ -44,13 +45,23 @@ def _usable(rec: Mapping[str, Any] | None) -> bool:
     return isinstance(m, (int, float)) and math.isfinite(m) and m >= 0
 
 
+def _headline(rec: Mapping[str, Any]) -> float | None:
+    """`headline_s`, where a zero time (a no-op timed) still counts as a time."""
+    for key in ("min_s", "median_s"):
+        t = rec.get(key)
+        if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t >= 0:
+            return float(t)
+    return None
+
+
 def compare(
     old: Mapping[str, Any], new: Mapping[str, Any], *, threshold: float = 0.10
 ) -> list[Comparison]:
     """Match the records of two results documents and judge each case.
 
     Records match on (suite, case, backend, device, dtype, params); if a run has the same
-    key twice the last record wins. With ``o``/``n`` the old/new median times, a change
+    key twice the last record wins. With ``o``/``n`` the old/new headline times (the
+    fastest block; the median in files without one), a change
     counts only if it is larger than the threshold factor (``n > o (1 + threshold)`` for a
     regression, ``n < o / (1 + threshold)`` for an improvement) AND it is beyond the noise
     of both runs, judged as asv does:
@@ -76,8 +87,8 @@ def compare(
     out = []
     for key in dict.fromkeys([*olds, *news]):
         o, n = olds.get(key), news.get(key)
-        o_s = o.get("median_s") if o else None
-        n_s = n.get("median_s") if n else None
+        o_s = _headline(o) if o else None
+        n_s = _headline(n) if n else None
         o_iqr = o.get("iqr_s") if o else None
         n_iqr = n.get("iqr_s") if n else None
         ratio, test = None, ""
@@ -134,7 +145,7 @@ def _samples(rec: Mapping[str, Any]) -> list[float] | None:
 
 def _verdict(old: Mapping[str, Any], new: Mapping[str, Any], threshold: float) -> tuple[str, str]:
     """``(verdict, test)`` of two usable records (see `compare`)."""
-    o, n = float(old["median_s"]), float(new["median_s"])
+    o, n = float(_headline(old) or 0.0), float(_headline(new) or 0.0)
     factor = 1.0 + threshold
     slower, faster = n > o * factor, n < o / factor
     a, b = _samples(old), _samples(new)
@@ -146,8 +157,9 @@ def _verdict(old: Mapping[str, Any], new: Mapping[str, Any], threshold: float) -
         beyond_noise = p < ALPHA
     else:
         io, in_ = float(old.get("iqr_s") or 0.0), float(new.get("iqr_s") or 0.0)
+        mo, mn = float(old["median_s"]), float(new["median_s"])  # the IQR is the median's
         test = "iqr-overlap"
-        beyond_noise = (n - in_ > o + io) if slower else (n + in_ < o - io)
+        beyond_noise = (mn - in_ > mo + io) if slower else (mn + in_ < mo - io)
     if slower and beyond_noise:
         return "regression", test
     if faster and beyond_noise:
@@ -167,7 +179,9 @@ COMPARABLE_SETTINGS: tuple[tuple[str, str, str], ...] = (
 
 def settings_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """``"quick (no -> yes)"`` for each of `COMPARABLE_SETTINGS` the two documents both
-    record and that differs: a regression between such runs may be the setting's doing."""
+    record and that differs, then each environment variable that changes the numbers
+    (``settings.env``) and each backend's thread count that differs: a regression between
+    such runs may be the setting's doing."""
 
     def shown(v: Any) -> str:
         if isinstance(v, bool):
@@ -181,6 +195,23 @@ def settings_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list
             continue  # not recorded in one of them: nothing to say
         if a[key] != b[key]:
             out.append(f"{name} ({shown(a[key])} -> {shown(b[key])})")
+    a_set, b_set = old.get("settings"), new.get("settings")
+    if not (isinstance(a_set, Mapping) and isinstance(b_set, Mapping)):
+        return out
+    # environment variables that change the numbers (OPENBLAS_CORETYPE: 1.8x on matmul)
+    a_env, b_env = a_set.get("env"), b_set.get("env")
+    if isinstance(a_env, Mapping) and isinstance(b_env, Mapping):
+        for var in sorted(set(a_env) | set(b_env)):
+            if a_env.get(var) != b_env.get(var):
+                out.append(f"env {var} ({a_env.get(var, 'unset')} -> {b_env.get(var, 'unset')})")
+    # the threads each backend computed with
+    a_w, b_w = a_set.get("workers"), b_set.get("workers")
+    if isinstance(a_w, Mapping) and isinstance(b_w, Mapping):
+        for spec in [s for s in a_w if s in b_w]:
+            ta = a_w[spec].get("threads") if isinstance(a_w[spec], Mapping) else None
+            tb = b_w[spec].get("threads") if isinstance(b_w[spec], Mapping) else None
+            if ta != tb and (ta is not None or tb is not None):
+                out.append(f"threads of {spec} ({shown(ta)} -> {shown(tb)})")
     return out
 
 

@@ -48,7 +48,7 @@ FIELDS: dict[str, tuple[tuple[type, ...], bool, str]] = {
     "device": (_NAME, False, "cpu or cuda:N"),
     "dtype": (_NAME, False, "the dtype the case computed in"),
     "params": ((dict,), False, "what identifies the case (sizes, preset, impl)"),
-    "median_s": (_FLOAT, True, "median seconds per call (per epoch for training)"),
+    "median_s": (_FLOAT, True, "median seconds per call (per epoch for training) over the blocks"),
     "iqr_s": (_FLOAT, True, "interquartile range of those seconds"),
     "first_call_s": (_FLOAT, True, "one cold first call, timed before any warm-up"),
     "n_runs": (_INT, True, "how many timed blocks the median is over"),
@@ -66,7 +66,7 @@ OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "suite_version": ((int, str), "the suite's (or workload's) version; compare needs equal"),
     "note": ((str,), "free text qualifying the number; parts joined by '; '"),
     "noisy": ((bool,), "the IQR exceeds 10% of the median"),
-    "min_s": (_FLOAT, "the fastest block's seconds per call"),
+    "min_s": (_FLOAT, "the fastest block's seconds per call: the headline time (headline_s)"),
     "suspect": ((str,), "evidence that interference distorted the timing (run-queue wait, stalls)"),
     "samples_s": ((list,), "seconds per call of each timed block (at most 64), in order"),
     "measured_n": (_INT, "how much of a slow loop was timed before scaling"),
@@ -156,6 +156,23 @@ def check_record(rec: Any, where: str = "record") -> None:
 
 def _scalar(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
+
+
+def headline_s(rec: Mapping[str, Any]) -> float | None:
+    """The time a record is read by everywhere (tables, plots, the report, compare, the
+    rates suites derive): its fastest block, ``min_s``, or the median in files without
+    one; None when it has neither.
+
+    Interference only adds time, so of the statistics tried under 0, 1 and 2 competing
+    processes the fastest block stayed closest to the quiet figure (bench/README.md,
+    "Numbers on a busy machine"); stalls it cannot see are what ``suspect`` flags, and the
+    median and IQR stay in the record beside it.
+    """
+    for key in ("min_s", "median_s"):
+        t = rec.get(key)
+        if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0:
+            return float(t)
+    return None
 
 
 def result(

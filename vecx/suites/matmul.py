@@ -166,7 +166,7 @@ def cases(
         scale = n * n / count
         return timed(
             NAME, case, be, meas, params=params, metric="gflops",
-            value=gflops(n, meas.median * scale), unit="GFLOP/s", scale=scale,
+            value=gflops(n, meas.headline * scale), unit="GFLOP/s", scale=scale,
             first_call_s=first, note="; ".join(notes) or None, **how,
         )  # fmt: skip
 

@@ -7,9 +7,10 @@ backend; ``impl = "native"`` is the same run with the framework-native executor
 (``vecx.native``: PyTorch ``nn`` + ``torch.optim.SGD``, a ``jax.jit`` step from
 ``jax.grad``) on the same data, initial parameters and minibatches, for torch and jax.
 
-* ``median_s``: training seconds per epoch (the trainer's clock, synchronised, excluding
-  the whole-data loss evaluations and, with its warm-up, JAX's compilation), the median
-  over ``repeats`` runs (3 in a full run, 1 with ``--quick``); ``iqr_s`` their spread.
+* ``min_s``, the headline, and ``median_s``: training seconds per epoch (the trainer's
+  clock, synchronised, excluding the whole-data loss evaluations and, with its warm-up,
+  JAX's compilation), the fastest and the median of ``repeats`` runs (3 in a full run, 1
+  with ``--quick``); ``iqr_s`` their spread.
 * ``value``: the final whole-data loss; ``curve``: the loss against training time (and
   ``accuracies`` for a classification preset, whose record also has ``accuracy``, the
   final training accuracy).
@@ -400,9 +401,10 @@ class TrainSuite(ModuleSuite):
     def summary(self, rec: Mapping[str, Any]) -> str:
         if rec.get("error") or rec.get("value") is None:
             return super().summary(rec)
+        from vecx.results import headline_s
         from vecx.tables import format_time
 
-        return f"loss {rec['value']:.4g}, {format_time(rec.get('median_s'))}/epoch"
+        return f"loss {rec['value']:.4g}, {format_time(headline_s(rec))}/epoch"
 
     figures = (
         FigureSpec("train-methods", "Loss against training time per backend: GD, SGD, "

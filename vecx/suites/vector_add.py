@@ -177,7 +177,7 @@ def cases(
             )
         if first is None:
             notes.append(FIRST_CALL_NOTE.format(FIRST_CALL_FACTOR * budget))
-        time_full = meas.median * n / m
+        time_full = meas.headline * n / m
         return timed(
             NAME, "loop", be, meas, params=params, metric="time", value=time_full, unit="s",
             scale=n / m, first_call_s=first, note="; ".join(notes) or None,
@@ -194,7 +194,7 @@ def cases(
         if problem:
             return failed(NAME, "vectorized", be, params, problem, **how)
         return timed(
-            NAME, "vectorized", be, meas, params=params, metric="time", value=meas.median,
+            NAME, "vectorized", be, meas, params=params, metric="time", value=meas.headline,
             unit="s", **how,
         )  # fmt: skip
 
@@ -212,8 +212,9 @@ def run_vector_add(be: Any, *, quick: bool = False, **sizes: Any) -> Iterator[di
 def _vector_add(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> Any:
     """Per backend: loop and vectorized time side by side (log scale), speedup on top."""
     from vecx import plots as P
+    from vecx.results import headline_s
 
-    recs = [r for r in P.succeeded(records) if P.finite_positive(r.get("median_s"))]
+    recs = [r for r in P.succeeded(records) if headline_s(r) is not None]
     if not recs:
         return None
     labels = P.labels_of(recs)
@@ -223,10 +224,9 @@ def _vector_add(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) ->
     ax = fig.subplots()
     find = {(backend_label(r), r["case"]): r for r in recs}
     notes = []
-    loop_t = [find[(lb, "loop")]["median_s"] if (lb, "loop") in find else 0.0 for lb in labels]
-    vec_t = [
-        find[(lb, "vectorized")]["median_s"] if (lb, "vectorized") in find else 0.0 for lb in labels
-    ]
+    loop_t = [headline_s(find[(lb, "loop")]) if (lb, "loop") in find else 0.0 for lb in labels]
+    vec_t = [headline_s(find[(lb, "vectorized")]) if (lb, "vectorized") in find else 0.0
+             for lb in labels]  # fmt: skip
     hatches = []
     for lb in labels:
         rec = find.get((lb, "loop"))
