@@ -308,3 +308,13 @@ def test_python_m_vecx_plot_and_report(small_results, tmp_path):
     )
     assert run.returncode != 0 and run.stdout == ""
     assert run.stderr.strip().count("\n") == 0 and "missing.json" in run.stderr
+
+
+def test_report_shows_the_load_around_each_backend(synthetic_doc):
+    doc = synthetic_doc(("matmul",))
+    doc["settings"] = {"load": {"numpy:cpu": {"start": [0.5, 0.4, 0.3], "end": [1.2, 0.5, 0.3],
+                                              "others_cpus_start": 0.02,
+                                              "others_cpus_end": 0.97}}}  # fmt: skip
+    md = render_report(doc)
+    assert "| numpy:cpu | 0.5 | 1.2 | 0.02 | 0.97 |" in md
+    assert '"others_cpus_start"' not in md  # a table, not raw JSON

@@ -463,6 +463,33 @@ def test_measure_warns_when_the_timed_call_returns_a_generator():
                      min_blocks=1, max_blocks=2, block_time=1e-5)  # fmt: skip
 
 
+def test_a_run_queue_wait_counts_only_while_other_processes_run():
+    """XLA runs more threads than cores, so JAX's threads queue for each other on an idle
+    machine: that wait is no interference. With another process busy it is."""
+    from vecx.timing import suspect_reason
+
+    ticks = [16e-3] * 5
+    assert suspect_reason(ticks, run_queue_wait_s=0.9, timed_s=0.5, others_cpus=0.0) is None
+    why = suspect_reason(ticks, run_queue_wait_s=0.4, timed_s=0.5, others_cpus=0.98)
+    assert why.startswith("threads waited on the run queue for 80%") and "0.98 CPUs" in why
+
+
+def test_measure_records_what_other_processes_did_meanwhile():
+    import subprocess
+    import sys
+
+    m = measure(lambda: sum(range(1000)), None, **QUICK)
+    assert m.others_cpus is None or m.others_cpus >= 0
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        m = measure(lambda: sum(range(1000)), None, min_run_time=0.3, max_run_time=0.5)
+    finally:
+        busy.kill()
+        busy.wait()
+    if m.others_cpus is not None:  # Linux: the spinning child is seen
+        assert m.others_cpus > 0.25
+
+
 def test_suspect_sees_run_queue_wait_and_stalled_blocks():
     from vecx.timing import suspect_reason
 

@@ -16,11 +16,13 @@ from typing import Any
 __all__ = [
     "ENV_VARS",
     "cpu_model",
+    "cpu_seconds",
     "cpu_use_of_others",
     "cuda_driver_present",
     "idle_cpus",
     "load_averages",
     "machine_info",
+    "others_between",
     "runtime_settings",
 ]
 
@@ -164,23 +166,37 @@ def _busy_and_total_ticks() -> tuple[int, int] | None:
     return sum(fields) - idle, sum(fields)
 
 
+def cpu_seconds() -> tuple[float, float] | None:
+    """(CPU seconds all processes have used, CPU seconds this one has), now: two readings
+    give the CPUs other processes kept busy in between (`others_between`)."""
+    ticks = _busy_and_total_ticks()
+    if ticks is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    own = os.times()
+    return ticks[0] / tick, own.user + own.system
+
+
+def others_between(before: tuple[float, float] | None, after: tuple[float, float] | None,
+                   wall_s: float) -> float | None:  # fmt: skip
+    """CPUs' worth of work other processes did between two `cpu_seconds` readings."""
+    if before is None or after is None or wall_s <= 0:
+        return None
+    busy, own = after[0] - before[0], after[1] - before[1]
+    return round(max(0.0, busy - own) / wall_s, 2)
+
+
 def cpu_use_of_others(interval: float = 0.2) -> float | None:
     """How many CPUs' worth other processes kept busy over the next ``interval`` seconds
     (all CPUs' busy time from /proc/stat, less this process's own): the interference the
     1-minute load average reports a minute late, if at all. None where /proc is absent."""
     import time
 
-    before, self0, t0 = _busy_and_total_ticks(), os.times(), time.monotonic()
+    before, t0 = cpu_seconds(), time.monotonic()
     if before is None:
         return None
     time.sleep(interval)
-    after, self1, t1 = _busy_and_total_ticks(), os.times(), time.monotonic()
-    if after is None or t1 <= t0:
-        return None
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    busy_s = (after[0] - before[0]) / tick
-    own_s = (self1.user + self1.system) - (self0.user + self0.system)
-    return round(max(0.0, busy_s - own_s) / (t1 - t0), 2)
+    return others_between(before, cpu_seconds(), time.monotonic() - t0)
 
 
 def idle_cpus(others: float | None, cores: int | None = None) -> int:

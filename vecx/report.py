@@ -359,7 +359,7 @@ def _compact(v: Any) -> str:
 
 
 #: Settings keys rendered in their own sections rather than as table rows.
-_SETTINGS_SECTIONS = ("env", "blas", "workers", "unavailable", "ceilings", "busy")
+_SETTINGS_SECTIONS = ("env", "blas", "workers", "unavailable", "ceilings", "busy", "load")
 
 
 def _settings(settings: Mapping[str, Any]) -> str:
@@ -381,10 +381,32 @@ def _settings(settings: Mapping[str, Any]) -> str:
         out.append(_blas_table(settings["blas"]))
     elif "blas" in settings and settings["blas"] is None:
         out.append("BLAS threads: not recorded (threadpoolctl missing).\n")
+    load = settings.get("load")
+    if isinstance(load, Mapping) and load:
+        out.append(_load(load))
     ceilings = settings.get("ceilings")
     if isinstance(ceilings, Mapping) and ceilings:
         out.append(_ceilings(ceilings))
     return "\n".join(out)
+
+
+def _load(load: Mapping[str, Any]) -> str:
+    """The machine's load around each backend: 1-minute load average and the CPUs other
+    processes kept busy, before and after."""
+
+    def first(v: Any) -> Any:
+        return v[0] if isinstance(v, list) and v else None
+
+    lines = ["Load around each backend (1-minute load average; CPUs other processes kept "
+             "busy, measured over 0.1 s):", "",
+             "| worker | load before | load after | others' CPUs before | others' CPUs after |",
+             "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for spec, entry in load.items():
+        e = entry if isinstance(entry, Mapping) else {}
+        cells = [first(e.get("start")), first(e.get("end")), e.get("others_cpus_start"),
+                 e.get("others_cpus_end")]  # fmt: skip
+        lines.append(f"| {_md(spec)} | " + " | ".join(_md(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _setting_value(v: Any) -> str:

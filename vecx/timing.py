@@ -20,7 +20,8 @@ Why it is built this way:
   next is made doubles the memory an allocating call streams through, and made blocks
   of large vector adds slower than the same add timed call by call (bench/README.md).
 
-Only the standard library and NumPy are used here; a backend is anything with ``sync``.
+Only the standard library, NumPy and `vecx.environment` (the /proc readers) are used
+here; a backend is anything with ``sync``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from vecx.environment import cpu_seconds, others_between
 
 __all__ = ["NOISY_IQR", "Measurement", "Timer", "measure"]
 
@@ -153,6 +156,8 @@ class Measurement:
     #: timed blocks (Linux schedstat; None elsewhere), and the blocks' wall time.
     run_queue_wait_s: float | None = field(default=None, compare=False)
     timed_s: float | None = field(default=None, compare=False)
+    #: CPUs' worth of work other processes did meanwhile (Linux /proc/stat; None elsewhere).
+    others_cpus: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         times = tuple(float(t) for t in self.times)
@@ -208,7 +213,7 @@ class Measurement:
     def suspect(self) -> str | None:
         """Why interference probably distorted this measurement, or None (see
         `suspect_reason`)."""
-        return suspect_reason(self.times, self.run_queue_wait_s, self.timed_s)
+        return suspect_reason(self.times, self.run_queue_wait_s, self.timed_s, self.others_cpus)
 
     @property
     def warning(self) -> bool:
@@ -292,26 +297,34 @@ def timeline(label: str) -> Iterator[None]:
 #: Threads waiting on the run queue for more than this share of the timed wall time mean
 #: another process had the CPUs (0 on an idle machine: waiting BLAS threads sleep).
 RUN_QUEUE_SHARE = 0.25
+#: Other processes doing more than this many CPUs' worth of work meanwhile make a run-queue
+#: wait theirs; below it the wait is the process's own threads (XLA runs more than cores).
+OTHERS_CPUS = 0.25
 #: A median this many times the fastest block means a minority of calls stalled.
 STALL_GAP = 2.0
 
 
 def suspect_reason(times: Any, run_queue_wait_s: float | None = None,
-                   timed_s: float | None = None) -> str | None:  # fmt: skip
+                   timed_s: float | None = None,
+                   others_cpus: float | None = None) -> str | None:  # fmt: skip
     """Evidence of interference where it happened, as one sentence, or None.
 
-    * run-queue wait (Linux ``schedstat`` of every thread, summed): a 2-thread BLAS call
-      whose threads share one CPU busy-waits through whole scheduler ticks, each thread
-      runnable but not running half the time, and every call costs the same number of
-      ticks, so medians and IQRs stay tight and only this sees it;
+    * run-queue wait (Linux ``schedstat`` of every thread, summed) while other processes
+      used the CPUs (``others_cpus``, from /proc/stat; unknown counts as yes): a 2-thread
+      BLAS call whose threads share one CPU with a busy process busy-waits through whole
+      scheduler ticks, every call costs the same number of ticks, so medians and IQRs stay
+      tight and only this sees it. A wait with nobody else running is the process's own
+      threads queueing for each other (JAX's XLA runs more threads than cores): no flag;
     * a gap between the fastest block and the median: some calls stalled, some did not.
     """
     times = [float(t) for t in times]
-    if run_queue_wait_s is not None and timed_s and timed_s > 0:
+    others_busy = others_cpus is None or others_cpus > OTHERS_CPUS
+    if run_queue_wait_s is not None and timed_s and timed_s > 0 and others_busy:
         share = run_queue_wait_s / timed_s
         if share > RUN_QUEUE_SHARE:
+            busy = "" if others_cpus is None else f" ({others_cpus:.2f} CPUs' worth)"
             return (f"threads waited on the run queue for {100 * share:.0f}% of the timed "
-                    "wall time: another process had the CPUs")  # fmt: skip
+                    f"wall time: another process had the CPUs{busy}")  # fmt: skip
     if len(times) >= 3:
         fastest, median = min(times), float(np.median(times))
         if fastest > 0 and median > STALL_GAP * fastest:
@@ -470,7 +483,7 @@ def measure(
     del out
 
     # 3. calibration of the block size
-    wait0 = run_queue_wait_ns()
+    wait0, cpu0 = run_queue_wait_ns(), cpu_seconds()
     start = _clock()
     number = 1
     while True:
@@ -494,7 +507,8 @@ def measure(
         times.append(run_block(number) / number)
 
     timed_s = _clock() - start
-    wait1 = run_queue_wait_ns()
+    wait1, cpu1 = run_queue_wait_ns(), cpu_seconds()
     wait = (wait1 - wait0) / 1e9 if wait0 is not None and wait1 is not None else None
     return Measurement(tuple(times), number, first_call_s, label, output=last[0],
-                       run_queue_wait_s=wait, timed_s=timed_s)  # fmt: skip
+                       run_queue_wait_s=wait, timed_s=timed_s,
+                       others_cpus=others_between(cpu0, cpu1, timed_s))  # fmt: skip
