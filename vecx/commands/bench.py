@@ -83,13 +83,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "for 1); default auto: the CPUs other processes leave idle when each backend "
         "starts, and a suspect case measured again at 1. Recorded per backend and case",
     )  # fmt: skip
+    p.add_argument(
+        "--case-timeout", type=float, default=None, metavar="S",
+        help="seconds one case may run before its worker and the worker's children are "
+        "killed, the case recorded as timed out and the rest run in a new worker (default: "
+        "120, or 100 x the timing's longest measurement if longer)",
+    )  # fmt: skip
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     p.set_defaults(func=run)
 
 
 #: Command-line flag of each engine option, for its errors.
 _FLAGS = {"backends": "--backends", "suites": "--suites", "seed": "--seed",
-          "baseline": "--baseline", "threads": "--threads"}  # fmt: skip
+          "baseline": "--baseline", "threads": "--threads",
+          "case_timeout": "--case-timeout"}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         seed=args.seed,
         threads=args.threads,
+        case_timeout=args.case_timeout,
     )
     try:
         outcome = run_bench(opts)

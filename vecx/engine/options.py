@@ -48,6 +48,9 @@ class BenchOptions:
     #: pool: ``"auto"`` (the CPUs other processes leave idle when each backend starts, see
     #: `auto_threads`), a count, or ``None`` (as the environment has them). Recorded.
     threads: int | str | None = "auto"
+    #: Seconds one case may run before its worker is killed (with its process group) and
+    #: the case recorded as timed out; ``None``: `default_case_timeout` of the timing.
+    case_timeout: float | None = None
 
 
 def candidate_specs(selection: Sequence[str] | None) -> list[str]:
@@ -139,6 +142,27 @@ def check_threads(threads: Any) -> int | str | None:
         return check_int("threads", threads, 1)
     except (TypeError, ValueError) as exc:
         raise OptionError("threads", f"{exc} (or {AUTO!r})") from None
+
+
+def check_case_timeout(seconds: Any) -> float | None:
+    """A positive finite number of seconds, or None (the default)."""
+    import math
+
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (
+            math.isfinite(seconds) and seconds > 0):  # fmt: skip
+        raise OptionError("case_timeout", f"case timeout must be a positive number of "
+                          f"seconds, got {seconds!r}")  # fmt: skip
+    return float(seconds)
+
+
+def default_case_timeout(quick: bool) -> float:
+    """120 s, or 100 x the longest a measurement may take when that is longer: a case
+    measures a few times and compiles once; one that runs far past that hangs or spins."""
+    from vecx.suites import timing_options
+
+    return max(120.0, 100.0 * float(timing_options(quick)["max_run_time"]))
 
 
 AUTO = "auto"

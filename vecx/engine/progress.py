@@ -82,6 +82,11 @@ class Progress:
         if text is not None:
             self.line(text)
 
+    def tick(self) -> None:
+        """Redraw the display (its elapsed time), at most as often as the engine looks."""
+        if self._bar is not None:
+            self._bar.refresh()
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()

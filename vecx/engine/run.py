@@ -51,9 +51,11 @@ from vecx.engine.options import (
     auto_threads,
     candidate_specs,
     check_baseline,
+    check_case_timeout,
     check_seed,
     check_suites,
     check_threads,
+    default_case_timeout,
     shuffled_order,
     thread_env,
 )
@@ -137,6 +139,7 @@ def run_bench(opts: BenchOptions) -> Outcome:
     check_seed(opts.seed)
     baseline = check_baseline(opts.baseline)
     threads = check_threads(opts.threads)
+    timeout = check_case_timeout(opts.case_timeout) or default_case_timeout(opts.quick)
     writer = ResultWriter(path)  # fails here, before any work, if the folder is not writable
     base_env = worker_env()
     unavailable = {s: why for s in specs if (why := precheck(s)) is not None}
@@ -186,14 +189,44 @@ def run_bench(opts: BenchOptions) -> Outcome:
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     worker: _Worker | None = None
     others = cpu_use_of_others(LOAD_SAMPLE_S)  # CPUs kept busy by others, before each backend
+    header["settings"]["case_timeout_s"] = timeout
     try:
         for spec in order:
             count = auto_threads(others) if threads == AUTO else threads
+            env = thread_env(count, base_env)
+            todo, attempt = plans[spec], 1
             with timeline(f"worker {spec}"):
-                worker = _Worker(spec, selectors, plans[spec], opts, path,
-                                 thread_env(count, base_env), count)  # fmt: skip
-                _follow(worker, progress, header)
-                rc = worker.proc.wait()
+                while True:
+                    worker = _Worker(spec, selectors, todo, opts, path, env, count, attempt,
+                                     restart=todo is not plans[spec])  # fmt: skip
+                    _follow(worker, progress, header, timeout)
+                    rc = worker.proc.wait()
+                    if worker.unavailable is not None:
+                        break
+                    worker.settle(path)
+                    missing = worker.missing_records(rc)
+                    left = worker.not_reached()
+                    if not missing:
+                        worker.log.unlink(missing_ok=True)
+                        break
+                    # a new worker for the cases left, if this one got anywhere (each
+                    # restart leaves fewer cases, so this ends)
+                    ran = worker.current is not None or bool(worker.done)
+                    restart = not worker.fatal and bool(left) and ran
+                    running = case_id(*worker.current) if worker.current else None
+                    fill = ResultWriter(path, append=True)
+                    for rec in missing:
+                        if restart and case_id(rec["suite"], rec["case"], rec["params"]) != running:
+                            continue  # the next worker runs it
+                        fill.add(rec)
+                        progress.advance(text=f"{spec}  {_case_text(rec)}  ERROR {rec['error']}")
+                    if not restart:
+                        progress.line(f"{spec}  worker failed; log kept at {worker.log}")
+                        break
+                    progress.line(f"{spec}  worker {worker.ending(rc)}; log kept at "
+                                  f"{worker.log}; a new worker runs the {len(left)} cases "
+                                  "left")  # fmt: skip
+                    todo, attempt = left, attempt + 1
             before, others = others, cpu_use_of_others(LOAD_SAMPLE_S)
             if spec in header["settings"]["workers"]:  # it started (not unavailable)
                 header["settings"]["workers"][spec]["threads"] = count
@@ -204,17 +237,6 @@ def run_bench(opts: BenchOptions) -> Outcome:
                 header["settings"]["order"].remove(spec)
                 progress.total -= len(plans[spec])
                 progress.line(f"{spec}  not run: {worker.unavailable}")
-                worker.log.unlink(missing_ok=True)
-                worker = None
-                continue
-            missing = worker.missing_records(rc)
-            if missing:
-                fill = ResultWriter(path, append=True)
-                for rec in missing:
-                    fill.add(rec)
-                    progress.advance(text=f"{spec}  {_case_text(rec)}  ERROR {rec['error']}")
-                progress.line(f"{spec}  worker failed; log kept at {worker.log}")
-            else:
                 worker.log.unlink(missing_ok=True)
             worker = None
     except KeyboardInterrupt as exc:
@@ -355,20 +377,26 @@ class _Worker:
     def __init__(
         self, spec: str, suites: list[str], planned: list[tuple[str, str, dict]],
         opts: BenchOptions, path: Path, env: Mapping[str, str], threads: int | None,
+        attempt: int = 1, restart: bool = False,
     ) -> None:  # fmt: skip
         import json
 
         self.spec, self.planned = spec, planned
         self.done: set[str] = set()
         self.current: tuple[str, str, dict] | None = None
+        self.started_at = 0.0  # time.monotonic() of the current case's start event
+        self.timed_out: float | None = None
         self.info: dict[str, Any] | None = None
         self.fatal: str | None = None
         self.unavailable: str | None = None
-        self.log = path.parent / f"worker-{spec.replace(':', '-')}.log"
+        suffix = f"-{attempt}" if attempt > 1 else ""
+        self.log = path.parent / f"worker-{spec.replace(':', '-')}{suffix}.log"
+        self._disk_before = _records_of(path, spec)
         config = {
             "spec": spec, "suites": suites, "quick": opts.quick, "seed": opts.seed,
             "precision": opts.precision, "results": str(path), "sizes": opts.sizes,
             "threads": threads,
+            "only": [case_id(*p) for p in planned] if restart else None,
         }  # fmt: skip
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
@@ -397,6 +425,33 @@ class _Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group (children it forked included)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def settle(self, path: Path) -> None:
+        """Count the running case as done if its record reached the disk: a worker killed
+        between writing a record and sending its ``done`` event must not get the case
+        recorded twice (once measured, once as a crash)."""
+        if self.current is None:
+            return
+        written = _records_of(path, self.spec) - self._disk_before
+        if written > len(self.done):
+            self.done.add(case_id(*self.current))
+            self.current = None
+
+    def not_reached(self) -> list[tuple[str, str, dict]]:
+        """Planned cases neither finished nor running when the worker ended."""
+        running = case_id(*self.current) if self.current else None
+        return [p for p in self.planned if case_id(*p) not in self.done and case_id(*p) != running]
+
+    def ending(self, rc: int) -> str:
+        """How the worker ended, for a progress line."""
+        if self.timed_out is not None:
+            return f"killed after a case ran {self.timed_out:g} s"
+        return "crashed (" + _describe_exit(rc) + ")"
+
     def missing_records(self, rc: int) -> list[dict[str, Any]]:
         """Error records for every planned case the worker did not finish."""
         backend, _, device = self.spec.partition(":")
@@ -409,6 +464,9 @@ class _Worker:
                 continue
             if self.fatal:
                 msg = f"{self.spec} could not start: {why}"
+            elif self.current == (suite, case, params) and self.timed_out is not None:
+                msg = (f"timed out after {self.timed_out:g} s (the worker and its children "
+                       "were killed; see --case-timeout)")  # fmt: skip
             elif self.current == (suite, case, params):
                 msg = f"worker crashed during this case ({why})" + (f": {tail}" if tail else "")
             elif self.current is not None:
@@ -421,10 +479,55 @@ class _Worker:
         return out
 
 
-def _follow(worker: _Worker, progress: Progress, header: dict[str, Any]) -> None:
-    """Consume one worker's events until it exits."""
+#: Seconds between the engine's looks at a running case (its time limit, the display).
+POLL_S = 0.5
+
+
+def _records_of(path: Path, spec: str) -> int:
+    """How many records of ``spec``'s backend and device the partial file holds."""
+    backend, _, device = spec.partition(":")
+    device = "cuda:0" if device == "cuda" else device
+    try:
+        records = ResultWriter.recover(path)
+    except FileNotFoundError:
+        return 0
+    return sum(1 for r in records if r.get("backend") == backend and r.get("device") == device)
+
+
+def _follow(worker: _Worker, progress: Progress, header: dict[str, Any],
+            timeout: float | None = None) -> None:  # fmt: skip
+    """Consume one worker's events until it exits, killing it (and its process group) if
+    a case runs longer than ``timeout`` seconds. Events are read on a thread, so the
+    engine can look at the clock while a case runs; once the worker has exited, children
+    it left holding the pipe are killed too, so they cannot hold up the run."""
+    import queue
+    import threading
+
     settings = header["settings"]
-    for event in worker.events():
+    events: queue.Queue[Event | None] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for event in worker.events():
+                events.put(event)
+        finally:
+            events.put(None)
+
+    threading.Thread(target=pump, name=f"events {worker.spec}", daemon=True).start()
+    while True:
+        try:
+            event = events.get(timeout=POLL_S)
+        except queue.Empty:
+            progress.tick()
+            running = time.monotonic() - worker.started_at
+            if worker.proc.poll() is not None:
+                worker.kill()  # exited, but a child still holds the pipe open
+            elif worker.current is not None and timeout and running > timeout:
+                worker.timed_out = timeout
+                worker.kill()
+            continue
+        if event is None:
+            return
         if event.kind == "backend":
             worker.info = event.info or {}
             header["backends"][worker.spec] = worker.info
@@ -434,6 +537,7 @@ def _follow(worker: _Worker, progress: Progress, header: dict[str, Any]) -> None
             progress.line(f"{worker.spec}  started ({worker.info.get('version', '?')}, {name})")
         elif event.kind == "start":
             worker.current = (event.suite or "", event.case or "", event.params or {})
+            worker.started_at = time.monotonic()
             progress.begin(f"{worker.spec}  {event.suite}/{event.case}"
                            f"{params_text(event.params or {})}")  # fmt: skip
         elif event.kind == "done":

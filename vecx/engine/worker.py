@@ -33,11 +33,13 @@ def main(config: Mapping[str, Any]) -> int:
     from vecx.protocol import BackendUnavailable, thread_pools
     from vecx.registry import backend, status
     from vecx.results import ResultWriter
-    from vecx.suites import error_text, failed
+    from vecx.suites import case_key, error_text, failed
     from vecx.suites.suite import load
 
     spec, quick, seed = config["spec"], bool(config["quick"]), int(config["seed"])
     sizes: dict[str, dict[str, Any]] = config.get("sizes") or {}
+    # a restarted worker runs only the cases its predecessors did not reach
+    only = set(config["only"]) if config.get("only") is not None else None
     try:
         st = status(spec)  # the framework's own answer (CUDA visible, ordinal exists)
         if not st.available:
@@ -57,11 +59,20 @@ def main(config: Mapping[str, Any]) -> int:
     emit(Event("backend", info=info, settings=settings, load=load_averages()))
     writer = ResultWriter(config["results"], append=True)
 
-    def record(suite: Any, rec: dict[str, Any], planned: dict[str, Any]) -> None:
+    def record(suite: Any, rec: Any, planned: dict[str, Any], case: str) -> None:
         """Stream ``rec``; the event names the case by its planned params, which the engine
-        tracks (a record's may hold more: the train suite adds its hyperparameters)."""
-        rec.setdefault("suite_version", suite.version)
-        writer.add(rec)
+        tracks (a record's may hold more: the train suite adds its hyperparameters). A
+        case that returned something that is not a valid record gets an error record
+        instead: one bad case must not end the worker and every case after it."""
+        try:
+            if not isinstance(rec, dict):
+                raise ValueError(f"the case returned {type(rec).__name__}, not a record")
+            rec.setdefault("suite_version", suite.version)
+            writer.add(rec)
+        except (ValueError, TypeError) as exc:
+            rec = failed(suite.name, case, be, planned, f"invalid record: {error_text(exc)}")
+            rec["suite_version"] = suite.version
+            writer.add(rec)
         emit(Event("done", suite=suite.name, case=rec["case"], params=planned,
                    text=suite.summary(rec)))  # fmt: skip
 
@@ -73,13 +84,16 @@ def main(config: Mapping[str, Any]) -> int:
             todo = suite.cases(be, quick=quick, seed=seed, **own)
         except Exception as exc:  # the suite cannot even set up: each case gets the error
             for case, params in suite.plan(spec, quick=quick, **own):
-                record(suite, failed(suite.name, case, be, params, exc), dict(params))
+                if only is None or case_key(suite.name, case, params) in only:
+                    record(suite, failed(suite.name, case, be, params, exc), dict(params), case)
             continue
         for case in todo:
+            if only is not None and case_key(case.suite, case.case, case.params) not in only:
+                continue  # run by an earlier worker of this backend, or the case that ended it
             if os.getppid() != parent:
                 return 4  # orphaned: the parent is gone, nobody will read this
             emit(Event("start", suite=case.suite, case=case.case, params=dict(case.params)))
-            record(suite, measured(case, be, threads), dict(case.params))
+            record(suite, measured(case, be, threads), dict(case.params), case.case)
     emit(Event("end", load=load_averages()))
     return 0
 
@@ -96,8 +110,8 @@ def measured(case: Any, be: Any, threads: int | None) -> dict[str, Any]:
     from vecx.suites import run_case
 
     rec = run_case(case, be)
-    if threads is None:
-        return rec
+    if threads is None or not isinstance(rec, dict):
+        return rec  # not a record: `record` turns it into an error
     rec.setdefault("threads", threads)
     if not rec.get("suspect") or rec.get("error") or threads <= 1 or not set_threads(be, 1):
         return rec

@@ -120,6 +120,9 @@ def run_case(case: Case, be: Any) -> dict[str, Any]:
         return case.run()
     except Exception as exc:  # OOM, unsupported dtype, a framework bug: record, go on
         return failed(case.suite, case.case, be, case.params, exc)
+    except KeyboardInterrupt:  # raised by the case itself: workers get no terminal signals
+        return failed(case.suite, case.case, be, case.params,
+                      "the case raised KeyboardInterrupt")  # fmt: skip
 
 
 def run_suite(
