@@ -752,3 +752,25 @@ def test_a_case_returning_garbage_is_its_own_error_only(tmp_path, fake, mode, wh
 def test_case_timeout_must_be_positive(tmp_path, fake):
     with pytest.raises(ValueError, match="case timeout must be a positive number of seconds"):
         run_bench(_opts(tmp_path, [fake], case_timeout=0))
+
+
+@pytest.mark.parametrize("first, second", [(signal.SIGINT, signal.SIGINT),
+                                           (signal.SIGTERM, signal.SIGINT),
+                                           (signal.SIGINT, signal.SIGTERM)])  # fmt: skip
+def test_a_second_signal_while_stopping_still_writes_the_results(tmp_path, fake, first, second):
+    proc = _start_bench(tmp_path, fake, {})
+    partial = tmp_path / "out" / "results.json.partial.jsonl"
+    deadline = time.time() + 30
+    while time.time() < deadline and not (partial.exists() and partial.read_text().count("\n")):
+        time.sleep(0.05)
+    seen = partial.read_text().count("\n")
+    proc.send_signal(first)
+    time.sleep(0.01)  # the engine is stopping the worker now
+    proc.send_signal(second)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    doc = load(tmp_path / "out" / "results.json")
+    assert len(doc["results"]) >= seen and all(r["error"] is None for r in doc["results"])
+    worker = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)

@@ -186,6 +186,7 @@ def run_bench(opts: BenchOptions) -> Outcome:
         progress.line(f"{spec}  not run: {why}")
     interrupted: str | None = None
     stopped = ""  # the backend whose worker the interruption stopped
+    original_int = signal.getsignal(signal.SIGINT)
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     worker: _Worker | None = None
     others = cpu_use_of_others(LOAD_SAMPLE_S)  # CPUs kept busy by others, before each backend
@@ -240,22 +241,25 @@ def run_bench(opts: BenchOptions) -> Outcome:
                 worker.log.unlink(missing_ok=True)
             worker = None
     except KeyboardInterrupt as exc:
+        _hold_signals()  # a second Ctrl-C or SIGTERM must not cut the stop short
         interrupted = "SIGTERM" if isinstance(exc, Interrupted) else "SIGINT"
         if worker is not None:
             stopped = worker.spec
             worker.stop()
             worker.log.unlink(missing_ok=True)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _hold_signals()  # from here to the written file, signals wait
         progress.close()
 
+    old_int = original_int
     if not header["settings"]["order"] and not interrupted:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, previous)
         writer.partial.unlink(missing_ok=True)
         reasons = "; ".join(f"{s}: {why}" for s, why in unavailable.items())
         raise RuntimeError(f"no selected backend is available ({reasons})")
 
-    # assemble: no second Ctrl-C may cut the results file short
-    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # assemble: no second Ctrl-C or SIGTERM may cut the results file short
     try:
         records = ResultWriter.recover(path)
         # cases the stopped worker recorded after the signal, before the engine read their
@@ -279,6 +283,7 @@ def run_bench(opts: BenchOptions) -> Outcome:
         doc = ResultWriter(path, append=True).finish(header)
     finally:
         signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, previous)
     return Outcome(doc, path, interrupted, len(records) - completed,
                    time.perf_counter() - t0, flagged, doc["settings"]["busy"])  # fmt: skip
 
@@ -322,6 +327,12 @@ BUSY_OTHERS_CPUS = 0.5
 
 def _number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _hold_signals() -> None:
+    """Ignore SIGINT and SIGTERM until the results file is written (then restored)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _raise_interrupted(signum: int, frame: Any) -> None:
