@@ -543,3 +543,17 @@ def test_each_backend_reports_and_sets_its_own_threads(backend: Any) -> None:
     finally:
         assert set_threads(backend, before)
     assert thread_pools(backend)[0]["threads"] == before
+
+
+def test_a_dtype_object_is_a_name_or_one_clear_error() -> None:
+    import numpy as np
+
+    from vecx.protocol import check_dtype
+
+    be = vecx.backend("numpy", dtype=np.dtype("float32"))
+    assert be.dtype == "float32" and type(be.dtype) is str
+    assert be.ones(2).dtype == np.float32
+    with pytest.raises(TypeError, match="dtype must be a dtype name such as 'float32', got 3"):
+        check_dtype(3)
+    with pytest.raises(TypeError, match="dtype must be a dtype name"):
+        vecx.backend("numpy", dtype=np.dtype("complex64"))

@@ -101,6 +101,9 @@ def test_help_documents_the_options():
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--baseline", "tensorflow"],
          "--baseline: unknown backend 'tensorflow'; choose one of numpy, torch, jax, cupy"),
+        (["--out", ""], "argument --out: needs a folder name, got an empty string"),
+        (["--case-timeout", "0"], "--case-timeout: case timeout must be a positive number"),
+        (["--threads", "many"], "--threads must be an integer, got 'many' (or 'auto')"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):

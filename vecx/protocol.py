@@ -130,6 +130,12 @@ def check_dtype(dtype: str, *, others: bool = False) -> str:
     """Return ``dtype`` if it is a known float dtype name (or, with ``others``, one of
     `OTHER_DTYPES`), else raise ``ValueError``."""
     known = DTYPES + OTHER_DTYPES if others else DTYPES
+    if not isinstance(dtype, str):
+        name = getattr(dtype, "name", None)  # a NumPy dtype: its name is the same
+        if not (isinstance(name, str) and name in known):
+            raise TypeError(f"dtype must be a dtype name such as 'float32', got {dtype!r} "
+                            f"({type(dtype).__name__})")  # fmt: skip
+        dtype = name
     if dtype not in known:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(known)}")
     return dtype

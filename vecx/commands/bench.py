@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="small sizes, short timings and few epochs: under a minute on 2 CPU cores",
     )  # fmt: skip
     p.add_argument(
-        "--out", type=Path, default=Path("vecx-results"), metavar="DIR",
+        "--out", type=_folder, default=Path("vecx-results"), metavar="DIR",
         help="folder for results.json and the plots (default: ./vecx-results)",
     )  # fmt: skip
     p.add_argument(
@@ -91,6 +91,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     p.set_defaults(func=run)
+
+
+def _folder(text: str) -> Path:
+    """A non-empty folder name (``--out ""`` would silently mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a folder name, got an empty string")
+    return Path(text)
 
 
 #: Command-line flag of each engine option, for its errors.
