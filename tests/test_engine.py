@@ -6,6 +6,7 @@ import it too) make crashes and slow cases deterministic and cheap.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -280,7 +281,10 @@ def test_figures_of_an_earlier_run_are_removed(tmp_path, fake):
     # figure, would describe other runs; files no suite draws are left alone
     main(["bench", "--backends", "numpy", "--suites", fake, "--out", str(out), "--no-plots",
           "--quiet"])  # fmt: skip
-    assert sorted(p.name for p in out.iterdir()) == ["mine.png", "notes.md", "results.json"]
+    from vecx.engine.run import LOCK_NAME
+
+    kept = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
+    assert kept == ["mine.png", "notes.md", "results.json"]
 
 
 def test_progress_clock_counts_from_the_start_of_the_run():
@@ -774,3 +778,32 @@ def test_a_second_signal_while_stopping_still_writes_the_results(tmp_path, fake,
     worker = int((tmp_path / "pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(worker, 0)
+
+
+def test_one_output_folder_has_one_writer_and_a_dead_holder_leaves_no_stale_lock(tmp_path,
+                                                                                fake):
+    from vecx.engine.run import FolderInUse
+
+    proc = _start_bench(tmp_path, fake, {"sleep": 2.0})
+    partial = tmp_path / "out" / "results.json.partial.jsonl"
+    deadline = time.time() + 30
+    while time.time() < deadline and not (partial.exists() and partial.read_text().count("\n")):
+        time.sleep(0.05)
+    seen = partial.read_text().count("\n")
+    try:
+        with pytest.raises(FolderInUse, match=rf"in use by another vecx bench \(pid {proc.pid},"):
+            run_bench(_opts(tmp_path, [fake]))
+        assert partial.read_text().count("\n") >= seen  # the first run's records untouched
+        proc.kill()  # SIGKILL: no chance to unlock; its worker, mid-case, still holds it
+        proc.communicate(timeout=30)
+        with pytest.raises(FolderInUse):
+            run_bench(_opts(tmp_path, [fake]))
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+        worker = int((tmp_path / "pid").read_text())
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker, signal.SIGKILL)  # the orphaned worker of the killed run
+    time.sleep(0.2)  # the kernel drops the flock with the worker's last descriptor
+    outcome = run_bench(_opts(tmp_path, [fake]))
+    assert [r["case"] for r in load(outcome.path)["results"]] == ["c0", "c1", "c2"]

@@ -121,13 +121,63 @@ def precheck(spec: str) -> str | None:
     return None
 
 
+#: The file in an output folder that one run holds locked (``flock``) while it writes there.
+LOCK_NAME = ".vecx-bench.lock"
+
+
+class FolderInUse(RuntimeError):
+    """Another run is writing to the same output folder."""
+
+
+def lock_folder(folder: Path) -> int | None:
+    """Hold ``folder``'s lock for this process, or raise `FolderInUse` naming the holder.
+
+    ``flock`` is released by the kernel when its holder dies, so a lock left by a killed
+    run is never stale; the file stays (unlinking it would let two runs hold two locks).
+    Workers inherit the locked descriptor, so a worker still finishing a case after its
+    engine was killed keeps the folder locked until it exits: its last record cannot land
+    in the next run's file.
+    None where ``fcntl`` is missing (Windows): no lock, as before.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None  # the results writer says why the folder is unusable
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise FolderInUse(f"{folder} is in use by another vecx bench (pid {holder}, or a "
+                          "worker it left running); wait for it to finish or choose another "
+                          "--out") from None  # fmt: skip
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 def run_bench(opts: BenchOptions) -> Outcome:
     """Run the benchmark described by ``opts``; see the module docstring.
 
     Raises `vecx.engine.options.OptionError` (a ``ValueError``) for a bad option and
-    ``OSError`` for an unwritable output folder, before anything runs, and
-    ``RuntimeError`` when no selected backend is available.
+    ``OSError`` for an unwritable output folder, before anything runs, `FolderInUse` (a
+    ``RuntimeError``) when another run writes to the same folder, and ``RuntimeError``
+    when no selected backend is available.
     """
+    held: list[int] = []
+    try:
+        return _run_bench(opts, held)
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
     from vecx.suites.suite import load
 
     t0 = time.perf_counter()
@@ -140,6 +190,9 @@ def run_bench(opts: BenchOptions) -> Outcome:
     baseline = check_baseline(opts.baseline)
     threads = check_threads(opts.threads)
     timeout = check_case_timeout(opts.case_timeout) or default_case_timeout(opts.quick)
+    lock = lock_folder(out_dir)  # one writer per folder: before the partial file is reset
+    if lock is not None:
+        held.append(lock)
     writer = ResultWriter(path)  # fails here, before any work, if the folder is not writable
     base_env = worker_env()
     unavailable = {s: why for s in specs if (why := precheck(s)) is not None}
@@ -199,7 +252,8 @@ def run_bench(opts: BenchOptions) -> Outcome:
             with timeline(f"worker {spec}"):
                 while True:
                     worker = _Worker(spec, selectors, todo, opts, path, env, count, attempt,
-                                     restart=todo is not plans[spec])  # fmt: skip
+                                     restart=todo is not plans[spec],
+                                     keep_fds=tuple(held))  # fmt: skip
                     _follow(worker, progress, header, timeout)
                     rc = worker.proc.wait()
                     if worker.unavailable is not None:
@@ -388,7 +442,7 @@ class _Worker:
     def __init__(
         self, spec: str, suites: list[str], planned: list[tuple[str, str, dict]],
         opts: BenchOptions, path: Path, env: Mapping[str, str], threads: int | None,
-        attempt: int = 1, restart: bool = False,
+        attempt: int = 1, restart: bool = False, keep_fds: tuple[int, ...] = (),
     ) -> None:  # fmt: skip
         import json
 
@@ -414,6 +468,7 @@ class _Worker:
                 [sys.executable, *SAFE_PATH, "-m", "vecx.engine.worker", json.dumps(config)],
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=dict(env),
                 text=True, bufsize=1, start_new_session=True,
+                pass_fds=keep_fds,  # the folder's lock: held while a worker outlives us
             )  # fmt: skip
 
     def events(self) -> Iterable[Event]:
