@@ -182,7 +182,8 @@ def test_ctrl_c_writes_the_history_so_far(capsys, tmp_path: Path, monkeypatch) -
     assert "interrupted after 3 checkpoint(s): the history so far is in" in out
 
 
-def test_real_sigint_writes_the_history_so_far(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_real_sigint_writes_the_history_so_far(tmp_path: Path, signame: str) -> None:
     import signal
 
     target = tmp_path / "t.json"
@@ -193,12 +194,13 @@ def test_real_sigint_writes_the_history_so_far(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.stdout is not None
     lines = [proc.stdout.readline() for _ in range(4)]  # the header and 3 checkpoints
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err == "vecx train: interrupted\n", err
     doc = json.loads(target.read_text())
     assert doc["interrupted"] is True and len(doc["losses"]) >= 3, lines
     assert "the history so far is in" in out
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]  # no temporary file left
 
 
 def test_numpy_divergence_is_one_line_without_warnings() -> None:

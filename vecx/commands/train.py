@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -82,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     lr, bs, epochs = _check_numbers(args, preset)
     _check_plot_path(args.plot)
     reserved = _reserve(args.json) if args.json else None
+    # SIGTERM stops a run as Ctrl-C does: the history so far is written, no temp file left
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         be = vecx.backend(args.backend)
         optimizer = args.optimizer or preset.optimizer
@@ -106,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             _write_json(reserved, Path(args.json), doc)
             reserved = None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if reserved is not None:
             reserved.unlink(missing_ok=True)
     as_in_d2l = (lr, bs, epochs, optimizer) == (preset.lr, preset.batch_size, preset.epochs,
@@ -173,6 +177,10 @@ def _check_plot_path(path: str | None) -> None:
         raise FileNotFoundError(f"--plot {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"--plot {path}: folder {parent} is not writable")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _reserve(path: str) -> Path:
