@@ -380,3 +380,13 @@ def test_numpy_divergence_raises_no_floating_point_warnings() -> None:
         with pytest.raises(vecx.TrainingDiverged, match="not finite"):
             vecx.train(be, "linreg", lr=1e6)
     assert np.geterr()["over"] == "warn"  # the caller's NumPy settings are left as they were
+
+
+def test_an_infinite_initial_loss_is_divergence_not_a_result() -> None:
+    import numpy as np
+
+    be = vecx.backend("numpy")
+    X = np.full((20, 2), 1e30, np.float32)  # finite, but its squared error overflows
+    y = np.ones((20, 1), np.float32)
+    with pytest.raises(vecx.TrainingDiverged, match="training cannot start.*initial parameters"):
+        vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1)
