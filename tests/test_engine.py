@@ -807,3 +807,31 @@ def test_one_output_folder_has_one_writer_and_a_dead_holder_leaves_no_stale_lock
     time.sleep(0.2)  # the kernel drops the flock with the worker's last descriptor
     outcome = run_bench(_opts(tmp_path, [fake]))
     assert [r["case"] for r in load(outcome.path)["results"]] == ["c0", "c1", "c2"]
+
+
+def test_results_json_being_a_folder_fails_before_any_case(tmp_path, fake):
+    (tmp_path / "out" / "results.json").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match=r"out/results.json: it is a folder, not a file"):
+        run_bench(_opts(tmp_path, [fake]))
+    assert not ResultWriter.partial_path(tmp_path / "out" / "results.json").exists()
+
+
+def test_a_failed_end_names_the_partial_file_which_the_readers_read(tmp_path, fake, monkeypatch):
+    import errno
+
+    def full(self, header):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ResultWriter, "finish", full)
+    with pytest.raises(OSError, match=r"No space left on device\); the 3 records of this run "
+                       r"are kept in .*results.json.partial.jsonl, which vecx compare"):
+        run_bench(_opts(tmp_path, [fake]))
+    monkeypatch.undo()
+    partial = ResultWriter.partial_path(tmp_path / "out" / "results.json")
+    doc = load(partial)
+    assert [r["case"] for r in doc["results"]] == ["c0", "c1", "c2"]
+    assert doc["settings"]["partial"] is True
+    proc = subprocess.run([sys.executable, "-m", "vecx", "report", str(partial), "-o",
+                           str(tmp_path / "R.md")], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "c0" in (tmp_path / "R.md").read_text()

@@ -193,6 +193,8 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
     lock = lock_folder(out_dir)  # one writer per folder: before the partial file is reset
     if lock is not None:
         held.append(lock)
+    if path.exists() and not path.is_file():
+        raise IsADirectoryError(f"cannot write results to {path}: it is a folder, not a file")
     writer = ResultWriter(path)  # fails here, before any work, if the folder is not writable
     base_env = worker_env()
     unavailable = {s: why for s in specs if (why := precheck(s)) is not None}
@@ -334,7 +336,15 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
         )
         header["settings"]["busy"] = busy_warning(header)  # in the file, not stderr alone
         _rewrite_partial(path, records)
-        doc = ResultWriter(path, append=True).finish(header)
+        try:
+            doc = ResultWriter(path, append=True).finish(header)
+        except OSError as exc:  # disk full, say: the records are safe in the partial file
+            partial = ResultWriter.partial_path(path)
+            raise type(exc)(
+                f"cannot write {path} ({exc.strerror or exc}); the {len(records)} records of "
+                f"this run are kept in {partial}, which vecx compare, plot and report read "
+                "(a new run into this folder replaces it)"
+            ) from None
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, previous)

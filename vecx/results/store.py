@@ -177,8 +177,23 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check a results file; errors name ``path`` and what is wrong with it."""
+    """Read and check a results file; errors name ``path`` and what is wrong with it.
+
+    A partial file (``results.json.partial.jsonl``, what a run streams, kept when its end
+    failed) reads as a document of its records, marked ``settings.partial``.
+    """
     path = Path(path)
+    suffix = ".partial.jsonl"
+    if path.name.endswith(suffix) and path.is_file():
+        final = path.with_name(path.name[: -len(suffix)])
+        records = ResultWriter.recover(final)
+        for i, rec in enumerate(records):
+            try:
+                check_record(rec, f"record {i + 1}")
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from None
+        return {"schema": SCHEMA_VERSION, "machine": {}, "backends": {},
+                "settings": {"partial": True}, "results": records}  # fmt: skip
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
