@@ -386,3 +386,44 @@ def test_plugins_load_once_under_concurrency(
     assert all("slowbe" in s and "numpy" in s for s in seen)
     assert vecx.backend("slowbe") == ("slow", "cpu")
 
+
+
+def test_a_plugin_can_only_break_itself(scratch_registry: None,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """sys.exit at import, a probe that hangs, a mixed-case name and a name with ':' each
+    make that plugin unavailable (or ignored, with one warning), never vecx."""
+
+    class EntryPoint:
+        def __init__(self, name: str, load: Any) -> None:
+            self.name, self.load = name, load
+
+    def exits() -> Any:
+        raise SystemExit(3)
+
+    class Slow:
+        def __init__(self, device: str, **kw: Any) -> None:
+            self.device = device
+
+        @staticmethod
+        def probe(device: str) -> str | None:
+            time.sleep(30)
+            return None
+
+    class Fine:
+        def __init__(self, device: str, **kw: Any) -> None:
+            self.device = device
+
+    plugins = [EntryPoint("quitter", exits), EntryPoint("sleepy", lambda: Slow),
+               EntryPoint("Torch2", lambda: Fine), EntryPoint("my:backend", lambda: Fine)]
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "entry_points", lambda group: plugins)
+    monkeypatch.setattr(registry, "PROBE_LIMIT_S", 0.2)
+    with pytest.warns(RuntimeWarning, match="plugin backend 'my:backend' ignored"):
+        names = registry.entries()
+    assert "my:backend" not in names and "torch2" in names
+    assert "SystemExit(3)" in registry.status("quitter:cpu").reason
+    t0 = time.monotonic()
+    assert "did not answer within 0.2 s" in registry.status("sleepy:cpu").reason
+    assert time.monotonic() - t0 < 5
+    assert vecx.backend("Torch2").device == "cpu"
+    assert registry.status("numpy:cpu").available  # the built-ins untouched

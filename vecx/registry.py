@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import re
 import threading
 import types
 from collections.abc import Callable
@@ -121,14 +122,22 @@ def _load_plugins() -> None:
             return
         _plugins_loaded = True
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in _entries:
+            name = str(ep.name).strip().lower()  # specs are matched in lower case
+            if not _VALID_NAME.fullmatch(name):
+                import warnings
+
+                warnings.warn(f"vecx: plugin backend {ep.name!r} ignored: a backend name is "
+                              "a letter, then letters, digits or _ (it is written before "
+                              "':device' in specs)", RuntimeWarning, stacklevel=2)  # fmt: skip
+                continue
+            if name in _entries:
                 continue  # built-ins win; a plugin cannot shadow them by accident
             try:
-                _entries[ep.name] = _entry_from_object(ep.name, ep.load())
-            except Exception as exc:  # a broken plugin must not break vecx
+                _entries[name] = _entry_from_object(name, ep.load())
+            except (Exception, SystemExit) as exc:  # a broken plugin must not break vecx
                 reason = f"its plugin failed to load: {exc!r}"
-                _entries[ep.name] = BackendEntry(
-                    ep.name, _broken(ep.name, reason), ("cpu",), "cpu",
+                _entries[name] = BackendEntry(
+                    name, _broken(name, reason), ("cpu",), "cpu",
                     probe=lambda device, reason=reason: reason,  # vecx.list_backends() says why
                 )
 
@@ -231,14 +240,46 @@ def status(spec: str) -> BackendStatus:
     canonical = f"{entry.name}:{kind if device == 'cuda:0' else device}"
     try:
         check_installed(entry, canonical)
-        reason = entry.probe(device) if entry.probe else None
+        reason = _probe(entry, device) if entry.probe else None
     except BackendUnavailable as exc:
         reason = exc.reason + (f" ({exc.hint})" if exc.hint else "")
-    except Exception as exc:  # a probe must never take discovery down
+    except (Exception, SystemExit) as exc:  # a probe must never take discovery down
         reason = f"{type(exc).__name__}: {exc}"
     return BackendStatus(
         canonical, entry.name, device, reason is None, reason or "", _version(entry)
     )
+
+
+#: A backend name as specs write it.
+_VALID_NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: Seconds a plugin's probe may take before its backend counts as unavailable.
+PROBE_LIMIT_S = 10.0
+
+
+def _probe(entry: BackendEntry, device: str) -> str | None:
+    """``entry.probe(device)`` for built-ins; a plugin's on a thread, within
+    `PROBE_LIMIT_S`, so a probe that hangs makes only its own backend unavailable."""
+    if any(entry is b for b in _BUILTIN):
+        return entry.probe(device)
+    found: list[Any] = []
+
+    def call() -> None:
+        try:
+            found.append(("ok", entry.probe(device)))
+        except BaseException as exc:  # noqa: BLE001 - reported as the backend's reason
+            found.append(("error", exc))
+
+    worker = threading.Thread(target=call, name=f"probe {entry.name}", daemon=True)
+    worker.start()
+    worker.join(PROBE_LIMIT_S)
+    if not found:
+        return f"its probe did not answer within {PROBE_LIMIT_S:g} s"
+    kind, value = found[0]
+    if kind == "error":
+        if isinstance(value, BackendUnavailable):
+            raise value
+        return f"{type(value).__name__}: {value}"
+    return value
 
 
 def _version(entry: BackendEntry) -> str | None:
