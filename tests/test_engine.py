@@ -835,3 +835,13 @@ def test_a_failed_end_names_the_partial_file_which_the_readers_read(tmp_path, fa
                            str(tmp_path / "R.md")], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "c0" in (tmp_path / "R.md").read_text()
+
+
+def test_a_suite_whose_plan_raises_is_one_error_naming_its_file_and_line(tmp_path):
+    bad = tmp_path / "badplan.py"
+    bad.write_text('NAME = "badplan"\n\ndef plan(device, quick=False):\n    return None.x\n\n'
+                   "def cases(be, **kw):\n    return []\n")  # fmt: skip
+    with pytest.raises(ValueError, match=r"suite 'badplan': its plan for numpy:cpu raised "
+                       r"AttributeError: .* at .*badplan.py:4"):
+        run_bench(_opts(tmp_path, [str(bad)]))
+    assert not ResultWriter.partial_path(tmp_path / "out" / "results.json").exists()

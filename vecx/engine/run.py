@@ -48,6 +48,7 @@ from vecx.engine.options import (
     LOAD_SAMPLE_S,
     RESULTS_NAME,
     BenchOptions,
+    OptionError,
     auto_threads,
     candidate_specs,
     check_baseline,
@@ -205,14 +206,18 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
         raise RuntimeError(f"no selected backend is available ({reasons})")
 
     order = shuffled_order(candidates, opts.seed)
-    plans = {
-        spec: [
-            (suite.name, case, params)
-            for suite, sel in zip(suites, selectors, strict=True)
-            for case, params in suite.plan(spec, quick=opts.quick, **_sizes(opts, suite, sel))
-        ]
-        for spec in order
-    }
+    try:
+        plans = {
+            spec: [
+                (suite.name, case, params)
+                for suite, sel in zip(suites, selectors, strict=True)
+                for case, params in _plan(suite, spec, opts, _sizes(opts, suite, sel))
+            ]
+            for spec in order
+        }
+    except OptionError:
+        writer.partial.unlink(missing_ok=True)  # nothing ran: leave nothing behind
+        raise
     total = sum(len(p) for p in plans.values())
     from vecx.suites import timing_options
 
@@ -350,6 +355,23 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
         signal.signal(signal.SIGTERM, previous)
     return Outcome(doc, path, interrupted, len(records) - completed,
                    time.perf_counter() - t0, flagged, doc["settings"]["busy"])  # fmt: skip
+
+
+def _plan(suite: Any, spec: str, opts: BenchOptions, sizes: dict[str, Any]) -> list[tuple]:
+    """``suite.plan(...)`` as a list, or one `OptionError` naming the suite, and the file
+    and line that raised, instead of a traceback."""
+    import traceback
+
+    from vecx.suites import error_text
+
+    try:
+        return [(case, params) for case, params in
+                suite.plan(spec, quick=opts.quick, **sizes)]  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - the user's suite: one line, then stop
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        raise OptionError("suites", f"suite {suite.name!r}: its plan for {spec} raised "
+                          f"{error_text(exc)}{where}") from None  # fmt: skip
 
 
 def _sizes(opts: BenchOptions, suite: Any, selector: str) -> dict[str, Any]:
