@@ -616,8 +616,13 @@ def _follow(worker: _Worker, progress: Progress, header: dict[str, Any],
         try:
             event = events.get(timeout=POLL_S)
         except queue.Empty:
-            progress.tick()
             running = time.monotonic() - worker.started_at
+            if worker.current is not None:  # the running case and how long it has run
+                suite, case, params = worker.current
+                progress.begin(f"{worker.spec}  {suite}/{case}{params_text(params)}  "
+                               f"{running:.0f} s")  # fmt: skip
+            else:
+                progress.tick()
             if worker.proc.poll() is not None:
                 worker.kill()  # exited, but a child still holds the pipe open
             elif worker.current is not None and timeout and running > timeout:
