@@ -24,6 +24,7 @@ __all__ = [
     "machine_info",
     "others_between",
     "runtime_settings",
+    "usable_cpus",
 ]
 
 #: Environment variables that change benchmark numbers when set.
@@ -199,16 +200,22 @@ def cpu_use_of_others(interval: float = 0.2) -> float | None:
     return others_between(before, cpu_seconds(), time.monotonic() - t0)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), else all of the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def idle_cpus(others: float | None, cores: int | None = None) -> int:
     """CPUs left to a process when others keep ``others`` CPUs busy: at least 1, at most
     the CPUs this process may run on. A quarter of a CPU in use counts as free (a shell,
     a logger), more than that as taken: a BLAS thread sharing a CPU with a busy process
-    spin-waits through whole scheduler ticks."""
+    spin-waits through whole scheduler ticks, so `vecx bench --threads auto` gives each
+    backend this many threads (fewer threads than CPUs only loses speed)."""
     if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cores = os.cpu_count() or 1
+        cores = usable_cpus()
     if others is None:
         return max(1, cores)
     import math

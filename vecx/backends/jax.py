@@ -510,12 +510,10 @@ class JaxBackend(BaseBackend):
         flags = os.environ.get("XLA_FLAGS", "")
         one = ("intra_op_parallelism_threads=1" in flags
                or "xla_cpu_multi_thread_eigen=false" in flags)  # fmt: skip
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cpus = os.cpu_count() or 1
+        from vecx.environment import usable_cpus
+
         return [{"pool": "intra-op", "library": "XLA:CPU", "version": self.jax.__version__,
-                 "threads": 1 if one else cpus}]  # fmt: skip
+                 "threads": 1 if one else usable_cpus()}]  # fmt: skip
 
     def set_threads(self, threads: int) -> bool:
         return False  # XLA sizes its pools when JAX starts (XLA_FLAGS), not later

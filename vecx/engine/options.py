@@ -46,7 +46,7 @@ class BenchOptions:
     sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Threads of every worker's BLAS pools, torch's intra-op pool and (1 only) XLA's CPU
     #: pool: ``"auto"`` (the CPUs other processes leave idle when each backend starts, see
-    #: `auto_threads`), a count, or ``None`` (as the environment has them). Recorded.
+    #: `vecx.environment.idle_cpus`), a count, or ``None`` (as the environment has them). Recorded.
     threads: int | str | None = "auto"
     #: Seconds one case may run before its worker is killed (with its process group) and
     #: the case recorded as timed out; ``None``: `default_case_timeout` of the timing.
@@ -168,16 +168,6 @@ def default_case_timeout(quick: bool) -> float:
 AUTO = "auto"
 #: Seconds the engine watches the machine before each backend (and after the last).
 LOAD_SAMPLE_S = 0.1
-
-
-def auto_threads(others: float | None) -> int:
-    """The threads a backend gets under ``threads="auto"``: the CPUs that processes other
-    than vecx leave idle (`vecx.environment.idle_cpus`), at least one. BLAS and OpenMP
-    threads spin-wait for each other, so a thread that shares its CPU with a busy process
-    stalls the whole call for scheduler ticks; fewer threads than CPUs only loses speed."""
-    from vecx.environment import idle_cpus
-
-    return idle_cpus(others)
 
 
 #: What ``threads=N`` sets in a worker's environment before its framework starts.

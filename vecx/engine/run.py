@@ -49,7 +49,6 @@ from vecx.engine.options import (
     RESULTS_NAME,
     BenchOptions,
     OptionError,
-    auto_threads,
     candidate_specs,
     check_baseline,
     check_case_timeout,
@@ -64,6 +63,7 @@ from vecx.engine.progress import Progress
 from vecx.environment import (
     cpu_use_of_others,
     cuda_driver_present,
+    idle_cpus,
     machine_info,
     runtime_settings,
 )
@@ -253,7 +253,7 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
     header["settings"]["case_timeout_s"] = timeout
     try:
         for spec in order:
-            count = auto_threads(others) if threads == AUTO else threads
+            count = idle_cpus(others) if threads == AUTO else threads
             env = thread_env(count, base_env)
             todo, attempt = plans[spec], 1
             with timeline(f"worker {spec}"):
@@ -312,9 +312,8 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
         _hold_signals()  # from here to the written file, signals wait
         progress.close()
 
-    old_int = original_int
     if not header["settings"]["order"] and not interrupted:
-        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGINT, original_int)
         signal.signal(signal.SIGTERM, previous)
         writer.partial.unlink(missing_ok=True)
         reasons = "; ".join(f"{s}: {why}" for s, why in unavailable.items())
@@ -351,7 +350,7 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
                 "(a new run into this folder replaces it)"
             ) from None
     finally:
-        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGINT, original_int)
         signal.signal(signal.SIGTERM, previous)
     return Outcome(doc, path, interrupted, len(records) - completed,
                    time.perf_counter() - t0, flagged, doc["settings"]["busy"])  # fmt: skip
@@ -552,8 +551,7 @@ class _Worker:
 
     def missing_records(self, rc: int) -> list[dict[str, Any]]:
         """Error records for every planned case the worker did not finish."""
-        backend, _, device = self.spec.partition(":")
-        device = "cuda:0" if device == "cuda" else device
+        backend, device = _backend_device(self.spec)
         why = self.fatal or _describe_exit(rc)
         tail = "" if self.fatal else _last_line(self.log)
         out = []
@@ -581,10 +579,15 @@ class _Worker:
 POLL_S = 0.5
 
 
+def _backend_device(spec: str) -> tuple[str, str]:
+    """(backend, device) as records name them, from a spec like ``torch:cuda``."""
+    backend, _, device = spec.partition(":")
+    return backend, "cuda:0" if device == "cuda" else device
+
+
 def _records_of(path: Path, spec: str) -> int:
     """How many records of ``spec``'s backend and device the partial file holds."""
-    backend, _, device = spec.partition(":")
-    device = "cuda:0" if device == "cuda" else device
+    backend, device = _backend_device(spec)
     try:
         records = ResultWriter.recover(path)
     except FileNotFoundError:

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vecx.results.schema import headline_s
+
 VERDICTS = (
     "regression", "improvement", "same", "suspect", "changed", "only-old", "only-new", "error",
 )  # fmt: skip
@@ -46,12 +48,7 @@ def _usable(rec: Mapping[str, Any] | None) -> bool:
 
 
 def _headline(rec: Mapping[str, Any]) -> float | None:
-    """`headline_s`, where a zero time (a no-op timed) still counts as a time."""
-    for key in ("min_s", "median_s"):
-        t = rec.get(key)
-        if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t >= 0:
-            return float(t)
-    return None
+    return headline_s(rec, allow_zero=True)
 
 
 def compare(

@@ -158,10 +158,11 @@ def _scalar(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
 
-def headline_s(rec: Mapping[str, Any]) -> float | None:
+def headline_s(rec: Mapping[str, Any], *, allow_zero: bool = False) -> float | None:
     """The time a record is read by everywhere (tables, plots, the report, compare, the
     rates suites derive): its fastest block, ``min_s``, or the median in files without
-    one; None when it has neither.
+    one; None when it has neither. A zero time (a no-op timed) counts only with
+    ``allow_zero`` (compare takes it; rates and log axes cannot).
 
     Interference only adds time, so of the statistics tried under 0, 1 and 2 competing
     processes the fastest block stayed closest to the quiet figure (bench/README.md,
@@ -170,7 +171,8 @@ def headline_s(rec: Mapping[str, Any]) -> float | None:
     """
     for key in ("min_s", "median_s"):
         t = rec.get(key)
-        if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0:
+        if (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+                and (t > 0 or (allow_zero and t == 0))):  # fmt: skip
             return float(t)
     return None
 
