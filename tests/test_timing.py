@@ -112,7 +112,7 @@ def test_measure_passes_last_output_to_sync_jax_style():
 
 def test_measure_keeps_at_most_one_output_alive_in_a_block():
     # An allocating call timed alone frees its output before the next call; a block must
-    # too, or it streams through twice the memory (bench/README.md: up to 2x slower).
+    # too, or it streams through twice the memory it needs.
     import weakref
 
     class Output:
