@@ -213,3 +213,21 @@ def test_numpy_divergence_is_one_line_without_warnings() -> None:
     assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr  # one line
     assert proc.stderr.startswith("vecx train: error: training diverged")
     assert "RuntimeWarning" not in proc.stderr
+
+
+def test_a_plugin_backend_missing_methods_is_one_line(capsys, monkeypatch) -> None:
+    """A registered factory whose object lacks most of the protocol: one line, exit 1."""
+    from vecx import registry
+
+    class Half:
+        def __init__(self, device: str, **kw: object) -> None:
+            self.name, self.device, self.dtype = "half", device, "float32"
+
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    registry.register(registry.BackendEntry("half", Half))
+    code, out, err = run(capsys, "--backend", "half", "--preset", "linreg")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("vecx train: error: backend 'half:cpu' is unavailable: the object "
+                          "its factory built")  # fmt: skip
+    assert "lacks 32 of vecx.Backend's members: abs, asarray" in err

@@ -33,6 +33,19 @@ def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+class Stub:
+    """A plugin backend for tests: NumPy's, under its own name and a label of its making."""
+
+    devices = ("cpu",)
+
+    def __init__(self, device: str, label: Any = None, **kwargs: Any) -> None:
+        self._inner = vecx.backend("numpy", **kwargs)
+        self.name, self.device, self.label = "stub", device, label
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._inner, attr)
+
+
 def available(spec: str) -> bool:
     return any(s.spec == spec and s.available for s in vecx.list_backends())
 
@@ -206,11 +219,12 @@ def test_register_refuses_a_duplicate_name(scratch_registry: None) -> None:
     entry = BackendEntry("numpy", lambda device, **kw: None)
     with pytest.raises(ValueError, match="already registered"):
         vecx.register(entry)
-    vecx.register(BackendEntry("mine", lambda device, **kw: ("built", device, kw)))
+    vecx.register(BackendEntry("mine", lambda device, **kw: Stub(device, "built", **kw)))
     with pytest.raises(ValueError, match="already registered"):
         vecx.register(BackendEntry("mine", lambda device, **kw: None))
-    vecx.register(BackendEntry("mine", lambda device, **kw: ("again", device)), replace=True)
-    assert vecx.backend("mine") == ("again", "cpu")
+    vecx.register(BackendEntry("mine", lambda device, **kw: Stub(device, "again", **kw)),
+                  replace=True)  # fmt: skip
+    assert vecx.backend("mine").label == "again"
 
 
 # --------------------------------------------------------------------------- plugins
@@ -307,12 +321,7 @@ def test_entry_point_plugin_works_everywhere(tmp_path: Path) -> None:
 def test_plugin_class_probe_must_not_be_an_instance_method(
     scratch_registry: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class InstanceProbe:
-        devices = ("cpu",)
-
-        def __init__(self, device: str, **kwargs: Any) -> None:
-            self.device = device
-
+    class InstanceProbe(Stub):
         def probe(self, device: str) -> str | None:
             return None
 
@@ -376,7 +385,7 @@ def test_plugins_load_once_under_concurrency(
         def load(self) -> Any:
             loads.append(1)
             time.sleep(0.05)  # wide open for a thread that does not wait for the loader
-            return BackendEntry("slowbe", lambda device, **kw: ("slow", device))
+            return BackendEntry("slowbe", lambda device, **kw: Stub(device, "slow"))
 
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()])
@@ -384,7 +393,7 @@ def test_plugins_load_once_under_concurrency(
         seen = list(pool.map(lambda _: registry.entries(), range(32)))
     assert len(loads) == 1
     assert all("slowbe" in s and "numpy" in s for s in seen)
-    assert vecx.backend("slowbe") == ("slow", "cpu")
+    assert vecx.backend("slowbe").label == "slow"
 
 
 
@@ -400,21 +409,29 @@ def test_a_plugin_can_only_break_itself(scratch_registry: None,
     def exits() -> Any:
         raise SystemExit(3)
 
-    class Slow:
-        def __init__(self, device: str, **kw: Any) -> None:
-            self.device = device
-
+    class Slow(Stub):
         @staticmethod
         def probe(device: str) -> str | None:
             time.sleep(30)
             return None
 
-    class Fine:
+    class Fine(Stub):
+        pass
+
+    class Half:  # a class with a few of the protocol's methods
         def __init__(self, device: str, **kw: Any) -> None:
             self.device = device
 
+        def ones(self, shape: Any, dtype: Any = None) -> Any:
+            return np.ones(shape)
+
+    class HalfWrapper(Stub):  # delegates, but to an object lacking the methods
+        def __init__(self, device: str, **kw: Any) -> None:
+            self._inner, self.device = object(), device
+
     plugins = [EntryPoint("quitter", exits), EntryPoint("sleepy", lambda: Slow),
-               EntryPoint("Torch2", lambda: Fine), EntryPoint("my:backend", lambda: Fine)]
+               EntryPoint("Torch2", lambda: Fine), EntryPoint("my:backend", lambda: Fine),
+               EntryPoint("half", lambda: Half), EntryPoint("halfwrap", lambda: HalfWrapper)]
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     monkeypatch.setattr(registry, "entry_points", lambda group: plugins)
     monkeypatch.setattr(registry, "PROBE_LIMIT_S", 0.2)
@@ -426,4 +443,12 @@ def test_a_plugin_can_only_break_itself(scratch_registry: None,
     assert "did not answer within 0.2 s" in registry.status("sleepy:cpu").reason
     assert time.monotonic() - t0 < 5
     assert vecx.backend("Torch2").device == "cpu"
+    # a class missing methods is unavailable, saying which, before anything is built
+    half = registry.status("half:cpu")
+    assert not half.available and "Half lacks 31 of vecx.Backend's members: abs," in half.reason
+    with pytest.raises(vecx.BackendUnavailable, match="Half lacks 31"):
+        vecx.backend("half")
+    # an object that only turns out incomplete when built fails at construction
+    with pytest.raises(vecx.BackendUnavailable, match=r"HalfWrapper\) lacks 34 .*: abs, "):
+        vecx.backend("halfwrap")
     assert registry.status("numpy:cpu").available  # the built-ins untouched

@@ -211,3 +211,28 @@ class Backend(Protocol):
     # execution and metadata
     def sync(self, x: Any = None) -> Any: ...
     def info(self) -> dict[str, Any]: ...
+
+
+#: What every backend object has: the attributes and methods of `Backend`.
+BACKEND_MEMBERS: tuple[str, ...] = tuple(
+    sorted({*Backend.__annotations__, *(n for n in vars(Backend) if not n.startswith("_"))})
+)
+
+
+def missing_members(obj: Any) -> list[str]:
+    """The members of `Backend` that ``obj`` lacks. For a class, only what a class can
+    show (methods and properties, not attributes set in ``__init__``), and nothing for a
+    class that answers any name through ``__getattr__`` (a delegating wrapper)."""
+    if isinstance(obj, type):
+        if hasattr(obj, "__getattr__"):
+            return []
+        return [m for m in BACKEND_MEMBERS if m not in Backend.__annotations__
+                and not hasattr(obj, m)]  # fmt: skip
+    return [m for m in BACKEND_MEMBERS if not hasattr(obj, m)]
+
+
+def describe_missing(what: str, missing: list[str]) -> str:
+    """``"its class X lacks 3 of vecx.Backend's members: a, b, c"``, the list cut at 6."""
+    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    return f"{what} lacks {len(missing)} of vecx.Backend's members: {shown}"
+

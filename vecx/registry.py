@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from vecx.protocol import DEFAULT_DTYPE, Backend, BackendUnavailable
+from vecx.protocol import (
+    DEFAULT_DTYPE,
+    Backend,
+    BackendUnavailable,
+    describe_missing,
+    missing_members,
+)
 
 ENTRY_POINT_GROUP = "vecx.backends"
 
@@ -94,16 +100,23 @@ def register(entry: BackendEntry, *, replace: bool = False) -> None:
         _entries[entry.name] = entry
 
 
+class NotABackend(TypeError):
+    """A plugin's entry point loaded an object vecx cannot use as a backend."""
+
+
 def _entry_from_object(name: str, obj: Any) -> BackendEntry:
     if isinstance(obj, BackendEntry):
         return obj
     if isinstance(obj, type) and isinstance(
         inspect.getattr_static(obj, "probe", None), types.FunctionType
     ):  # called as probe(device) it would fail on every device with a confusing TypeError
-        raise TypeError(
+        raise NotABackend(
             f"{obj.__qualname__}.probe is an instance method, but vecx calls probe(device) "
             "before building the backend: make it a @staticmethod or @classmethod"
         )
+    if isinstance(obj, type) and (missing := missing_members(obj)):
+        raise NotABackend(describe_missing(f"its class {obj.__module__}.{obj.__qualname__}",
+                                         missing))  # fmt: skip
     return BackendEntry(
         name=name,
         factory=obj,
@@ -134,12 +147,15 @@ def _load_plugins() -> None:
                 continue  # built-ins win; a plugin cannot shadow them by accident
             try:
                 _entries[name] = _entry_from_object(name, ep.load())
+                continue
+            except NotABackend as exc:  # loaded, but not something vecx can call
+                reason = str(exc)
             except (Exception, SystemExit) as exc:  # a broken plugin must not break vecx
                 reason = f"its plugin failed to load: {exc!r}"
-                _entries[name] = BackendEntry(
-                    name, _broken(name, reason), ("cpu",), "cpu",
-                    probe=lambda device, reason=reason: reason,  # vecx.list_backends() says why
-                )
+            _entries[name] = BackendEntry(
+                name, _broken(name, reason), ("cpu",), "cpu",
+                probe=lambda device, reason=reason: reason,  # vecx.list_backends() says why
+            )
 
 
 def _broken(name: str, reason: str) -> Callable[..., Backend]:
@@ -203,7 +219,11 @@ def backend(
     """
     entry, device = parse_spec(spec)
     check_installed(entry, f"{entry.name}:{device}")
-    return entry.factory(device, seed=seed, dtype=dtype, precision=precision)
+    be = entry.factory(device, seed=seed, dtype=dtype, precision=precision)
+    if missing := missing_members(be):  # a plugin's object: fail here, not mid-run
+        what = f"the object its factory built ({type(be).__module__}.{type(be).__qualname__})"
+        raise BackendUnavailable(f"{entry.name}:{device}", describe_missing(what, missing))
+    return be
 
 
 def check_installed(entry: BackendEntry, spec: str) -> None:
