@@ -79,6 +79,31 @@ def test_an_interrupted_run_says_so_on_stderr_with_a_plot_hint(tmp_path, monkeyp
     assert "vecx plot" not in capsys.readouterr().err  # no plots were asked for
 
 
+SIGNAL_IN_PRECHECK = """
+import os, signal, sys
+import vecx.engine.run as run
+from vecx.cli import main
+
+def precheck(spec):  # the signal arrives while the backends are being checked
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    return None
+
+run.precheck = precheck
+sys.exit(main(["bench", "--backends", "numpy", "--suites", "vector-add", "--out", sys.argv[2]]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_before_any_case_is_one_line_and_leaves_nothing(tmp_path, sig):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_IN_PRECHECK, sig, str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert proc.returncode == 130, proc.stderr  # not killed silently by the signal
+    assert proc.stderr == "vecx bench: interrupted (before any case ran; nothing written)\n"
+    assert sorted(p.name for p in out.iterdir()) == [".vecx-bench.lock"]  # no partial file
+
+
 def test_help_documents_the_options():
     proc = vecx_cli("bench", "--help")
     assert proc.returncode == 0

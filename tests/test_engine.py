@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +55,9 @@ def cases(be, *, quick=False, seed=0, count=3, mode="ok", crash_on="", sleep=0.0
                 os.kill(os.getpid(), 9)
             if mode == "raise":
                 raise RuntimeError("boom in c1")
+            if mode == "segv":
+                import ctypes
+                ctypes.string_at(0)  # reads address 0: SIGSEGV
         if i == 1 and mode == "spin":
             while True:
                 pass
@@ -152,7 +156,8 @@ def test_a_raising_case_is_an_error_and_the_rest_runs(tmp_path, fake):
     assert outcome.errors == 1 and outcome.exit_status == 1
 
 
-@pytest.mark.parametrize("mode, why", [("exit", "exit status 3"), ("kill", "killed by SIGKILL")])
+@pytest.mark.parametrize("mode, why", [("exit", "exit status 3"), ("kill", "killed by SIGKILL"),
+                                       ("segv", "killed by SIGSEGV")])  # fmt: skip
 def test_a_crashing_worker_is_recorded_and_the_run_goes_on(tmp_path, fake, mode, why):
     backends = ("numpy", "jax:cpu") if _jax_available() else ("numpy",)
     outcome = run_bench(
@@ -165,7 +170,12 @@ def test_a_crashing_worker_is_recorded_and_the_run_goes_on(tmp_path, fake, mode,
     assert numpy["c2"]["error"] is None  # run by a new worker, after the crash
     assert [r["case"] for r in recs if r["backend"] == "numpy"] == ["c0", "c1", "c2"]  # once each
     assert numpy["c1"]["params"] == {"i": 1} and numpy["c1"]["device"] == "cpu"
-    assert (tmp_path / "out" / "worker-numpy-cpu.log").exists()  # kept for the post-mortem
+    log = tmp_path / "out" / "worker-numpy-cpu.log"
+    assert log.exists()  # kept for the post-mortem
+    if mode == "segv":  # which says where: Python's stacks, written by faulthandler
+        assert "Fatal Python error: Segmentation fault" in log.read_text()
+        assert re.search(r"\(killed by SIGSEGV\): Segmentation fault in .*fake\.py:\d+ in run$",
+                         numpy["c1"]["error"])  # fmt: skip
     if len(backends) == 2:  # the other backend ran all its cases
         jax = [r for r in recs if r["backend"] == "jax"]
         assert [r["case"] for r in jax] == ["c0", "c1", "c2"]
@@ -704,7 +714,8 @@ def test_a_hung_case_times_out_and_the_rest_runs_in_a_new_worker(tmp_path, fake,
     outcome = run_bench(_opts(tmp_path, [fake], {fake: {"mode": mode}}, case_timeout=1.0))
     recs = load(outcome.path)["results"]
     assert [r["case"] for r in recs] == ["c0", "c1", "c2"]
-    assert recs[1]["error"].startswith("timed out after 1 s")
+    assert recs[1]["error"].startswith("timed out after 1 s, in ")  # where it hung:
+    assert re.search(r"fake\.py:\d+ in run \(the worker", recs[1]["error"])  # its stacks
     assert recs[0]["error"] is None and recs[2]["error"] is None
     assert outcome.doc["settings"]["case_timeout_s"] == 1.0
     assert time.monotonic() - t0 < 30

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,14 +169,31 @@ def run_bench(opts: BenchOptions) -> Outcome:
     Raises `vecx.engine.options.OptionError` (a ``ValueError``) for a bad option and
     ``OSError`` for an unwritable output folder, before anything runs, `FolderInUse` (a
     ``RuntimeError``) when another run writes to the same folder, and ``RuntimeError``
-    when no selected backend is available.
+    when no selected backend is available. Interrupted (Ctrl-C or SIGTERM) before its
+    first case, it raises ``KeyboardInterrupt`` and leaves no file behind.
     """
     held: list[int] = []
+    # SIGTERM is Ctrl-C from the start: while the backends are checked, too
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         return _run_bench(opts, held)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for fd in held:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def _before_any_case(writer: ResultWriter) -> Iterator[None]:
+    """Nothing has run: an error or an interruption here leaves no partial file."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        writer.partial.unlink(missing_ok=True)
+        raise KeyboardInterrupt("before any case ran; nothing written") from None
+    except BaseException:
+        writer.partial.unlink(missing_ok=True)
+        raise
 
 
 def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
@@ -197,16 +215,17 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
     if path.exists() and not path.is_file():
         raise IsADirectoryError(f"cannot write results to {path}: it is a folder, not a file")
     writer = ResultWriter(path)  # fails here, before any work, if the folder is not writable
-    base_env = worker_env()
-    unavailable = {s: why for s in specs if (why := precheck(s)) is not None}
-    candidates = [s for s in specs if s not in unavailable]
-    if not candidates:
-        writer.partial.unlink(missing_ok=True)
-        reasons = "; ".join(f"{s}: {why}" for s, why in unavailable.items())
-        raise RuntimeError(f"no selected backend is available ({reasons})")
+    original_int = signal.getsignal(signal.SIGINT)
+    previous = signal.getsignal(signal.SIGTERM)
+    with _before_any_case(writer):
+        base_env = worker_env()
+        unavailable = {s: why for s in specs if (why := precheck(s)) is not None}
+        candidates = [s for s in specs if s not in unavailable]
+        if not candidates:
+            reasons = "; ".join(f"{s}: {why}" for s, why in unavailable.items())
+            raise RuntimeError(f"no selected backend is available ({reasons})")
 
-    order = shuffled_order(candidates, opts.seed)
-    try:
+        order = shuffled_order(candidates, opts.seed)
         plans = {
             spec: [
                 (suite.name, case, params)
@@ -215,42 +234,37 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
             ]
             for spec in order
         }
-    except OptionError:
-        writer.partial.unlink(missing_ok=True)  # nothing ran: leave nothing behind
-        raise
-    total = sum(len(p) for p in plans.values())
-    from vecx.suites import timing_options
+        total = sum(len(p) for p in plans.values())
+        from vecx.suites import timing_options
 
-    header: dict[str, Any] = {
-        "machine": machine_info(),
-        "backends": {},
-        "settings": {
-            "dtype": "float32",
-            "precision": opts.precision,
-            "quick": opts.quick,
-            "seed": opts.seed,
-            "threads": threads,
-            "order": order,
-            "suites": [s.name for s in suites],
-            "suite_versions": {s.name: s.version for s in suites},
-            "baseline": baseline,
-            "timing": timing_options(opts.quick),
-            "env": runtime_settings()["env"],
-            "workers": {},
-            "load": {},
-            "unavailable": unavailable,
-        },
-    }
-    progress = Progress(total, quiet=opts.quiet, start=t0)
-    for spec, why in unavailable.items():
-        progress.line(f"{spec}  not run: {why}")
-    interrupted: str | None = None
-    stopped = ""  # the backend whose worker the interruption stopped
-    original_int = signal.getsignal(signal.SIGINT)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
-    worker: _Worker | None = None
-    others = cpu_use_of_others(LOAD_SAMPLE_S)  # CPUs kept busy by others, before each backend
-    header["settings"]["case_timeout_s"] = timeout
+        header: dict[str, Any] = {
+            "machine": machine_info(),
+            "backends": {},
+            "settings": {
+                "dtype": "float32",
+                "precision": opts.precision,
+                "quick": opts.quick,
+                "seed": opts.seed,
+                "threads": threads,
+                "order": order,
+                "suites": [s.name for s in suites],
+                "suite_versions": {s.name: s.version for s in suites},
+                "baseline": baseline,
+                "timing": timing_options(opts.quick),
+                "env": runtime_settings()["env"],
+                "workers": {},
+                "load": {},
+                "unavailable": unavailable,
+            },
+        }
+        progress = Progress(total, quiet=opts.quiet, start=t0)
+        for spec, why in unavailable.items():
+            progress.line(f"{spec}  not run: {why}")
+        interrupted: str | None = None
+        stopped = ""  # the backend whose worker the interruption stopped
+        worker: _Worker | None = None
+        others = cpu_use_of_others(LOAD_SAMPLE_S)  # CPUs kept busy by others, before each backend
+        header["settings"]["case_timeout_s"] = timeout
     try:
         for spec in order:
             count = idle_cpus(others) if threads == AUTO else threads
@@ -285,9 +299,9 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
                     if not restart:
                         progress.line(f"{spec}  worker failed; log kept at {worker.log}")
                         break
+                    rest = "the case left" if len(left) == 1 else f"the {len(left)} cases left"
                     progress.line(f"{spec}  worker {worker.ending(rc)}; log kept at "
-                                  f"{worker.log}; a new worker runs the {len(left)} cases "
-                                  "left")  # fmt: skip
+                                  f"{worker.log}; a new worker runs {rest}")  # fmt: skip
                     todo, attempt = left, attempt + 1
             before, others = others, cpu_use_of_others(LOAD_SAMPLE_S)
             if spec in header["settings"]["workers"]:  # it started (not unavailable)
@@ -459,11 +473,45 @@ def _describe_exit(rc: int) -> str:
     return f"exit status {rc}"
 
 
-def _last_line(path: Path) -> str:
+_THREAD = re.compile(r"(Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):")
+_FRAME = re.compile(r'\s+File "(.*)", line (\d+) in (.*)')  # faulthandler's, not a traceback's
+_FATAL = re.compile(r"Fatal Python error: (.*)")
+
+
+def where_it_was(log: Path) -> str:
+    """The innermost frame, outside Python's own library, of the thread that ran the
+    cases, from the last stack dump (``faulthandler``'s) in a worker's log, or ""."""
+    import sysconfig
+
     try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return ""
+    stacks: list[list[tuple[str, ...]]] = []
+    for line in lines:
+        if _THREAD.match(line):
+            stacks.append([])
+        elif stacks and (m := _FRAME.match(line)):
+            stacks[-1].append(m.groups())
+    stdlib = sysconfig.get_paths()["stdlib"]
+    for frames in reversed(stacks):  # innermost first in each
+        if any(f[0].replace(os.sep, "/").endswith("vecx/engine/worker.py") for f in frames):
+            file, number, func = next((f for f in frames if not f[0].startswith(stdlib)), frames[0])
+            return f"{file}:{number} in {func}"
+    return ""
+
+
+def crash_note(log: Path) -> str:
+    """What a dead worker's log says of its end: the fatal error and where it happened
+    (``Segmentation fault in fake.py:58 in run``), else the log's last line."""
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    fatal = [m.group(1) for ln in lines if (m := _FATAL.match(ln))]
+    if fatal:
+        where = where_it_was(log)
+        return fatal[-1] + (f" in {where}" if where else "")
     return lines[-1][:200] if lines else ""
 
 
@@ -522,6 +570,16 @@ class _Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
+    def dump_stacks(self) -> None:
+        """Have the worker write its Python stacks to its log (where a hung case was)."""
+        from vecx.engine.worker import STACKS_SIGNAL
+
+        if STACKS_SIGNAL is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.proc.pid, STACKS_SIGNAL)
+            time.sleep(STACKS_WAIT_S)  # written by a C signal handler: at once, unless stopped
+
     def kill(self) -> None:
         """SIGKILL the worker's whole process group (children it forked included)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -553,7 +611,7 @@ class _Worker:
         """Error records for every planned case the worker did not finish."""
         backend, device = _backend_device(self.spec)
         why = self.fatal or _describe_exit(rc)
-        tail = "" if self.fatal else _last_line(self.log)
+        tail = "" if self.fatal else crash_note(self.log)
         out = []
         for suite, case, params in self.planned:
             if case_id(suite, case, params) in self.done:
@@ -561,8 +619,9 @@ class _Worker:
             if self.fatal:
                 msg = f"{self.spec} could not start: {why}"
             elif self.current == (suite, case, params) and self.timed_out is not None:
-                msg = (f"timed out after {self.timed_out:g} s (the worker and its children "
-                       "were killed; see --case-timeout)")  # fmt: skip
+                where = where_it_was(self.log)
+                msg = (f"timed out after {self.timed_out:g} s" + (f", in {where}" if where else "")
+                       + " (the worker and its children were killed; see --case-timeout)")
             elif self.current == (suite, case, params):
                 msg = f"worker crashed during this case ({why})" + (f": {tail}" if tail else "")
             elif self.current is not None:
@@ -577,6 +636,8 @@ class _Worker:
 
 #: Seconds between the engine's looks at a running case (its time limit, the display).
 POLL_S = 0.5
+#: Seconds a timed-out worker is given to write its stacks before it is killed.
+STACKS_WAIT_S = 0.2
 
 
 def _backend_device(spec: str) -> tuple[str, str]:
@@ -630,6 +691,7 @@ def _follow(worker: _Worker, progress: Progress, header: dict[str, Any],
                 worker.kill()  # exited, but a child still holds the pipe open
             elif worker.current is not None and timeout and running > timeout:
                 worker.timed_out = timeout
+                worker.dump_stacks()
                 worker.kill()
             continue
         if event is None:

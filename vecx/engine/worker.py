@@ -9,11 +9,15 @@ Each finished record is appended, fsynced, to the run's partial results file bef
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+#: The signal that makes a worker write every thread's Python stack to its log.
+STACKS_SIGNAL = getattr(signal, "SIGUSR1", None)  # POSIX
 
 
 def main(config: Mapping[str, Any]) -> int:
@@ -22,6 +26,11 @@ def main(config: Mapping[str, Any]) -> int:
     os.dup2(2, 1)
     parent = os.getppid()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # the log says where a crash (segfault, abort) or a hung case was: Python's stacks, on
+    # the fatal signal or on the engine's SIGUSR1 before it kills a case that timed out
+    faulthandler.enable(all_threads=True)
+    if STACKS_SIGNAL is not None:
+        faulthandler.register(STACKS_SIGNAL, all_threads=True)
 
     from vecx.engine.events import Event
 
