@@ -827,13 +827,25 @@ def test_results_json_being_a_folder_fails_before_any_case(tmp_path, fake):
     assert not ResultWriter.partial_path(tmp_path / "out" / "results.json").exists()
 
 
-def test_a_failed_end_names_the_partial_file_which_the_readers_read(tmp_path, fake, monkeypatch):
+@pytest.mark.parametrize("where", ["finish", "rewrite"])
+def test_a_failed_end_names_the_partial_file_which_the_readers_read(tmp_path, fake, monkeypatch,
+                                                                    where):  # fmt: skip
     import errno
 
-    def full(self, header):
+    def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ResultWriter, "finish", full)
+    add = ResultWriter.add
+
+    def add_until_the_end(self, rec):  # the disk fills as the partial file is rewritten
+        if self.path.name.startswith("."):
+            full()
+        add(self, rec)
+
+    if where == "finish":
+        monkeypatch.setattr(ResultWriter, "finish", full)
+    else:
+        monkeypatch.setattr(ResultWriter, "add", add_until_the_end)
     with pytest.raises(OSError, match=r"No space left on device\); the 3 records of this run "
                        r"are kept in .*results.json.partial.jsonl, which vecx compare"):
         run_bench(_opts(tmp_path, [fake]))
@@ -842,6 +854,8 @@ def test_a_failed_end_names_the_partial_file_which_the_readers_read(tmp_path, fa
     doc = load(partial)
     assert [r["case"] for r in doc["results"]] == ["c0", "c1", "c2"]
     assert doc["settings"]["partial"] is True
+    assert sorted(p.name for p in partial.parent.iterdir()) == [
+        ".vecx-bench.lock", "results.json.partial.jsonl"]  # no staging or temp file left
     proc = subprocess.run([sys.executable, "-m", "vecx", "report", str(partial), "-o",
                            str(tmp_path / "R.md")], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr

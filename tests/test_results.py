@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -303,6 +304,52 @@ def test_load_wrong_structure_names_path_and_problem(tmp_path, content, problem)
     with pytest.raises(ValueError, match=problem) as info:
         load(path)
     assert str(path) in str(info.value)
+
+
+def _with(field: str, value: Any) -> dict:
+    return _doc({**_rec("a"), field: value})
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [  # fields of the wrong type, each named, never a traceback or a verdict from them
+        (_with("median_s", "fast"), r"'median_s' must be float/int or null, got 'fast'"),
+        (_with("median_s", [1.0]), r"'median_s' must be float/int or null, got \[1.0\]"),
+        (_with("median_s", True), r"'median_s' must be float/int or null, got True"),
+        (_with("iqr_s", "x"), r"'iqr_s' must be float/int or null"),
+        (_with("value", {}), r"'value' must be float/int or null, got \{\}"),
+        (_with("min_s", -1.0), r"'min_s' is -1.0, a time cannot be negative"),
+        (_with("samples_s", ["a"]), r"'samples_s' must hold non-negative numbers"),
+        (_with("samples_s", [1e-3, -1.0]), r"'samples_s' must hold non-negative numbers"),
+        (_doc(settings={"ceilings": {"cpu": [1]}}), r"settings.ceilings must be an object of"),
+        (_doc(settings={"ceilings": {"cpu": {"gflops": {"value": "x"}}}}),
+         r"settings.ceilings must be"),
+        (_doc(settings={"order": "numpy"}), r"settings.order must be a list of backend specs"),
+        (_doc(settings={"workers": [1]}), r"settings.workers must be an object of objects"),
+        (_doc(settings={"quick": "no"}), r"settings.quick must be true or false, got 'no'"),
+        (_doc(settings=[]), r"'settings' must be an object"),
+    ],
+)
+def test_load_checks_types_of_records_and_settings(tmp_path, content, problem):
+    path = tmp_path / "typed.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=problem) as info:
+        load(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("where", ["record", "settings"])
+def test_load_refuses_non_finite_numbers_anywhere(tmp_path, token, where):
+    doc = _doc(_rec("a"), settings={"timing": {"block_time": 0.01}})
+    text = json.dumps(doc)
+    text = (text.replace('"block_time": 0.01', f'"block_time": {token}') if where == "settings"
+            else text.replace('"pct_of_ceiling": null', f'"pct_of_ceiling": {token}'))
+    assert token in text
+    path = tmp_path / "nan.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"holds {token}, which is not a number in strict JSON"):
+        load(path)
 
 
 # --------------------------------------------------------------------------- compare()

@@ -353,8 +353,8 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
             interrupted=interrupted, cases_planned=progress.total, cases_recorded=len(records)
         )
         header["settings"]["busy"] = busy_warning(header)  # in the file, not stderr alone
-        _rewrite_partial(path, records)
         try:
+            _rewrite_partial(path, records)
             doc = ResultWriter(path, append=True).finish(header)
         except OSError as exc:  # disk full, say: the records are safe in the partial file
             partial = ResultWriter.partial_path(path)
@@ -725,6 +725,10 @@ def _rewrite_partial(path: Path, records: list[dict[str, Any]]) -> None:
     """Replace the partial file by ``records`` atomically (a crash leaves old or new)."""
     staging = path.with_name(f".{path.name}.post")
     tmp = ResultWriter(staging)
-    for rec in records:
-        tmp.add(rec)
-    os.replace(tmp.partial, ResultWriter.partial_path(path))
+    try:
+        for rec in records:
+            tmp.add(rec)
+        os.replace(tmp.partial, ResultWriter.partial_path(path))
+    except BaseException:
+        tmp.partial.unlink(missing_ok=True)  # the old partial file stands, complete
+        raise

@@ -26,7 +26,7 @@ disk) and the loader (on every file read) all call it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypedDict
 
 import numpy as np
@@ -82,6 +82,10 @@ OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "remeasured": ((dict,), "a suspect first measurement (threads, median_s, suspect) that "
                    "this record, measured again at one thread, replaces"),
 }
+
+
+#: Fields that are seconds, so never negative.
+TIME_FIELDS: tuple[str, ...] = ("median_s", "iqr_s", "first_call_s", "min_s")
 
 
 class Record(TypedDict, total=False):
@@ -152,6 +156,15 @@ def check_record(rec: Any, where: str = "record") -> None:
         if value is not None and not _type_ok(value, types):
             raise ValueError(f"{where}: {name!r} must be "
                              f"{'/'.join(t.__name__ for t in types)}, got {value!r}")  # fmt: skip
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where}: {name!r} is {value}; record a failure in 'error' instead")
+    for name in TIME_FIELDS:
+        value = rec.get(name)
+        if value is not None and value < 0:
+            raise ValueError(f"{where}: {name!r} is {value}, a time cannot be negative")
+    samples = rec.get("samples_s")
+    if samples is not None and not all(_number(t) and t >= 0 for t in samples):
+        raise ValueError(f"{where}: 'samples_s' must hold non-negative numbers of seconds")
 
 
 def _scalar(x: Any) -> Any:
@@ -229,3 +242,73 @@ def result(
         raise (TypeError if "must be" in text and "string" not in text else ValueError)(
             text) from None  # fmt: skip
     return rec
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _str_or_none(x: Any) -> bool:
+    return x is None or isinstance(x, str)
+
+
+def _list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda x: isinstance(x, list) and all(check(v) for v in x)
+
+
+def _map_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda x: isinstance(x, dict) and all(check(v) for v in x.values())
+
+
+def _ceiling(x: Any) -> bool:
+    """One ceiling: what ``% of ceiling`` divides by (``value``, ``unit``, who set it)."""
+    return x is None or (isinstance(x, dict) and _number(x.get("value"))
+                         and isinstance(x.get("unit", ""), str))  # fmt: skip
+
+
+def _is(*types: type) -> Callable[[Any], bool]:
+    return lambda x: _type_ok(x, types)
+
+
+#: The settings a run writes and the readers use: name -> (check, what it must be).
+#: Others (a suite's own) need only be JSON.
+SETTINGS_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "dtype": (_is(str), "a string"),
+    "precision": (_is(str), "a string"),
+    "quick": (_is(bool), "true or false"),
+    "seed": (_is(int), "an integer"),
+    "threads": (lambda x: x is None or _type_ok(x, (int, str)), "an integer, 'auto' or null"),
+    "order": (_list_of(_is(str)), "a list of backend specs"),
+    "suites": (_list_of(_is(str)), "a list of suite names"),
+    "suite_versions": (_map_of(_is(int, str)), "an object of versions"),
+    "baseline": (_str_or_none, "a backend name or null"),
+    "timing": (_map_of(_number), "an object of numbers"),
+    "env": (_map_of(_str_or_none), "an object of strings"),
+    "blas": (lambda x: x is None or _list_of(_is(dict))(x), "a list of objects or null"),
+    "workers": (_map_of(_is(dict)), "an object of objects"),
+    "load": (_map_of(_is(dict)), "an object of objects"),
+    "unavailable": (_map_of(_is(str)), "an object of reasons"),
+    "ceilings": (_map_of(_map_of(_ceiling)),
+                 "an object of devices, each an object of ceilings with a numeric value"),
+    "agree_tolerance": (_map_of(_number), "an object of numbers"),
+    "case_timeout_s": (lambda x: x is None or _number(x), "a number or null"),
+    "interrupted": (_str_or_none, "a signal name or null"),
+    "cases_planned": (_is(int), "an integer"),
+    "cases_recorded": (_is(int), "an integer"),
+    "busy": (_str_or_none, "a warning or null"),
+    "partial": (_is(bool), "true or false"),
+}
+
+
+def check_settings(settings: Any, where: str = "settings") -> None:
+    """Raise ``ValueError`` naming the key if a setting the readers use has a wrong type."""
+    if not isinstance(settings, dict):
+        raise ValueError(f"{where!r} must be an object")
+    for name, (check, kind) in SETTINGS_FIELDS.items():
+        if name in settings and not check(settings[name]):
+            shown = repr(settings[name])
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise ValueError(f"{where}.{name} must be {kind}, got {shown}")

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from vecx.environment import machine_info
-from vecx.results.schema import HEADER_KEYS, SCHEMA_VERSION, check_record, plain
+from vecx.results.schema import (
+    HEADER_KEYS,
+    SCHEMA_VERSION,
+    check_record,
+    check_settings,
+    plain,
+)
 
 
 def _ensure_dir(directory: Path, target: Path) -> None:
@@ -205,7 +211,10 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: not UTF-8 text ({e.reason})") from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_no_constant)
+    except _NonFinite as e:
+        raise ValueError(f"{path} holds {e}, which is not a number in strict JSON (a "
+                         "failure is recorded as an 'error')") from None  # fmt: skip
     except json.JSONDecodeError as e:
         raise ValueError(
             f"{path} is not valid JSON: line {e.lineno} column {e.colno} ({e.msg})"
@@ -226,6 +235,10 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("machine", "backends", "settings"):
         if key in doc and not isinstance(doc[key], dict):
             raise ValueError(f"{path}: {key!r} must be an object")
+    try:
+        check_settings(doc.get("settings", {}))
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     for i, rec in enumerate(doc["results"]):
         try:
             check_record(rec, f"results[{i}]")
@@ -233,6 +246,15 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ValueError(f"{path}: {e}") from None
         _upgrade(rec)
     return doc
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    """``json.loads`` reads ``NaN`` and ``Infinity``; a results file has neither."""
+    raise _NonFinite(name)
 
 
 #: Keys that files of earlier development versions (same schema) kept in ``params``.
