@@ -791,6 +791,30 @@ def test_a_second_signal_while_stopping_still_writes_the_results(tmp_path, fake,
         os.kill(worker, 0)
 
 
+def test_signals_while_the_results_file_is_assembled_wait_for_it(tmp_path, fake):
+    """SIGTERM and SIGINT as results.json is written: the file is complete all the same."""
+    code = textwrap.dedent(f"""
+        import os, signal, sys
+        from vecx.engine import BenchOptions, run_bench
+        from vecx.results import ResultWriter
+
+        finish = ResultWriter.finish
+        def signalled(self, header):
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+            return finish(self, header)
+        ResultWriter.finish = signalled
+        opts = BenchOptions(backends=["numpy"], suites=[{fake!r}], quiet=True,
+                            out={str(tmp_path / "out")!r})
+        sys.exit(run_bench(opts).exit_status)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = load(tmp_path / "out" / "results.json")
+    assert [r["case"] for r in doc["results"]] == ["c0", "c1", "c2"]
+
+
 def test_one_output_folder_has_one_writer_and_a_dead_holder_leaves_no_stale_lock(tmp_path,
                                                                                 fake):
     from vecx.engine.run import FolderInUse
