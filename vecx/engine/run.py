@@ -184,15 +184,19 @@ def run_bench(opts: BenchOptions) -> Outcome:
 
 
 @contextlib.contextmanager
-def _before_any_case(writer: ResultWriter) -> Iterator[None]:
-    """Nothing has run: an error or an interruption here leaves no partial file."""
+def _before_any_case(path: Path) -> Iterator[list[bool]]:
+    """Nothing has run: an error or an interruption here leaves no partial file of this
+    run. The caller appends to the list it is given once it starts this run's partial
+    file (a partial file left by an earlier run stays until then: it may be all it kept)."""
+    started: list[bool] = []
     try:
-        yield
-    except KeyboardInterrupt:
-        writer.partial.unlink(missing_ok=True)
-        raise KeyboardInterrupt("before any case ran; nothing written") from None
-    except BaseException:
-        writer.partial.unlink(missing_ok=True)
+        yield started
+    except BaseException as exc:
+        if started:
+            with contextlib.suppress(OSError):  # an unwritable folder has none to remove
+                ResultWriter.partial_path(path).unlink(missing_ok=True)
+        if isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt("before any case ran; nothing written") from None
         raise
 
 
@@ -209,15 +213,17 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
     baseline = check_baseline(opts.baseline)
     threads = check_threads(opts.threads)
     timeout = check_case_timeout(opts.case_timeout) or default_case_timeout(opts.quick)
-    lock = lock_folder(out_dir)  # one writer per folder: before the partial file is reset
-    if lock is not None:
-        held.append(lock)
-    if path.exists() and not path.is_file():
-        raise IsADirectoryError(f"cannot write results to {path}: it is a folder, not a file")
-    writer = ResultWriter(path)  # fails here, before any work, if the folder is not writable
     original_int = signal.getsignal(signal.SIGINT)
     previous = signal.getsignal(signal.SIGTERM)
-    with _before_any_case(writer):
+    with _before_any_case(path) as started:
+        lock = lock_folder(out_dir)  # one writer per folder: before the partial file is reset
+        if lock is not None:
+            held.append(lock)
+        if path.exists() and not path.is_file():
+            raise IsADirectoryError(f"cannot write results to {path}: it is a folder, not a "
+                                    "file")  # fmt: skip
+        started.append(True)  # from here the partial file is this run's
+        writer = ResultWriter(path)  # fails here, before any work, if the folder is not writable
         base_env = worker_env()
         unavailable = {s: why for s in specs if (why := precheck(s)) is not None}
         candidates = [s for s in specs if s not in unavailable]
