@@ -19,7 +19,8 @@ from vecx.training import executors as executors_module
 
 LINREG = vecx.PRESETS["linreg"]
 CONTRACT_KEYS = [
-    "preset", "backend", "optimizer", "executor", "lr", "batch_size", "epochs", "examples",
+    "preset", "backend", "optimizer", "executor", "mode", "compile_s", "compiles", "lr",
+    "batch_size", "epochs", "examples",
     "losses", "times", "steps", "metrics", "loss", "epoch_time", "params", "dtype",
 ]  # fmt: skip
 
@@ -208,7 +209,7 @@ def test_compiled_step_is_built_once_per_backend(backend) -> None:
     vecx.train(backend, "airfoil-gd", epochs=1, lr=0.5)
     assert dict(executors_module._cache[backend]) == built
     fns = next(f for f in built.values() if f.warmed)
-    assert [key[1:] for key in fns.warmed] == [((1500, 5), (1500, 1), 1500)]
+    assert [key[1:4] for key in fns.warmed] == [((1500, 5), (1500, 1), 1500)]
 
 
 def test_the_compiled_step_cache_is_bounded() -> None:

@@ -9,9 +9,12 @@ once against it. Importing vecx imports no framework.
 from vecx.data import data_iter, load_airfoil, load_digits, synthetic_data
 from vecx.protocol import (
     DTYPES,
+    MODES,
     Backend,
     BackendUnavailable,
     Capabilities,
+    ModeUnsupported,
+    Recompiled,
     TracedRandomness,
     TrainingDiverged,
     UnsupportedDtype,
@@ -38,6 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DTYPES",
+    "MODES",
     "PRESETS",
     "TASKS",
     "Backend",
@@ -48,6 +52,8 @@ __all__ = [
     "Checkpoint",
     "History",
     "Measurement",
+    "ModeUnsupported",
+    "Recompiled",
     "Task",
     "Timer",
     "TracedRandomness",

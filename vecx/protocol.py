@@ -27,6 +27,9 @@ DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
 DEFAULT_DTYPE = "float32"
 #: Non-float dtype names that ``astype`` also accepts (masks and labels).
 OTHER_DTYPES: tuple[str, ...] = ("int32", "int64", "bool")
+#: How the steps of a training run execute (``vecx.training.executors``): one uncompiled
+#: call per step, one compiled call per step, one compiled call per segment of steps.
+MODES: tuple[str, ...] = ("eager", "jit", "fused")
 #: Float32 matmul precision: "float32" is full IEEE float32 (TF32 off); "tf32" opts in.
 PRECISIONS: tuple[str, ...] = ("float32", "tf32")
 
@@ -86,6 +89,16 @@ class TracedRandomness(VecxError, TypeError):
     """``be.normal``/``be.permutation`` inside a compiled function that does not pass the
     backend's random key through: each call would draw the same numbers. Compile it with
     ``be.jit(f, rng=True)``."""
+
+
+class ModeUnsupported(VecxError, ValueError):
+    """A backend cannot run an execution mode (``eager``, ``jit``, ``fused``); the message
+    says why, and results record it as unsupported rather than run another mode."""
+
+
+class Recompiled(VecxError, RuntimeError):
+    """A compiled step compiled again inside a timed region (a new shape, dtype or
+    constant): its compile time would be counted as training time."""
 
 
 class TrainingDiverged(VecxError, ArithmeticError):
@@ -207,6 +220,12 @@ class Backend(Protocol):
         self, f: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
     ) -> Callable: ...
     def jit(self, f: Callable, *, rng: bool = False) -> Callable: ...
+    # Optional (not required of a plugin): ``compile(step, *, mode, rng=False)`` compiles
+    # a training step ``step(state, idx, *args) -> state`` for ``mode="jit"`` (one call
+    # per step) or ``"fused"`` (``fused(state, block, *args)`` runs the step once per row
+    # of the index block ``block``). The result has ``compiles()``, the compilations so
+    # far, and ``seal()``, after which compiling again raises `Recompiled`; a mode the
+    # backend cannot run raises `ModeUnsupported` naming the reason.
 
     # execution and metadata
     def sync(self, x: Any = None) -> Any: ...

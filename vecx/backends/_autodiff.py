@@ -32,6 +32,7 @@ Python overhead per node, not arithmetic, decides the speed (bench/overhead.py).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,11 @@ CONSTANT = (
     "(the operators and the backend's methods: be.exp, be.sum, ...), or return it as aux "
     "with has_aux=True"
 )
+
+
+#: Per thread: ``context``, the `_replay.Replayed` step running (None outside one), and
+#: ``tracing``, set while the replay compiler traces (a random draw then is an error).
+REPLAY = threading.local()
 
 
 class Primitive:
@@ -121,13 +127,16 @@ def identity(xp: Any, g: Any, ans: Any, *args: Any) -> Any:
 
 
 class Tape:
-    __slots__ = ("xp", "ndarray", "nodes", "locked")
+    __slots__ = ("xp", "ndarray", "nodes", "locked", "recording")
 
-    def __init__(self, xp: Any) -> None:
+    def __init__(self, xp: Any, recording: bool = False) -> None:
         self.xp = xp
         self.ndarray = xp.ndarray
         self.nodes: list[Tracer] = []
         self.locked: list[Any] = []  # constant arrays made read-only until the backward
+        #: tracing for the replay compiler (``_replay``): every array computed from a
+        #: tracer, a comparison's mask too, becomes a node, so none is baked in as a constant
+        self.recording = recording
 
     def keep(self, value: Any) -> Any:
         """A constant operand as the tape may keep it (module docstring): a small array is
@@ -165,15 +174,18 @@ class Tracer:
     all its VJPs need.
     """
 
-    __slots__ = ("value", "tape", "args", "parents", "g")
+    __slots__ = ("value", "tape", "args", "parents", "g", "prim")
     __array_priority__ = 1000
 
-    def __init__(self, value: Any, tape: Tape, parents: tuple, args: tuple) -> None:
+    def __init__(
+        self, value: Any, tape: Tape, parents: tuple, args: tuple, prim: Primitive | None = None
+    ) -> None:  # fmt: skip
         self.value = value
         self.tape = tape
         self.parents = parents
         self.args = args
         self.g = None
+        self.prim = prim  # what made it (None for an argument): the replay compiler reads it
         if parents:
             tape.nodes.append(self)
 
@@ -249,24 +261,25 @@ class Tracer:
         public = module if module.startswith("numpy.") and "._" not in module else "numpy"
         raise TypeError(_instead(name, public))
 
-    # comparisons: the plain comparison of the values, a constant (as in JAX)
+    # comparisons: the plain comparison of the values, a constant (as in JAX); a node
+    # while the replay compiler traces, so that the mask is computed again at each replay
     def __eq__(self, other: Any) -> Any:  # type: ignore[override]
-        return self.value == (other.value if type(other) is Tracer else other)
+        return derived(_EQ, self, other)
 
     def __ne__(self, other: Any) -> Any:  # type: ignore[override]
-        return self.value != (other.value if type(other) is Tracer else other)
+        return derived(_NE, self, other)
 
     def __lt__(self, other: Any) -> Any:
-        return self.value < (other.value if type(other) is Tracer else other)
+        return derived(_LT, self, other)
 
     def __le__(self, other: Any) -> Any:
-        return self.value <= (other.value if type(other) is Tracer else other)
+        return derived(_LE, self, other)
 
     def __gt__(self, other: Any) -> Any:
-        return self.value > (other.value if type(other) is Tracer else other)
+        return derived(_GT, self, other)
 
     def __ge__(self, other: Any) -> Any:
-        return self.value >= (other.value if type(other) is Tracer else other)
+        return derived(_GE, self, other)
 
     __hash__ = None  # type: ignore[assignment]  # like arrays, once == is elementwise
 
@@ -327,10 +340,10 @@ class Tracer:
         return self @ other
 
     def argmax(self, axis: Any = None) -> Any:
-        return self.value.argmax(axis=axis)  # an index: a constant
+        return derived(_ARGMAX, self, axis)  # an index: a constant
 
     def argmin(self, axis: Any = None) -> Any:
-        return self.value.argmin(axis=axis)
+        return derived(_ARGMIN, self, axis)
 
     def __setitem__(self, idx: Any, value: Any) -> None:
         raise TypeError(
@@ -341,7 +354,7 @@ class Tracer:
     def astype(self, dtype: Any) -> Any:
         dtype = self.tape.xp.dtype(dtype)
         if dtype.kind not in "fc":  # to integers or booleans: a constant (as in JAX)
-            return self.value.astype(dtype)
+            return derived(AS_CONSTANT, self, dtype)
         return PRIMITIVES["astype"](self.tape.xp, self, dtype)
 
 
@@ -349,7 +362,38 @@ def _reduce_method(name: str, x: Tracer, axis: Any, keepdims: bool) -> Tracer:
     value = x.value
     args = (value, normalize_axis(axis, value.ndim), bool(keepdims))
     prim = PRIMITIVES[name]
-    return Tracer(prim.fn(x.tape.xp, *args), x.tape, ((x, prim.vjps[0]),), args)
+    return Tracer(prim.fn(x.tape.xp, *args), x.tape, ((x, prim.vjps[0]),), args, prim)
+
+
+def derived(prim: Primitive, *args: Any) -> Any:
+    """``prim`` (never differentiated: a comparison, a cast to integers, an argmax) of the
+    values of ``args``: a constant, as in JAX. While the replay compiler traces, a node on
+    the tape instead, so the replayed step computes it again rather than reusing the
+    first call's mask."""
+    for a in args:
+        if type(a) is Tracer:
+            if a.tape.recording:
+                return apply(prim, args)
+            return prim.fn(a.tape.xp, *[v.value if type(v) is Tracer else v for v in args])
+    raise TypeError(f"{prim.name} needs a traced array")
+
+
+def _constant_primitive(name: str, fn: Callable[..., Any], arity: int) -> Primitive:
+    prim = Primitive(name, fn, reads=False)
+    prim.vjps = (None,) * arity
+    return prim
+
+
+_EQ = _constant_primitive("equal", lambda xp, a, b: a == b, 2)
+_NE = _constant_primitive("not_equal", lambda xp, a, b: a != b, 2)
+_LT = _constant_primitive("less", lambda xp, a, b: a < b, 2)
+_LE = _constant_primitive("less_equal", lambda xp, a, b: a <= b, 2)
+_GT = _constant_primitive("greater", lambda xp, a, b: a > b, 2)
+_GE = _constant_primitive("greater_equal", lambda xp, a, b: a >= b, 2)
+_ARGMAX = _constant_primitive("argmax", lambda xp, x, axis: x.argmax(axis=axis), 2)
+_ARGMIN = _constant_primitive("argmin", lambda xp, x, axis: x.argmin(axis=axis), 2)
+AS_CONSTANT = _constant_primitive("astype_constant", lambda xp, x, dtype: x.astype(dtype), 2)
+ISFINITE = _constant_primitive("isfinite", lambda xp, x: xp.isfinite(x), 1)
 
 
 def own_index(idx: Any) -> Any:
@@ -385,7 +429,10 @@ def apply(prim: Primitive, args: tuple) -> Any:
         for i, a in enumerate(args):
             if type(a) is not Tracer:
                 values[i] = tape.keep(a)
-    return Tracer(prim.fn(tape.xp, *values), tape, tuple(parents), tuple(values))
+    out = Tracer(prim.fn(tape.xp, *values), tape, tuple(parents), tuple(values), prim)
+    if not parents and tape.recording:  # computed from tracers, never differentiated
+        tape.nodes.append(out)
+    return out
 
 
 def unary(prim: Primitive, x: Tracer) -> Tracer:
@@ -394,7 +441,7 @@ def unary(prim: Primitive, x: Tracer) -> Tracer:
     tape = x.tape
     op = prim.op
     out = op(value) if op is not None else prim.fn(tape.xp, value)
-    return Tracer(out, tape, ((x, prim.vjps[0]),), (value,))
+    return Tracer(out, tape, ((x, prim.vjps[0]),), (value,), prim)
 
 
 def binary(prim: Primitive, a: Any, b: Any) -> Tracer:
@@ -417,7 +464,7 @@ def binary(prim: Primitive, a: Any, b: Any) -> Tracer:
         parents = ((b, prim.vjps[1]),)
     op = prim.op
     out = op(av, bv) if op is not None else prim.fn(tape.xp, av, bv)
-    return Tracer(out, tape, parents, (av, bv))
+    return Tracer(out, tape, parents, (av, bv), prim)
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
@@ -473,10 +520,17 @@ def value_and_grad(
     """
     nums, single = normalize_argnums(argnums)
     ndarray = xp.ndarray
+    programs: dict[Any, Any] = {}  # the replay compiler's traces of f, by signature
 
     def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
         nargs = len(args)
         positions = nums if single and 0 <= nums[0] < nargs else check_argnums(nums, nargs)
+        context = getattr(REPLAY, "context", None)
+        if context is not None:  # inside a step compiled by the replay compiler
+            unique = tuple(dict.fromkeys(positions))
+            value, aux, finished, layout = _replay.replayed_value_and_grad(
+                context, programs, f, args, unique, xp, asarray, has_aux)  # fmt: skip
+            return _assemble(value, aux, finished, layout, positions, single, has_aux)
         tape = Tape(xp)
         args = list(args)
         traced = []
@@ -519,19 +573,29 @@ def value_and_grad(
             # now, not at the next garbage collection (~15% of a linreg step); the locked
             # constants are writeable again.
             tape.release()
-        if single:
-            _, tracers, rebuild = traced[0]
-            grad = rebuild(_own([_finish(t, xp) for t in tracers]))
-        else:
-            finished = _own([_finish(t, xp) for _, tracers, _ in traced for t in tracers])
-            grads, start = {}, 0
-            for i, tracers, rebuild in traced:
-                grads[i] = rebuild(finished[start : start + len(tracers)])
-                start += len(tracers)
-            grad = _distinct(tuple(grads[i] for i in positions))
-        return ((value, aux) if has_aux else value), grad
+        finished = [_finish(t, xp) for _, tracers, _ in traced for t in tracers]
+        layout = [(i, len(tracers), rebuild) for i, tracers, rebuild in traced]
+        return _assemble(value, aux, finished, layout, positions, single, has_aux)
 
     return value_and_grad_f
+
+
+def _assemble(
+    value: Any, aux: Any, finished: list[Any], layout: list[tuple[int, int, Any]],
+    positions: tuple[int, ...], single: bool, has_aux: bool,
+) -> tuple[Any, Any]:  # fmt: skip
+    """``value_and_grad``'s result from the gradient leaves, in the arguments' structure;
+    ``layout`` is ``(argnum, leaves, rebuild)`` per differentiated argument."""
+    finished = _own(finished)
+    if single:
+        grad = layout[0][2](finished)
+    else:
+        grads, start = {}, 0
+        for i, count, rebuild in layout:
+            grads[i] = rebuild(finished[start : start + count])
+            start += count
+        grad = _distinct(tuple(grads[i] for i in positions))
+    return ((value, aux) if has_aux else value), grad
 
 
 def _not_scalar_shape(value: Any) -> ValueError:
@@ -607,7 +671,7 @@ def _operator(prim: Primitive, reflected: bool) -> Callable[[Tracer, Any], Trace
             tape = self.tape
             if reads and type(other) is tape.ndarray:  # Tape.keep, inlined
                 other = other.copy() if other.size <= COPY_ELEMENTS else tape.lock(other)
-            return Tracer(op(other, value), tape, ((self, vjp_b),), (other, value))
+            return Tracer(op(other, value), tape, ((self, vjp_b),), (other, value), prim)
 
         return reflected_method
 
@@ -618,10 +682,11 @@ def _operator(prim: Primitive, reflected: bool) -> Callable[[Tracer, Any], Trace
             if other.tape is not tape:
                 raise TypeError(NESTED)
             ov = other.value
-            return Tracer(op(value, ov), tape, ((self, vjp_a), (other, vjp_b)), (value, ov))
+            return Tracer(op(value, ov), tape, ((self, vjp_a), (other, vjp_b)), (value, ov),
+                          prim)  # fmt: skip
         if reads and type(other) is tape.ndarray:  # Tape.keep, inlined
             other = other.copy() if other.size <= COPY_ELEMENTS else tape.lock(other)
-        return Tracer(op(value, other), tape, ((self, vjp_a),), (value, other))
+        return Tracer(op(value, other), tape, ((self, vjp_a),), (value, other), prim)
 
     return method
 
@@ -678,5 +743,6 @@ def _instead(name: str, module: str = "numpy") -> str:
                "methods (be.exp, be.log, be.sum, ...)")  # fmt: skip
     return f"{module}.{name} cannot be applied to a traced array: {use}"
 
-# The table lives in _vjps, which fills PRIMITIVES and then calls install_operators().
-from vecx.backends import _vjps  # noqa: E402, F401
+# The table lives in _vjps, which fills PRIMITIVES and then calls install_operators();
+# the replay compiler (mode="jit") in _replay.
+from vecx.backends import _replay, _vjps  # noqa: E402, F401

@@ -29,6 +29,8 @@ from vecx.protocol import (
     DTYPES,
     PRECISIONS,
     Capabilities,
+    ModeUnsupported,
+    Recompiled,
     UnsupportedDtype,
     check_dtype,
 )
@@ -37,6 +39,47 @@ from vecx.protocol import (
 SCALARS = (int, float, bool)
 #: Reductions that need floating-point input (as in the array API standard).
 FLOAT_REDUCTIONS = frozenset(("mean", "logsumexp"))
+
+
+class CompiledStep:
+    """A step compiled by ``be.compile``: ``fn`` is what the hot loop calls; ``compiles()``
+    counts the compilations so far; after ``seal()``, ``verify()`` raises `Recompiled` if
+    there were more (a backend that can refuse at once, as the replay compiler does,
+    does so in ``on_seal``). ``warm`` runs it without using up random numbers."""
+
+    __slots__ = ("fn", "warm", "_count", "_sealed_at", "_on_seal")
+
+    def __init__(
+        self, fn: Callable[..., Any], count: Callable[[], int],
+        warm: Callable[..., Any] | None = None, on_seal: Callable[[bool], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.fn = fn
+        self.warm = warm or fn
+        self._count = count
+        self._sealed_at: int | None = None
+        self._on_seal = on_seal
+
+    def compiles(self) -> int:
+        return self._count()
+
+    def seal(self) -> None:
+        self._sealed_at = self._count()
+        if self._on_seal is not None:
+            self._on_seal(True)
+
+    def unseal(self) -> None:
+        """Compiling is allowed again (a warm-up for new shapes)."""
+        self._sealed_at = None
+        if self._on_seal is not None:
+            self._on_seal(False)
+
+    def verify(self) -> None:
+        if self._sealed_at is not None and self._count() > self._sealed_at:
+            raise Recompiled(
+                f"the step compiled again inside the timed region ({self._count() - self._sealed_at} "
+                "more compilations: a new shape, dtype or constant); the warm-up compiles "
+                "every shape a run uses"
+            )
 
 
 class BaseBackend:
@@ -334,6 +377,13 @@ class BaseBackend:
         """Eager frameworks run ``f`` as it is (draws inside it just work); compiling ones
         override this, and with ``rng=True`` pass the random key through ``f``."""
         return f
+
+    def compile(self, step: Callable, *, mode: str, rng: bool = False) -> CompiledStep:
+        """A training step compiled for ``mode`` (``vecx.protocol``): ``eager`` is the step
+        itself; nothing compiles by default."""
+        if mode == "eager":
+            return CompiledStep(step, lambda: 0)
+        raise ModeUnsupported(f"{self.spec} has no compiler for mode {mode!r}")
 
     def _base_info(self) -> dict[str, Any]:
         return {

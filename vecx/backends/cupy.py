@@ -19,8 +19,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from vecx.backends._base import check_index_bounds, host_index
-from vecx.backends.numpy import NumpyBackend
-from vecx.protocol import DTYPES, BackendUnavailable, Capabilities
+from vecx.backends._autodiff import REPLAY
+from vecx.backends.numpy import DRAW_WHILE_REPLAYING, NumpyBackend
+from vecx.protocol import (
+    DTYPES,
+    BackendUnavailable,
+    Capabilities,
+    ModeUnsupported,
+    TracedRandomness,
+)
 
 
 def probe(device: str) -> str | None:
@@ -117,7 +124,19 @@ class CupyBackend(NumpyBackend):
     def permutation(self, n: int) -> Any:
         # cupy.random.Generator has no permutation (CuPy 14); sorting uniform keys drawn
         # from the same seeded generator gives one, as RandomState.permutation does.
+        if getattr(REPLAY, "tracing", False):
+            raise TracedRandomness(DRAW_WHILE_REPLAYING)
         return self.xp.argsort(self._rng.random(int(n)))
+
+    def compile(self, step: Callable, *, mode: str, rng: bool = False) -> Any:
+        """``jit`` as on NumPy (the replay compiler); ``fused``, a segment captured as a
+        CUDA graph, is not built yet."""
+        if mode == "fused":
+            raise ModeUnsupported(
+                f"mode 'fused' on {self.spec} needs a segment captured as a CUDA graph, "
+                "which vecx does not build yet for cupy"
+            )
+        return super().compile(step, mode=mode, rng=rng)
 
     def value_and_grad(
         self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False

@@ -46,6 +46,7 @@ import numpy as np
 
 from vecx.backends._base import (
     BaseBackend,
+    CompiledStep,
     check_argnums,
     check_index_bounds,
     loss_output,
@@ -474,7 +475,64 @@ class JaxBackend(BaseBackend):
             return keyed(self._key, *args, **kwargs)[0]
 
         jitted.warm = warm  # type: ignore[attr-defined]
+        jitted.cache_size = keyed._cache_size  # type: ignore[attr-defined]
         return jitted
+
+    def compile(self, step: Callable, *, mode: str, rng: bool = False) -> CompiledStep:
+        """``jit``: ``jax.jit`` of the step (``be.jit``). ``fused``: ``jax.jit`` of a
+        ``lax.scan`` of the step over the rows of a segment's index block, so a segment is
+        one dispatch; with ``rng``, the backend's key is carried through the scan."""
+        jax = self.jax
+        if mode == "eager":  # op by op; a warm-up must leave the key as it was
+
+            def warm_eager(*args: Any) -> Any:
+                key = self._key
+                try:
+                    return step(*args)
+                finally:
+                    self._key = key
+
+            return CompiledStep(step, lambda: 0, warm=warm_eager)
+        if mode == "jit":
+            fn = self.jit(step, rng=rng)
+            count = fn.cache_size if rng else fn._cache_size  # type: ignore[attr-defined]
+            return CompiledStep(fn, count, warm=getattr(fn, "warm", None))
+        if mode != "fused":
+            return super().compile(step, mode=mode, rng=rng)
+        scan = jax.lax.scan
+        if not rng:
+
+            def over(state: Any, block: Any, *args: Any) -> Any:
+                return scan(lambda s, idx: (step(s, idx, *args), None), state, block)[0]
+
+            fused = jax.jit(over)
+            return CompiledStep(fused, fused._cache_size)
+        stack = self._traced_keys.stack
+
+        def over_keyed(key: Any, state: Any, block: Any, *args: Any) -> Any:
+            def body(carry: Any, idx: Any) -> Any:
+                s, k = carry
+                stack.append(k)
+                try:
+                    s = step(s, idx, *args)
+                    k = stack[-1]
+                finally:
+                    stack.pop()
+                return (s, k), None
+
+            (s, k), _ = scan(body, (state, key), block)
+            return s, k
+
+        keyed = jax.jit(over_keyed)
+
+        def fused_keyed(state: Any, block: Any, *args: Any) -> Any:
+            s, self._key = keyed(self._key, state, block, *args)
+            return s
+
+        def warm(state: Any, block: Any, *args: Any) -> Any:
+            return keyed(self._key, state, block, *args)[0]
+
+        return CompiledStep(fused_keyed, keyed._cache_size, warm=warm)
 
     def sync(self, x: Any = None) -> Any:
         """Block on ``x``; with no argument, on a fresh tiny computation on this device.

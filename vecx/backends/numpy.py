@@ -11,10 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 from vecx.backends import _autodiff
-from vecx.backends._autodiff import PRIMITIVES, Tracer, own_index
-from vecx.backends._base import BaseBackend, matmul_shape_error, normalize_shape
+from vecx.backends._autodiff import AS_CONSTANT, ISFINITE, PRIMITIVES, Tracer, derived, own_index
+from vecx.backends._base import BaseBackend, CompiledStep, matmul_shape_error, normalize_shape
+from vecx.backends._replay import Replayed
 from vecx.environment import cpu_model, runtime_settings
-from vecx.protocol import DTYPES, Capabilities
+from vecx.protocol import DTYPES, Capabilities, ModeUnsupported, TracedRandomness
+
+DRAW_WHILE_REPLAYING = (
+    "a random draw inside a step compiled by the replay compiler (mode 'jit') would be "
+    "recorded once and replayed at every step; use mode 'eager' for a loss that draws"
+)
 
 
 class NumpyBackend(BaseBackend):
@@ -63,6 +69,8 @@ class NumpyBackend(BaseBackend):
         self._rng = self.xp.random.default_rng(self._seed)
 
     def normal(self, mean: float, std: float, shape: Any, dtype: str | None = None) -> Any:
+        if getattr(_autodiff.REPLAY, "tracing", False):
+            raise TracedRandomness(DRAW_WHILE_REPLAYING)
         name = self._float_name(dtype)
         draw_dtype = name if name in ("float32", "float64") else "float32"
         x = self._rng.standard_normal(normalize_shape(shape), dtype=getattr(self.xp, draw_dtype))
@@ -70,6 +78,8 @@ class NumpyBackend(BaseBackend):
         return x.astype(getattr(self.xp, name), copy=False)
 
     def permutation(self, n: int) -> Any:
+        if getattr(_autodiff.REPLAY, "tracing", False):
+            raise TracedRandomness(DRAW_WHILE_REPLAYING)
         return self._rng.permutation(int(n))
 
     # compute
@@ -99,11 +109,12 @@ class NumpyBackend(BaseBackend):
     def _astype(self, x: Any, dtype: str) -> Any:
         if dtype in DTYPES:
             return PRIMITIVES["astype"](self.xp, x, dtype)
-        value = x.value if type(x) is Tracer else x  # a mask or labels: a constant
-        return value.astype(dtype)
+        if type(x) is Tracer:  # a mask or labels: a constant
+            return derived(AS_CONSTANT, x, self.xp.dtype(dtype))
+        return x.astype(dtype)
 
     def _isfinite(self, x: Any) -> Any:
-        return self.xp.isfinite(x.value if type(x) is Tracer else x)
+        return derived(ISFINITE, x) if type(x) is Tracer else self.xp.isfinite(x)
 
     # transformations
     def value_and_grad(
@@ -118,6 +129,24 @@ class NumpyBackend(BaseBackend):
         if type(obj) is float:
             return self.xp.asarray(obj, dtype=self._np_dtype(None))
         return self.xp.asarray(obj)
+
+    def compile(self, step: Callable, *, mode: str, rng: bool = False) -> CompiledStep:
+        """``jit``: the replay compiler (``_replay``), which traces each ``value_and_grad``
+        of the step once per signature and replays it. ``fused`` is not possible here."""
+        if mode == "jit":
+            if rng:
+                raise ModeUnsupported(
+                    f"mode 'jit' on {self.spec} replays a traced step, and a loss that draws "
+                    "random numbers would replay the first call's draws; use mode 'eager'"
+                )
+            replayed = Replayed(step)
+            return CompiledStep(replayed, replayed.compiles, on_seal=replayed.seal)
+        if mode == "fused":
+            raise ModeUnsupported(
+                f"{self.spec} runs one {self.name} call per operation and has nothing to fuse "
+                "a segment's steps with (mode 'fused' needs jax, or a CUDA graph)"
+            )
+        return super().compile(step, mode=mode, rng=rng)
 
     def sync(self, x: Any = None) -> Any:
         return x

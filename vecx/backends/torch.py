@@ -22,6 +22,7 @@ import numpy as np
 from vecx.backends._base import (
     SCALARS,
     BaseBackend,
+    CompiledStep,
     check_argnums,
     check_index_bounds,
     host_index,
@@ -32,7 +33,7 @@ from vecx.backends._base import (
 )
 from vecx.backends.numpy import _is_integer
 from vecx.environment import cpu_model
-from vecx.protocol import DTYPES, OTHER_DTYPES, Capabilities
+from vecx.protocol import DTYPES, OTHER_DTYPES, Capabilities, ModeUnsupported
 from vecx.pytree import flatten, tree_map
 
 #: Tensor methods that reduce a whole tensor, by reduction name.
@@ -400,6 +401,8 @@ class TorchBackend(BaseBackend):
 
         def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
             positions = check_argnums(nums, len(args))
+            if torch.compiler.is_compiling():  # inside torch.compile: autograd.grad breaks
+                return self._functional_value_and_grad(f, args, positions, single, has_aux)
             depth = getattr(_nesting, "depth", 0)
             args = list(args)
             traced = []
@@ -441,6 +444,63 @@ class TorchBackend(BaseBackend):
             return value, grad
 
         return value_and_grad_f
+
+    def _functional_value_and_grad(
+        self, f: Callable[..., Any], args: tuple, positions: tuple[int, ...], single: bool,
+        has_aux: bool,
+    ) -> tuple[Any, Any]:  # fmt: skip
+        """``value_and_grad`` through ``torch.func.grad``, which ``torch.compile`` traces
+        into one graph with the forward (``mode="jit"``)."""
+        torch = self.xp
+        unique = tuple(dict.fromkeys(positions))
+
+        def scalar_f(*differentiated: Any) -> tuple[Any, Any]:
+            full = list(args)
+            for i, a in zip(unique, differentiated, strict=True):
+                full[i] = a
+            out, aux = loss_output(f(*full), has_aux)
+            return out.reshape(()), ((out, aux) if has_aux else out)
+
+        grads, kept = torch.func.grad(
+            scalar_f, argnums=tuple(range(len(unique))), has_aux=True
+        )(*(args[i] for i in unique))
+        value, aux = kept if has_aux else (kept, None)
+        by_arg = dict(zip(unique, grads, strict=True))
+        grad = by_arg[positions[0]] if single else tuple(by_arg[i] for i in positions)
+        return ((value, aux) if has_aux else value), grad
+
+    def compile(self, step: Callable, *, mode: str, rng: bool = False) -> CompiledStep:
+        """``jit``: ``torch.compile(step, fullgraph=True)``, the gradient through
+        ``torch.func`` (one graph: gather, forward, backward, update), host indices made
+        tensors before the call. ``fused`` needs CUDA graphs, which vecx does not build
+        yet (and which do not exist on the CPU)."""
+        torch = self.xp
+        if mode == "fused":
+            raise ModeUnsupported(
+                f"mode 'fused' on {self.spec} needs a segment captured as a CUDA graph"
+                + (", which vecx does not build yet for torch" if self._cuda
+                   else ", and CUDA graphs need a CUDA device")  # fmt: skip
+            )
+        if mode != "jit":
+            return super().compile(step, mode=mode, rng=rng)
+        compilations = [0]
+        inductor = torch._dynamo.lookup_backend("inductor")
+
+        def counting(graph: Any, example_inputs: Any) -> Any:
+            compilations[0] += 1
+            return inductor(graph, example_inputs)
+
+        compiled = torch.compile(step, fullgraph=True, dynamic=False, backend=counting)
+        from_numpy, device, cuda = torch.from_numpy, self._device, self._cuda
+
+        def call(state: Any, idx: Any, *args: Any) -> Any:
+            if type(idx) is np.ndarray:
+                idx = from_numpy(idx)
+                if cuda:
+                    idx = idx.to(device, non_blocking=True)
+            return compiled(state, idx, *args)
+
+        return CompiledStep(call, lambda: compilations[0])
 
     def _differentiate(
         self, f: Callable[..., Any], args: list[Any], flat: list[Any], has_aux: bool, depth: int

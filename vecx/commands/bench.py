@@ -89,6 +89,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "killed, the case recorded as timed out and the rest run in a new worker (default: "
         "120, or 100 x the timing's longest measurement if longer)",
     )  # fmt: skip
+    p.add_argument(
+        "--modes", type=_csv, metavar="LIST",
+        help="execution modes of the training suite, comma-separated: eager (one "
+        "uncompiled call per step), jit (one compiled call per step), fused (one per "
+        "segment); each preset runs in each, with its compile time (default: each "
+        "backend's own, jit on jax, eager elsewhere)",
+    )  # fmt: skip
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     p.set_defaults(func=run)
 
@@ -103,7 +110,7 @@ def _folder(text: str) -> Path:
 #: Command-line flag of each engine option, for its errors.
 _FLAGS = {"backends": "--backends", "suites": "--suites", "seed": "--seed",
           "baseline": "--baseline", "threads": "--threads",
-          "case_timeout": "--case-timeout"}  # fmt: skip
+          "case_timeout": "--case-timeout", "modes": "--modes"}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         case_timeout=args.case_timeout,
+        modes=args.modes,
     )
     try:
         outcome = run_bench(opts)

@@ -26,6 +26,7 @@ from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from vecx.protocol import MODES
     from vecx.training import OPTIMIZERS, PRESETS
 
     p = sub.add_parser(
@@ -43,6 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="passes over the data (default: the preset's)")
     p.add_argument("--optimizer", choices=list(OPTIMIZERS), type=str.lower,
                    help="sgd or momentum (beta 0.9) (default: the preset's, sgd)")
+    p.add_argument("--mode", choices=MODES, type=str.lower,
+                   help="eager (one uncompiled call per step), jit (one compiled call per "
+                   "step) or fused (one compiled call per segment between checkpoints); "
+                   "default: jit where the backend compiles (jax), else eager")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the data, initial parameters and batch order (default 0)")
     p.add_argument("--log-every", type=int, default=200, metavar="N",
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                 history = vecx.train(
                     be, args.preset, lr=args.lr, batch_size=args.batch_size,
                     epochs=args.epochs, seed=args.seed, log_every=args.log_every,
-                    optimizer=optimizer, callback=progress.update,
+                    optimizer=optimizer, callback=progress.update, mode=args.mode,
                 )  # fmt: skip
         except (KeyboardInterrupt, vecx.TrainingDiverged) as exc:
             partial = getattr(exc, "history", None)
@@ -117,8 +122,10 @@ def run(args: argparse.Namespace) -> int:
     reference = (f" (d2l: {preset.d2l_loss:g})"
                  if preset.d2l_loss is not None and as_in_d2l else "")  # fmt: skip
     accuracy = f", accuracy {100 * history.accuracy:.2f}%" if history.accuracy is not None else ""
+    compiled = (f", compiled in {history.compile_s:.3g} s before the clock"
+                if history.compile_s else "")  # fmt: skip
     print(f"loss {history.loss:.6g}{reference}{accuracy}, "
-          f"{history.epoch_time:.4g} sec/epoch on {be.spec}")
+          f"{history.epoch_time:.4g} sec/epoch on {be.spec} ({history.mode}{compiled})")
     if args.plot:
         from vecx.plots import plot_train_history
 

@@ -51,6 +51,9 @@ class BenchOptions:
     #: Seconds one case may run before its worker is killed (with its process group) and
     #: the case recorded as timed out; ``None``: `default_case_timeout` of the timing.
     case_timeout: float | None = None
+    #: Execution modes (``vecx.MODES``) of the suites that take them (``Suite.options``):
+    #: each of their cases runs once per mode. ``None``: each backend's default mode.
+    modes: list[str] | None = None
 
 
 def candidate_specs(selection: Sequence[str] | None) -> list[str]:
@@ -155,6 +158,20 @@ def check_case_timeout(seconds: Any) -> float | None:
         raise OptionError("case_timeout", f"case timeout must be a positive number of "
                           f"seconds, got {seconds!r}")  # fmt: skip
     return float(seconds)
+
+
+def check_modes(modes: Sequence[str] | None) -> list[str] | None:
+    """Known, distinct mode names in the order given, or None (the default)."""
+    from vecx.protocol import MODES
+
+    if modes is None:
+        return None
+    names = [str(m).strip().lower() for m in modes if str(m).strip()]
+    unknown = [m for m in names if m not in MODES]
+    if unknown or not names:
+        raise OptionError("modes", f"unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}"
+                          if unknown else f"no mode selected; choose from {', '.join(MODES)}")
+    return list(dict.fromkeys(names))
 
 
 def default_case_timeout(quick: bool) -> float:

@@ -32,6 +32,7 @@ The engine returns an `Outcome`; printing tables and drawing figures is the comm
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -53,6 +54,7 @@ from vecx.engine.options import (
     candidate_specs,
     check_baseline,
     check_case_timeout,
+    check_modes,
     check_seed,
     check_suites,
     check_threads,
@@ -213,6 +215,7 @@ def _run_bench(opts: BenchOptions, held: list[int]) -> Outcome:
     baseline = check_baseline(opts.baseline)
     threads = check_threads(opts.threads)
     timeout = check_case_timeout(opts.case_timeout) or default_case_timeout(opts.quick)
+    opts = _with_modes(opts, suites, selectors)
     original_int = signal.getsignal(signal.SIGINT)
     previous = signal.getsignal(signal.SIGTERM)
     with _before_any_case(path) as started:
@@ -391,6 +394,25 @@ def _plan(suite: Any, spec: str, opts: BenchOptions, sizes: dict[str, Any]) -> l
         where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
         raise OptionError("suites", f"suite {suite.name!r}: its plan for {spec} raised "
                           f"{error_text(exc)}{where}") from None  # fmt: skip
+
+
+def _with_modes(opts: BenchOptions, suites: list[Any], selectors: list[str]) -> BenchOptions:
+    """``opts`` with its modes passed, in ``sizes``, to each suite that takes them (its
+    workers get them there too); an `OptionError` if no selected suite does."""
+    modes = check_modes(opts.modes)
+    if modes is None:
+        return opts
+    sizes = {k: dict(v) for k, v in opts.sizes.items()}
+    takers = []
+    for suite, selector in zip(suites, selectors, strict=True):
+        if "modes" in getattr(suite, "options", ()):
+            own = sizes.setdefault(suite.name, dict(sizes.get(selector, {})))
+            own["modes"] = modes
+            takers.append(suite.name)
+    if not takers:
+        raise OptionError("modes", "none of the selected suites runs in modes ("
+                          f"{', '.join(s.name for s in suites)}); the training suite does")
+    return dataclasses.replace(opts, modes=modes, sizes=sizes)
 
 
 def _sizes(opts: BenchOptions, suite: Any, selector: str) -> dict[str, Any]:

@@ -77,6 +77,11 @@ OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "check_tolerance": (_FLOAT, "the largest check_error allowed"),
     "source": ((str,), "file:line of a workload"),
     "agrees": ((bool,), "a training loss agrees with the other backends'"),
+    "mode": ((str,), "how a training run's steps executed: eager, jit or fused"),
+    "compile_s": (_FLOAT, "seconds a training run's warm-up compiled, before its clock"),
+    "compiles": (_INT, "compilations of the training step (jit, fused)"),
+    "break_even_steps": (_FLOAT, "steps after which a compiled mode has paid for its "
+                         "compile_s against eager on the same backend and preset"),
     "ceiling": ((dict,), "what pct_of_ceiling divided by"),
     "threads": (_INT, "the CPU threads the backend computed with (BLAS, intra-op)"),
     "remeasured": ((dict,), "a suspect first measurement (threads, median_s, suspect) that "
@@ -85,7 +90,7 @@ OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
 
 
 #: Fields that are seconds, so never negative.
-TIME_FIELDS: tuple[str, ...] = ("median_s", "iqr_s", "first_call_s", "min_s")
+TIME_FIELDS: tuple[str, ...] = ("median_s", "iqr_s", "first_call_s", "min_s", "compile_s")
 
 
 class Record(TypedDict, total=False):

@@ -90,6 +90,10 @@ class Suite:
     description: str = ""
     #: Case names in the order tables and figures list them (others follow as they come).
     case_names: tuple[str, ...] = ()
+    #: Bench options this suite's ``plan`` and ``cases`` take as keywords, beyond
+    #: ``quick`` and ``seed``: ``"modes"`` (``vecx bench --modes``) runs every case once
+    #: per execution mode.
+    options: tuple[str, ...] = ()
 
     # ----------------------------------------------------------------- the cases
 

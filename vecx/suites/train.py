@@ -99,14 +99,18 @@ def plan(
     quick: bool = False,
     presets: list[str] | None = None,
     native: bool = True,
+    modes: Sequence[str] | None = None,
     **_: Any,
 ) -> list[tuple]:
-    """Every preset with ``impl = "vecx"``; torch and jax also with ``impl = "native"``."""
+    """Every preset with ``impl = "vecx"`` (once per mode of ``modes``, recorded in the
+    params; without, in the backend's default mode); torch and jax also with
+    ``impl = "native"``."""
     names = presets if presets is not None else _presets()
-    impls = ["vecx"]
+    variants: list[dict[str, Any]] = [{"impl": "vecx", "mode": m} for m in modes] if modes else [
+        {"impl": "vecx"}]  # fmt: skip
     if native and spec_name(device) in NATIVE and _has_native():
-        impls.append("native")
-    return [(p, {"preset": p, "impl": impl}) for p in names for impl in impls]
+        variants.append({"impl": "native"})
+    return [(p, {"preset": p, **v}) for p in names for v in variants]
 
 
 def cases(
@@ -118,31 +122,42 @@ def cases(
     overrides: dict[str, dict[str, Any]] | None = None,
     repeats: int | None = None,
     seed: int = 0,
+    modes: Sequence[str] | None = None,
 ) -> list[Case]:
     """The planned cases on ``be``; ``overrides`` (per preset) and ``repeats`` for tests.
 
     ``seed`` fixes the synthetic data, initial parameters and minibatch order (host
     generators in ``vecx.data``), identical on every backend.
     """
+    from vecx.protocol import ModeUnsupported
+    from vecx.results import result
     from vecx.training import PRESETS, train
 
     extra = overrides if overrides is not None else (QUICK_OVERRIDES if quick else {})
     runs = repeats if repeats is not None else (REPEATS_QUICK if quick else REPEATS)
 
-    def run(preset: str, impl: str) -> dict[str, Any]:
+    def run(params: dict[str, Any]) -> dict[str, Any]:
+        preset, impl, mode = params["preset"], params["impl"], params.get("mode")
         p = PRESETS[preset]
         over = dict(extra.get(preset, {}))
         hyper = {"lr": p.lr, "batch_size": p.batch_size, "epochs": p.epochs, **over}
         histories = []
+        label = f"train {preset} {impl}" + (f" {mode}" if mode else "")
         for _ in range(runs):
-            with timeline(f"train {preset} {impl}"):
+            with timeline(label):
                 executor = "native" if impl == "native" else None
-                histories.append(train(be, preset, seed=seed, executor=executor, **over))
+                try:
+                    histories.append(train(be, preset, seed=seed, executor=executor,
+                                           mode=mode, **over))  # fmt: skip
+                except ModeUnsupported as exc:  # a limit of the backend, not a failure
+                    return result(NAME, preset, be.name, be.device, dtype=be.dtype,
+                                  params={**params, **hyper, "overrides": over},
+                                  skipped=str(exc), mode=mode)  # fmt: skip
         times = [h.epoch_time for h in histories]
         median = statistics.median(times)
         h = min(histories, key=lambda x: abs(x.epoch_time - median))
-        meas = Measurement(tuple(times), 1, 0.0, f"train {preset} {impl}")
-        params = {"preset": preset, "impl": impl, **hyper, "overrides": over, "repeats": runs}
+        meas = Measurement(tuple(times), 1, 0.0, label)
+        params = {**params, **hyper, "overrides": over, "repeats": runs}
         curve = {"times": h.times, "losses": h.losses, "examples": h.examples}
         scores = {}
         if h.accuracy is not None:
@@ -153,14 +168,16 @@ def cases(
             curve=curve, agrees=None,
             note=NATIVE_NOTES.get(be.name) if impl == "native" else None,
             first_call_s=None,  # the trainer warms up (compiles) before its clock starts
+            mode=h.mode, compile_s=histories[0].compile_s, compiles=h.compiles,
             **scores,
         )  # fmt: skip
         rec["median_s"] = median  # seconds per epoch, over the runs
         return rec
 
     return [
-        Case(NAME, case, params, lambda p=params["preset"], i=params["impl"]: run(p, i))
-        for case, params in plan(be.spec, quick=quick, presets=presets, native=native)
+        Case(NAME, case, params, lambda p=params: run(p))
+        for case, params in plan(be.spec, quick=quick, presets=presets, native=native,
+                                 modes=modes)  # fmt: skip
     ]
 
 
@@ -215,6 +232,39 @@ def check_agreement(
     return disagreements
 
 
+def break_even(records: Iterable[dict[str, Any]]) -> None:
+    """Set ``break_even_steps`` on compiled-mode train records in place: the steps after
+    which the mode's compile time (less eager's warm-up) is paid back by its faster steps,
+    against eager on the same backend, device and preset. A mode no faster than eager
+    never pays back: None, and a note says so."""
+    from vecx.results import headline_s
+    from vecx.training import PRESETS
+
+    eager = {}
+    for rec in records:
+        if rec.get("suite") == NAME and rec.get("mode") == "eager" and headline_s(rec):
+            eager[(rec["backend"], rec["device"], rec["case"])] = rec
+    for rec in records:
+        if rec.get("suite") != NAME or rec.get("mode") in (None, "eager") or rec.get("error"):
+            continue
+        base = eager.get((rec["backend"], rec["device"], rec["case"]))
+        mine = headline_s(rec)
+        if base is None or mine is None or rec.get("compile_s") is None:
+            continue
+        batch = (rec.get("params") or {}).get("batch_size")
+        preset = PRESETS.get(rec["case"])
+        if not batch or preset is None:
+            continue
+        steps_per_epoch = math.ceil(preset.examples / batch)
+        saved = (headline_s(base) - mine) / steps_per_epoch  # seconds per step
+        cost = rec["compile_s"] - (base.get("compile_s") or 0.0)
+        if saved > 0:
+            rec["break_even_steps"] = max(0.0, cost / saved)
+        else:
+            extra = f"{rec['mode']} is no faster than eager here: its compile never pays back"
+            rec["note"] = f"{rec['note']}; {extra}" if rec.get("note") else extra
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -236,6 +286,19 @@ def _accuracy(value: Any) -> str:
 
 
 _AGREES = {True: "yes", False: "NO", None: "-"}
+
+
+def _seconds(value: Any) -> str:
+    """A compile time: ``-`` where nothing compiles, ``cached`` where an earlier run had."""
+    from vecx.tables import format_time
+
+    if value is None:
+        return "-"
+    return "cached" if value == 0 else format_time(value)
+
+
+def _steps(value: Any) -> str:
+    return "-" if value is None else f"{value:,.0f} steps"
 
 
 def _train_methods(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> Any:
@@ -367,6 +430,7 @@ class TrainSuite(ModuleSuite):
     version = 1
     title = "train: the trainer's presets (vecx trainer and framework-native)"
     description = "the trainer's presets (d2l's linreg, airfoil GD/SGD/minibatch, digits)"
+    options = ("modes",)
 
     @property
     def case_names(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -375,6 +439,7 @@ class TrainSuite(ModuleSuite):
     def finalize(self, records: list[dict[str, Any]], *, precision: str = "float32") -> Finalized:
         """The cross-backend loss check; its tolerance goes into the header."""
         flagged = check_agreement(records, precision=precision)
+        break_even(records)
         tolerance = {"rtol": AGREE_RTOL.get(precision, AGREE_RTOL["float32"]), "atol": AGREE_ATOL}
         return Finalized({"agree_tolerance": tolerance}, flagged, "with a disagreeing final loss")
 
@@ -382,9 +447,12 @@ class TrainSuite(ModuleSuite):
         return [
             case_column("preset"), backend_column(),
             Column("impl", lambda r: str((r.get("params") or {}).get("impl", "vecx")), "l", True),
+            Column("mode", lambda r: str(r.get("mode") or "-"), "l", True),
             Column("batch", _param("batch_size"), "r", True),
             Column("epochs", _param("epochs"), "r", True),
             Column("time / epoch", with_spread),
+            Column("compile", lambda r: _seconds(r.get("compile_s"))),
+            Column("break-even", lambda r: _steps(r.get("break_even_steps"))),
             Column("final loss", lambda r: format_loss(r.get("value"))),
             Column("accuracy", lambda r: _accuracy(r.get("accuracy"))),
             Column("agrees", lambda r: _AGREES.get(r.get("agrees"), "-"), "l"),

@@ -8,9 +8,21 @@ the optimizer, the data, the initial parameters). Everything else, the clock, th
 checkpoints, divergence and the history, belongs to the loop and is the same for every
 executor.
 
-* ``steps`` (the default): one call of ``be.jit(step)`` per minibatch, where ``step``
+* ``steps`` (the default), in one of three modes (``vecx.protocol.MODES``); the step
   gathers the batch (``be.index``), takes ``be.value_and_grad`` of the loss and applies
-  the optimizer: compiled on JAX, eager elsewhere.
+  the optimizer, the same function in every mode:
+
+  - ``eager``: one uncompiled call per minibatch (on JAX, op-by-op dispatch);
+  - ``jit``: one compiled call per minibatch, ``be.compile(step, mode="jit")``:
+    ``jax.jit``, ``torch.compile(fullgraph=True)``, the replay compiler on NumPy/CuPy;
+  - ``fused``: one compiled call per run of equal batches in a segment,
+    ``be.compile(step, mode="fused")`` (``jax.jit`` of ``lax.scan``).
+
+  Without a mode, ``jit`` where ``be.jit`` compiles (JAX), else ``eager``. Compilation
+  happens in the warm-up, before the clock, for every batch size and run shape the run
+  will use (`Problem.runs`), and is timed (``compile_s``); a compilation inside the
+  timed region raises `vecx.Recompiled`. A mode the backend cannot run raises
+  `vecx.ModeUnsupported` with the reason before any step.
 * ``native``: the framework-native reference trainers of the built-in tasks
   (``vecx.native``): PyTorch ``nn`` + ``optim``, a ``jax.jit`` step from ``jax.grad``.
 
@@ -22,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -30,12 +43,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vecx.protocol import Backend, TracedRandomness, capabilities
+from vecx.protocol import MODES, Backend, ModeUnsupported, TracedRandomness, capabilities
 from vecx.pytree import flatten, structure
 from vecx.training.optimizers import Optimizer
-from vecx.training.schedule import IndexBlock, batch_sizes
+from vecx.training.schedule import IndexBlock
 
-__all__ = ["EXECUTORS", "Executor", "Problem", "Program", "StepExecutor", "get_executor"]
+__all__ = ["EXECUTORS", "Executor", "Problem", "Program", "StepExecutor", "default_mode",
+           "get_executor"]  # fmt: skip
 
 LossFn = Callable[[Any, Any, Any], Any]
 
@@ -54,6 +68,15 @@ class Problem:
     lr: float
     batch_size: int
     task: Any = None  # the built-in task (vecx.training.tasks.Task), None for a user's loss
+    #: The ``(steps, batch)`` shapes of the run's index arrays (`schedule.run_shapes`):
+    #: what a warm-up compiles for. Empty: one run per batch size of an epoch.
+    runs: frozenset[tuple[int, int]] = frozenset()
+
+    def batch_sizes(self) -> list[int]:
+        """The distinct minibatch sizes, the full one first (errors then name it)."""
+        n = int(self.X.shape[0])
+        sizes = {b for _, b in self.runs} or {self.batch_size, n % self.batch_size} - {0}
+        return sorted(sizes, reverse=True)
 
 
 class Program(Protocol):
@@ -61,7 +84,7 @@ class Program(Protocol):
 
     ``segment`` runs a block's steps; interrupted (Ctrl-C), it sets ``exc.state`` on the
     ``KeyboardInterrupt`` to the state reached, so the partial history ends where the run
-    stopped rather than at the last checkpoint.
+    stopped rather than at the last checkpoint. ``warmup`` compiles before the clock.
     """
 
     state: Any  # the initial state; ``segment`` returns the next one
@@ -78,25 +101,34 @@ class Executor(Protocol):
     def build(self, problem: Problem) -> Program: ...
 
 
-# --- the default: one be.jit(step) call per minibatch --------------------------------
+def default_mode(be: Backend) -> str:
+    """The mode without one asked for: ``jit`` where ``be.jit`` compiles, else ``eager``."""
+    return "jit" if capabilities(be).compiles else "eager"
+
+
+# --- the default: vecx's step, in a mode ------------------------------------------------
 
 
 @dataclass
 class Compiled:
-    """A backend's jitted step and evaluation for one loss, optimizer and state layout,
-    and the problem shapes they have already run on (JAX compiles once per shape)."""
+    """A backend's step (in one mode) and evaluation for one loss, optimizer and state
+    layout, and the problem shapes they have already run on."""
 
-    step: Callable[..., Any]
+    step: Callable[..., Any]  # what the hot loop calls
     evaluate: Callable[..., Any]
+    mode: str
     rng: bool = False  # compiled with the random key passed through (the loss draws)
+    compiled: Any = None  # the backend's CompiledStep (compiles, seal, verify); None: eager
+    warm_step: Callable[..., Any] | None = None  # the step without using up random numbers
     warmed: set[tuple[Any, ...]] = field(default_factory=set)
     lrs: dict[float, Any] = field(default_factory=dict)
 
     def lr(self, be: Backend, lr: float) -> Any:
-        """``lr`` as the step takes it: a Python float where ``jit`` does not compile (the
-        cheapest scalar for NumPy and PyTorch), else a device scalar, kept for the next run
-        (a transfer costs ~70 us on JAX)."""
-        if not capabilities(be).compiles:
+        """``lr`` as the step takes it: a Python float in eager mode where nothing compiles
+        (the cheapest scalar for NumPy and PyTorch), else a device scalar, so that the
+        compiled step does not specialise on its value; kept for the next run (a
+        transfer costs ~70 us on JAX)."""
+        if self.mode == "eager" and not capabilities(be).compiles:
             return float(lr)
         try:
             return self.lrs[lr]
@@ -114,14 +146,16 @@ _cache: weakref.WeakKeyDictionary[Any, OrderedDict[Any, Compiled]] = weakref.Wea
 CACHE_SIZE = 32
 
 
-def compiled(be: Backend, key: Any, build: Callable[[], Compiled]) -> Compiled:
-    """``build()`` once per compiling backend instance (weakly) and ``key``, thread-safely.
+def compiled(be: Backend, key: Any, build: Callable[[], Compiled], keep: bool) -> Compiled:
+    """``build()`` once per backend instance (weakly) and ``key``, thread-safely, where
+    ``keep`` (something compiles: JAX's jit, any compiled mode).
 
-    Without the cache every ``fit`` would hand ``jax.jit`` fresh functions and pay
-    tracing and XLA compilation again (~0.1 s, longer than a whole ``linreg`` run). Where
-    nothing compiles, building is a few closures: nothing is kept.
+    Without the cache every ``fit`` would hand the compiler fresh functions and pay
+    tracing and compilation again (~0.1 s on JAX, seconds for ``torch.compile``, longer
+    than a whole ``linreg`` run). Where nothing compiles, building is a few closures:
+    nothing is kept.
     """
-    if not capabilities(be).compiles:
+    if not keep:
         return build()
     with _cache_lock:
         try:
@@ -164,9 +198,9 @@ def one_value(out: Any, what: str) -> Any:
 def make_step(
     be: Backend, loss: LossFn, metrics: Mapping[str, LossFn], optimizer: Optimizer,
     n_params: int, rebuild_params: Callable[[list[Any]], Any],
-    rebuild_state: Callable[[list[Any]], Any], rng: bool = False,
+    rebuild_state: Callable[[list[Any]], Any], mode: str, rng: bool = False,
 ) -> Compiled:  # fmt: skip
-    """The jitted ``step(state, X, y, idx, lr) -> state`` and ``evaluate(state, X, y)``.
+    """The ``step(state, idx, X, y, lr) -> state`` of ``mode`` and ``evaluate(state, X, y)``.
 
     The state is a flat tuple: the parameters' leaves, then the optimizer state's. Flat,
     because it crosses the jit boundary at every step (a tuple is ~0.5 us cheaper for
@@ -185,7 +219,7 @@ def make_step(
     index = be.index
     update = optimizer.update
 
-    def step(state: tuple, X: Any, y: Any, idx: Any, lr: Any) -> tuple:
+    def step(state: tuple, idx: Any, X: Any, y: Any, lr: Any) -> tuple:
         params = state[:n_params]
         _, grads = value_and_grad(params, index(X, idx), index(y, idx))
         params, opt = update(params, grads, rebuild_state(state[n_params:]), lr)
@@ -197,12 +231,20 @@ def make_step(
                 *(one_value(m(params, X, y), f"metric {n!r}")
                   for n, m in zip(names, metric_fns, strict=True)))  # fmt: skip
 
-    return Compiled(be.jit(step, rng=rng), be.jit(evaluate, rng=rng), rng)
+    evaluate_fn = be.jit(evaluate, rng=rng)
+    compile_ = getattr(be, "compile", None)
+    if mode == "eager":  # the step as it is; the backend may say how to warm it up
+        warm = compile_(step, mode="eager").warm if compile_ is not None else step
+        return Compiled(step, evaluate_fn, mode, rng, warm_step=warm)
+    if compile_ is None:
+        raise ModeUnsupported(f"{be.spec} has no compiler (its backend has no compile method)")
+    done = compile_(step, mode=mode, rng=rng)
+    return Compiled(done.fn, evaluate_fn, mode, rng, done, warm_step=done.warm)
 
 
 @dataclass
 class StepProgram:
-    """The default executor's program: ``steps`` of one compiled call each."""
+    """The default executor's program: the step in its mode (see the module)."""
 
     problem: Problem
     fns: Compiled
@@ -212,16 +254,25 @@ class StepProgram:
     lr: Any
     shapes: tuple[Any, ...]
     rebuild_with_rng: Callable[[], Compiled]
+    #: Seconds the warm-up spent compiling in this run (0.0 when an earlier run had;
+    #: None where nothing compiles).
+    compile_s: float | None = None
 
     def segment(self, state: tuple, block: IndexBlock) -> tuple:
         step, X, y, lr = self.fns.step, self.problem.X, self.problem.y, self.lr
         try:
-            for run in block:  # the hot loop: one call per minibatch, no device read
-                for idx in run:
-                    state = step(state, X, y, idx, lr)
+            if self.fns.mode == "fused":
+                for run in block:  # one call per run of equal batches
+                    state = step(state, run, X, y, lr)
+            else:
+                for run in block:  # the hot loop: one call per minibatch, no device read
+                    for idx in run:
+                        state = step(state, idx, X, y, lr)
         except KeyboardInterrupt as stop:  # the loop keeps where the run stopped
             stop.state = state  # type: ignore[attr-defined]
             raise
+        if self.fns.compiled is not None:
+            self.fns.compiled.verify()  # no compilation inside the timed region
         return state
 
     def evaluate(self, state: tuple) -> tuple[Any, dict[str, Any]]:
@@ -232,14 +283,26 @@ class StepProgram:
         return self.rebuild([np.array(self.problem.be.to_numpy(leaf))
                              for leaf in state[: self.n_params]])  # fmt: skip
 
+    def compiles(self) -> int | None:
+        """Compilations of the step so far (None in eager mode)."""
+        done = self.fns.compiled
+        return None if done is None else done.compiles()
+
     def warmup(self, state: tuple) -> None:
-        """Compile (JAX) before the clock starts, once per batch shape and problem shape;
-        the step is pure, so running it and dropping the result changes nothing. A loss
-        that draws random numbers is found here and compiled again with the key passed
-        through."""
+        """Compile before the clock starts, once per batch size (``fused``: per run
+        shape) and problem shape, and time it; the step is pure, so running it and
+        dropping the result changes nothing. A loss that draws random numbers is found
+        here and compiled again with the key passed through."""
         be = self.problem.be
-        if not capabilities(be).compiles or self.shapes in self.fns.warmed:
+        compiling = self.fns.mode != "eager" or capabilities(be).compiles
+        if not compiling:
             return
+        if self.shapes in self.fns.warmed:
+            self.compile_s = 0.0
+            return
+        start = time.perf_counter()
+        if self.fns.compiled is not None:
+            self.fns.compiled.unseal()
         try:
             self._compile(state)
         except TracedRandomness:
@@ -249,43 +312,63 @@ class StepProgram:
             self.lr = self.fns.lr(be, self.problem.lr)
             self._compile(state)
         self.fns.warmed.add(self.shapes)
+        self.compile_s = time.perf_counter() - start
+        if self.fns.compiled is not None:
+            self.fns.compiled.seal()
 
     def _compile(self, state: tuple) -> None:
-        """Run the step per batch size and the evaluation once; a function compiled with
-        the key passed through runs by its ``warm``, which leaves the backend's random
-        numbers as they were (so ``be.seed(s)`` then ``fit`` draws the same either way)."""
+        """Run the step per batch size (or run shape) and the evaluation once; a function
+        compiled with the key passed through runs by its ``warm``, which leaves the
+        backend's random numbers as they were (so ``be.seed(s)`` then ``fit`` draws the
+        same either way)."""
         be, X, y = self.problem.be, self.problem.X, self.problem.y
-        step = getattr(self.fns.step, "warm", self.fns.step)
+        step = self.fns.warm_step or self.fns.step
         evaluate = getattr(self.fns.evaluate, "warm", self.fns.evaluate)
-        for size in reversed(batch_sizes(int(X.shape[0]), self.problem.batch_size)):
-            idx = np.arange(size, dtype=np.int64)  # the full batch first: errors name it
-            be.sync(step(state, X, y, idx, self.lr))
+        if self.fns.mode == "fused":
+            n = int(X.shape[0])
+            runs = self.problem.runs or {(1, b) for b in self.problem.batch_sizes()}
+            for steps, size in sorted(runs, key=lambda r: (-r[1], -r[0])):
+                block = np.arange(steps * size, dtype=np.int64).reshape(steps, size) % n
+                be.sync(step(state, block, X, y, self.lr))
+        else:
+            for size in self.problem.batch_sizes():
+                idx = np.arange(size, dtype=np.int64)
+                be.sync(step(state, idx, X, y, self.lr))
         be.sync(evaluate(state, X, y))
 
 
 class StepExecutor:
-    """One ``be.jit(step)`` call per minibatch (compiled on JAX, eager elsewhere)."""
+    """vecx's step in one mode (``eager``, ``jit``, ``fused``; None: `default_mode`)."""
 
     name = "steps"
+    mode: str | None = None
+
+    def __init__(self, mode: str | None = None) -> None:
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.mode = mode
 
     def build(self, problem: Problem) -> StepProgram:
         be = problem.be
+        mode = self.mode or default_mode(be)
         leaves, rebuild = flatten(problem.params)
         opt_state = problem.optimizer.init(be, tuple(leaves))
         opt_leaves, rebuild_state = flatten(opt_state)
-        key = ("steps", problem.loss, tuple(problem.metrics.items()), problem.optimizer,
+        key = (mode, problem.loss, tuple(problem.metrics.items()), problem.optimizer,
                structure(problem.params), structure(opt_state))  # fmt: skip
+        keep = mode != "eager" or capabilities(be).compiles
 
         def build(rng: bool) -> Compiled:
             return make_step(be, problem.loss, problem.metrics, problem.optimizer,
-                             len(leaves), rebuild, rebuild_state, rng)  # fmt: skip
+                             len(leaves), rebuild, rebuild_state, mode, rng)  # fmt: skip
 
         def with_rng() -> Compiled:
             return replace(be, key, build(True))
 
-        fns = compiled(be, key, lambda: build(False))
+        fns = compiled(be, key, lambda: build(False), keep)
         X = problem.X
-        shapes = (str(X.dtype), tuple(X.shape), tuple(problem.y.shape), problem.batch_size)
+        shapes = (str(X.dtype), tuple(X.shape), tuple(problem.y.shape), problem.batch_size,
+                  problem.runs if mode == "fused" else None)  # fmt: skip
         return StepProgram(problem, fns, (*leaves, *opt_leaves), len(leaves), rebuild,
                            fns.lr(be, problem.lr), shapes, with_rng)  # fmt: skip
 
@@ -297,8 +380,16 @@ EXECUTORS: dict[str, Any] = {
 }
 
 
-def get_executor(spec: str | Executor | None) -> Executor:
-    """An executor from its name (``"steps"``, ``"native"``) or itself (None: ``steps``)."""
+def get_executor(spec: str | Executor | None, mode: str | None = None) -> Executor:
+    """An executor from its name (``"steps"``, ``"native"``) or itself (None: ``steps``);
+    ``mode`` is the step executor's (`StepExecutor`)."""
+    if mode is not None:
+        if spec not in (None, "steps"):
+            raise ValueError(
+                f"mode={mode!r} is a mode of vecx's step executor; executor {spec!r} runs "
+                "its own way (leave mode out, or the executor)"
+            )
+        return StepExecutor(mode)
     if spec is None:
         return EXECUTORS["steps"]
     if not isinstance(spec, str):

@@ -69,6 +69,13 @@ class History:
     metrics: dict[str, list[float]] = field(default_factory=dict)
     optimizer: str = "sgd"
     executor: str = "steps"
+    #: How the steps ran (``eager``, ``jit``, ``fused``; ``vecx.MODES``), None if unknown.
+    mode: str | None = None
+    #: Seconds the warm-up spent compiling before the clock started (0.0: compiled by an
+    #: earlier run in this process; None: nothing compiles), and the compilations the
+    #: step had made when the run ended (None in eager mode).
+    compile_s: float | None = None
+    compiles: int | None = None
     #: A partial run: stopped by Ctrl-C, or the `TrainingDiverged` message. The
     #: checkpoints are those before it; ``params`` are where it stopped, or None if they
     #: are not finite.
@@ -108,6 +115,9 @@ class History:
             "backend": self.backend,
             "optimizer": self.optimizer,
             "executor": self.executor,
+            "mode": self.mode,
+            "compile_s": None if self.compile_s is None else float(self.compile_s),
+            "compiles": self.compiles,
             "lr": float(self.lr),
             "batch_size": int(self.batch_size),
             "epochs": int(self.epochs),
@@ -149,6 +159,9 @@ class History:
             metrics={k: list(v) for k, v in (d.get("metrics") or {}).items()},
             optimizer=d.get("optimizer", "sgd"),
             executor=d.get("executor", "steps"),
+            mode=d.get("mode"),
+            compile_s=d.get("compile_s"),
+            compiles=d.get("compiles"),
             interrupted=bool(d.get("interrupted", False)),
             diverged=d.get("diverged"),
         )

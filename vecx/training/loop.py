@@ -37,7 +37,7 @@ from vecx.timing import Timer
 from vecx.training.executors import Executor, Problem, Program, get_executor
 from vecx.training.history import Checkpoint, History
 from vecx.training.optimizers import Optimizer, get_optimizer
-from vecx.training.schedule import segments
+from vecx.training.schedule import run_shapes, segments
 from vecx.training.tasks import TASKS, Task
 
 __all__ = ["DIVERGENCE_FACTOR", "FINITE_CHECK_ELEMENTS", "fit", "init_params", "run"]
@@ -67,6 +67,7 @@ def fit(
     metrics: Mapping[str, Callable[[Any, Any, Any], Any]] | None = None,
     task: str | Task | None = None,
     executor: str | Executor | None = None,
+    mode: str | None = None,
     preset: str | None = None,
     callback: Callable[[Checkpoint], None] | None = None,
 ) -> History:
@@ -83,6 +84,14 @@ def fit(
     like ``loss`` evaluated with it at every checkpoint (every ``log_every`` examples
     and at the end, outside the clock), as a task's accuracy is.
 
+    ``mode`` says how the steps run (``vecx.MODES``): ``"eager"``, one uncompiled call
+    per step; ``"jit"``, one compiled call per step; ``"fused"``, one compiled call per
+    run of equal minibatches between checkpoints (JAX's ``lax.scan``). None: ``jit``
+    where ``be.jit`` compiles (JAX), else ``eager``. Every mode trains the same steps on
+    the same batches; compilation happens before the clock and is timed
+    (``history.compile_s``). A mode ``be`` cannot run raises ``vecx.ModeUnsupported``
+    saying why, before any step.
+
     ``seed`` also fixes the minibatch order (``vecx.data_iter`` with the same seed).
     ``history.params`` has the structure of ``params``, as NumPy arrays.
 
@@ -97,7 +106,7 @@ def fit(
     check_backend(be)
     check_data(be, X, y)
     optimizer = get_optimizer(optimizer)
-    engine = get_executor(executor)
+    engine = get_executor(executor, mode)
     if task is not None and loss is not None:
         raise ValueError("pass task= or loss=, not both: task names a built-in model, which "
                          "has its own loss (and params= of its own shapes)")  # fmt: skip
@@ -122,12 +131,23 @@ def fit(
         _check_structure(chosen, params, seed, int(X.shape[1]), _outputs(y))
     problem = Problem(
         be, X, y, loss, dict(metrics), init_params(be, params, seed), optimizer, float(lr),
-        batch_size, chosen,
+        batch_size, chosen, run_shapes(n, batch_size, epochs, log_every),
     )  # fmt: skip
+    program = engine.build(problem)
     history = History([], [], [], None, float(lr), batch_size, epochs, be.spec, preset,
-                      optimizer=optimizer.describe(), executor=engine.name)  # fmt: skip
-    return run(engine.build(problem), problem, history, n=n, epochs=epochs, seed=seed,
+                      optimizer=optimizer.describe(), executor=engine.name,
+                      mode=_mode_of(engine, program, be))  # fmt: skip
+    return run(program, problem, history, n=n, epochs=epochs, seed=seed,
                replacement=replacement, log_every=log_every, callback=callback)  # fmt: skip
+
+
+def _mode_of(engine: Any, program: Any, be: Backend) -> str | None:
+    """The mode the run's steps execute in: the step executor's, resolved; a native
+    trainer's as its program declares it; None for an executor that says nothing."""
+    fns = getattr(program, "fns", None)
+    if fns is not None and getattr(fns, "mode", None):
+        return fns.mode
+    return getattr(program, "mode", None)
 
 
 def _task(task: str | Task | None, loss: Any) -> Task | None:
@@ -361,6 +381,7 @@ def run(
     try:
         with np.errstate(all="ignore"):
             program.warmup(state)
+            history.compile_s = getattr(program, "compile_s", None)
             initial, _ = evaluated(state)
             if not math.isfinite(initial):
                 history.diverged = (
@@ -412,6 +433,8 @@ def run(
         exc.history = history  # type: ignore[union-attr]
         raise
     history.params = program.export(state)
+    compiles = getattr(program, "compiles", None)
+    history.compiles = compiles() if callable(compiles) else None
     return history
 
 

@@ -15,11 +15,12 @@ batch), so every backend and every executor sees the same batches in the same or
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Segment", "batch_sizes", "segments"]
+__all__ = ["Segment", "batch_sizes", "run_shapes", "segments"]
 
 IndexBlock = tuple[np.ndarray, ...]
 
@@ -85,3 +86,21 @@ def segments(
                 yield Segment(tuple(pending), epoch, steps, examples)
                 pending = []
                 next_log = min((examples // log_every + 1) * log_every, total)
+
+
+def run_shapes(n: int, batch_size: int, epochs: int, log_every: int) -> frozenset[tuple[int, int]]:
+    """The distinct ``(steps, batch)`` shapes of the index arrays `segments` yields for
+    these settings (they do not depend on the order drawn): what an executor that
+    compiles per shape (``mode="fused"``) compiles in its warm-up, before the clock."""
+    return frozenset(
+        run.shape for seg in segments(n, batch_size, epochs, log_every, _ShapesOnly(),
+                                      replacement=True)  # fmt: skip
+        for run in seg.block
+    )
+
+
+class _ShapesOnly:
+    """A stand-in generator for `run_shapes`: draws cost nothing, and only shapes count."""
+
+    def integers(self, low: int, high: int, size: int, dtype: Any = None) -> np.ndarray:
+        return np.zeros(size, dtype=np.int64)

@@ -1,0 +1,330 @@
+"""The replay compiler of vecx's NumPy/CuPy autodiff: ``mode="jit"`` without a framework.
+
+``NumpyBackend.compile(step, mode="jit")`` returns a `Replayed` step: while it runs, every
+``be.value_and_grad`` function called inside it is traced once per signature (the shapes
+and dtypes of its array arguments, the structure and values of the rest) and then
+replayed. Tracing runs ``f`` on tracers, every array argument one (the data as well as
+the differentiated parameters), on a recording tape that makes a node of every array
+computed from a tracer (comparison masks and casts to integers too, which the eager
+autodiff gives as constants). The tape becomes the source of one Python function, as
+a small compiler would emit it: the forward primitives in order, the operators written
+as operators, then the VJPs of the nodes on a path to a differentiated argument (the
+others are dropped), each contribution un-broadcast and summed into its parent. A
+replay builds no tracer, no tape and no copy of a constant: it is the hand-written
+gradient's sequence of NumPy calls, plus the few the VJP table adds.
+
+A trace keeps what is not an argument, as ``jax.jit`` does: arrays from the enclosing
+scope (copied once) and Python numbers. A loss that draws random numbers cannot be
+replayed (its draws would be recorded once): the draw raises ``TracedRandomness`` while
+tracing. Python control flow may depend on shapes only, which are part of the signature.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from vecx.backends._autodiff import (
+    NESTED,
+    REPLAY,
+    Tape,
+    Tracer,
+    _leaf_array,
+    _not_scalar_shape,
+    identity,
+    unbroadcast,
+)
+from vecx.backends._base import loss_output
+from vecx.protocol import Recompiled
+from vecx.pytree import flatten, structure
+
+__all__ = ["Replayed", "replayed_value_and_grad"]
+
+#: Signatures kept per value_and_grad function before the oldest are dropped.
+PROGRAMS_PER_FUNCTION = 64
+
+_OPERATORS = {operator.add: "+", operator.sub: "-", operator.mul: "*",
+              operator.truediv: "/", operator.pow: "**", operator.matmul: "@"}  # fmt: skip
+
+
+class Replayed:
+    """``f`` with each ``value_and_grad`` inside it replayed (module docstring).
+
+    ``compiles()`` counts the traces made under it; once ``sealed``, a trace (a new
+    shape or dtype, a new constant) raises `vecx.Recompiled` instead: the trainer seals it
+    after its warm-up, so no compile happens inside the timed region.
+    """
+
+    def __init__(self, f: Callable[..., Any]) -> None:
+        self.f = f
+        self.traces = 0
+        self.sealed = False
+
+    def __call__(self, *args: Any) -> Any:
+        previous = getattr(REPLAY, "context", None)
+        REPLAY.context = self
+        try:
+            return self.f(*args)
+        finally:
+            REPLAY.context = previous
+
+    def compiles(self) -> int:
+        return self.traces
+
+    def seal(self, sealed: bool = True) -> None:
+        self.sealed = sealed
+
+
+def _signature(
+    args: tuple, unique: tuple[int, ...], ndarray: type, asarray: Callable[[Any], Any]
+) -> tuple[tuple, list[Any]]:
+    """What a trace depends on (array shapes and dtypes, everything else by value), and
+    the array leaves of ``args`` in order: the replay's inputs. A tuple of arrays (the
+    trainer's flat parameters) is the fast path."""
+    key: list[Any] = []
+    inputs: list[Any] = []
+    for i, a in enumerate(args):
+        kind = type(a)
+        if kind is ndarray:
+            key.append((a.shape, a.dtype))
+            inputs.append(a)
+        elif kind is tuple and all(type(v) is ndarray for v in a):
+            key.append((len(a), *[(v.shape, v.dtype) for v in a]))
+            inputs.extend(a)
+        else:
+            leaves, _ = flatten(a)
+            if i in unique:  # a Python float differentiated: an array, as when traced
+                leaves = [v if type(v) is ndarray else _leaf_array(v, asarray) for v in leaves]
+            key.append((structure(a), tuple((v.shape, v.dtype) if type(v) is ndarray
+                                            else _constant_key(v) for v in leaves)))  # fmt: skip
+            inputs.extend(v for v in leaves if type(v) is ndarray)
+    return tuple(key), inputs
+
+
+def _constant_key(v: Any) -> Any:
+    if type(v) is Tracer:
+        raise TypeError(NESTED)
+    try:
+        hash(v)
+    except TypeError:
+        return ("id", id(v))  # unhashable: the same object only
+    return (type(v), v)
+
+
+def replayed_value_and_grad(
+    context: Replayed, programs: dict[Any, Any], f: Callable[..., Any], args: tuple,
+    unique: tuple[int, ...], xp: Any, asarray: Callable[[Any], Any], has_aux: bool,
+) -> tuple[Any, Any, list[Any], list[tuple[int, int, Any]]]:  # fmt: skip
+    """``(value, aux, gradient leaves, layout)`` of ``f`` at ``args`` by a replay, traced
+    first if this signature is new; ``layout`` is ``(argnum, leaves, rebuild)`` per
+    differentiated argument, as the eager path builds it."""
+    ndarray = xp.ndarray
+    signature, inputs = _signature(args, unique, ndarray, asarray)
+    key = (unique, signature)
+    program = programs.get(key)
+    if program is None:
+        if context.sealed:
+            raise Recompiled(
+                "the step was traced again inside the timed region (new shapes, dtypes or "
+                f"constants: {_describe(args, ndarray)}); the warm-up compiles every shape "
+                "a run uses"
+            )
+        context.traces += 1
+        program = _trace(f, args, unique, xp, asarray, has_aux)
+        if len(programs) >= PROGRAMS_PER_FUNCTION:
+            programs.clear()
+        programs[key] = program
+    run, layout, aux_rebuild = program
+    value, aux, grads = run(*inputs)
+    return value, (aux_rebuild(list(aux)) if has_aux else None), list(grads), layout
+
+
+def _describe(args: tuple, ndarray: type) -> str:
+    shapes = []
+    for a in args:
+        for leaf in flatten(a)[0]:
+            shapes.append(f"{leaf.dtype}{list(leaf.shape)}" if type(leaf) is ndarray
+                          else repr(leaf)[:20])  # fmt: skip
+    return ", ".join(shapes)
+
+
+def _trace(
+    f: Callable[..., Any], args: tuple, unique: tuple[int, ...], xp: Any,
+    asarray: Callable[[Any], Any], has_aux: bool,
+) -> tuple[Callable[..., Any], list[tuple[int, int, Any]], Any]:  # fmt: skip
+    tape = Tape(xp, recording=True)
+    ndarray = xp.ndarray
+    traced_args = list(args)
+    inputs: list[Tracer] = []
+    differentiated: dict[int, list[Tracer]] = {}
+    layout = []
+    for i, a in enumerate(args):
+        leaves, rebuild = flatten(a)
+        new = []
+        for leaf in leaves:
+            if type(leaf) is Tracer:
+                raise TypeError(NESTED)
+            if i in unique:
+                if type(leaf) is not ndarray:
+                    leaf = _leaf_array(leaf, asarray)
+                if leaf.dtype.kind not in "fc":
+                    raise TypeError(
+                        f"grad needs floating-point arguments, got {leaf.dtype} (argument {i})"
+                    )
+            if type(leaf) is ndarray:
+                leaf = Tracer(leaf, tape, (), ())
+                inputs.append(leaf)
+            new.append(leaf)
+        traced_args[i] = rebuild(new)
+        if i in unique:
+            differentiated[i] = new
+            layout.append((i, len(new), rebuild))
+    REPLAY.tracing = True
+    try:
+        out, aux = loss_output(f(*traced_args), has_aux)
+        aux_leaves, aux_rebuild = flatten(aux) if has_aux else ([], None)
+        if type(out) is Tracer:
+            if out.tape is not tape:
+                raise TypeError(NESTED)
+            if out.value.size != 1:
+                raise _not_scalar_shape(out.value)
+        else:
+            if getattr(out, "size", 1) != 1:
+                raise _not_scalar_shape(out)
+            kind = getattr(getattr(out, "dtype", None), "kind", "f")
+            if isinstance(out, (bool, int)) or kind not in "fc":
+                raise TypeError(
+                    "value_and_grad needs f to return a floating-point scalar, got "
+                    f"{getattr(out, 'dtype', type(out).__name__)} (as in JAX)"
+                )
+        wrt = [t for i in unique for t in differentiated[i]]
+        # First with every contribution's shape noted, run once on the traced values;
+        # then again with un-broadcasting only where a shape differed (most need none).
+        observed: dict[int, tuple[int, ...]] = {}
+        _emit(tape, inputs, wrt, out, aux_leaves, xp, observed)(*(t.value for t in inputs))
+        run = _emit(tape, inputs, wrt, out, aux_leaves, xp, observed, final=True)
+    finally:
+        REPLAY.tracing = False
+        tape.release()
+    return run, layout, aux_rebuild
+
+
+def _emit(
+    tape: Tape, inputs: list[Tracer], wrt: list[Tracer], out: Any, aux: list[Any], xp: Any,
+    observed: dict[int, tuple[int, ...]], final: bool = False,
+) -> Callable[..., Any]:  # fmt: skip
+    """The source of the replay, compiled: forward, backward, the gradients finished.
+
+    Not ``final``, each VJP contribution's shape is written to ``observed`` as it runs;
+    ``final``, a contribution is un-broadcast only where ``observed`` says it must be,
+    and one passed on unchanged (``+``) is the same variable, not a copy of the name.
+    """
+
+    def note(n: int, t: Any) -> Any:
+        observed[n] = tuple(getattr(t, "shape", ()))
+        return t
+
+    namespace: dict[str, Any] = {"xp": xp, "unbroadcast": unbroadcast,
+                                 "finish": _finisher(xp), "note": note}  # fmt: skip
+    counter = itertools.count()
+    by_value: dict[int, str] = {}  # id of a traced value -> its variable
+    by_node: dict[int, str] = {}  # id of a tracer -> its variable
+    for k, t in enumerate(inputs):
+        by_value[id(t.value)] = by_node[id(t)] = f"i{k}"
+
+    def constant(value: Any) -> str:
+        name = f"c{next(counter)}"
+        namespace[name] = value.copy() if type(value) is tape.ndarray else value
+        return name
+
+    def operand(value: Any) -> str:
+        return by_value.get(id(value)) or constant(value)
+
+    lines = []
+    nodes = tape.nodes
+    operands: list[list[str]] = []
+    for k, node in enumerate(nodes):
+        names = [operand(a) for a in node.args]
+        operands.append(names)
+        prim = node.prim
+        symbol = _OPERATORS.get(prim.op) if prim.op is not None else None
+        if symbol is not None and len(names) == 2:
+            expr = f"{names[0]} {symbol} {names[1]}"
+        elif prim.op is operator.neg:
+            expr = f"-{names[0]}"
+        else:
+            fn = f"p{k}"
+            namespace[fn] = prim.fn
+            expr = f"{fn}(xp, {', '.join(names)})"
+        var = f"v{k}"
+        lines.append(f"{var} = {expr}")
+        by_value[id(node.value)] = by_node[id(node)] = var
+    value = by_node[id(out)] if type(out) is Tracer else constant(out)
+
+    # backward: only the nodes on a path to a differentiated argument
+    needs = {id(t) for t in wrt}
+    for node in nodes:
+        if any(id(p) in needs for p, _ in node.parents):
+            needs.add(id(node))
+    grads: dict[int, str] = {}
+    if type(out) is Tracer and id(out) in needs:
+        one = constant(out.value.dtype.type(1)) if out.value.ndim == 0 else (
+            f"xp.ones_like({value})")  # fmt: skip
+        grads[id(out)] = "g_out"
+        lines.append(f"g_out = {one}")
+        for k in range(len(nodes) - 1, -1, -1):
+            node = nodes[k]
+            g = grads.get(id(node))
+            if g is None:
+                continue
+            for parent, vjp in node.parents:
+                if id(parent) not in needs:
+                    continue
+                n = next(counter)
+                if vjp is identity:
+                    contribution = g
+                else:
+                    namespace[f"j{n}"] = vjp
+                    contribution = f"j{n}(xp, {g}, v{k}, {', '.join(operands[k])})"
+                shape = tuple(parent.value.shape)
+                if not final:
+                    contribution = f"note({n}, {contribution})"
+                elif observed[n] != shape:
+                    contribution = f"unbroadcast({contribution}, {shape!r})"
+                previous = grads.get(id(parent))
+                if previous is None and contribution == g:  # passed on as it is
+                    grads[id(parent)] = g
+                    continue
+                grads[id(parent)] = name = f"g{n}"  # a new name: another may share the old
+                lines.append(f"{name} = {contribution}" if previous is None
+                             else f"{name} = {previous} + {contribution}")  # fmt: skip
+    finished = [f"finish({grads[id(t)]}, {by_node[id(t)]})" if id(t) in grads
+                else f"xp.zeros_like({by_node[id(t)]})" for t in wrt]  # fmt: skip
+    aux_names = [by_node[id(a)] if type(a) is Tracer else constant(a) for a in aux]
+    lines.append(f"return {value}, ({''.join(a + ', ' for a in aux_names)}), "
+                 f"({''.join(g + ', ' for g in finished)})")  # fmt: skip
+    params = ", ".join(f"i{k}" for k in range(len(inputs)))
+    source = f"def replay({params}):\n" + "".join(f"    {line}\n" for line in lines)
+    exec(compile(source, "<vecx replay>", "exec"), namespace)  # noqa: S102 - our own source
+    run = namespace["replay"]
+    run.source = source  # type: ignore[attr-defined]
+    return run
+
+
+def _finisher(xp: Any) -> Callable[[Any, Any], Any]:
+    """A gradient as the eager path hands it back: an array of its own, in the dtype of
+    its argument (``_autodiff._finish``)."""
+    ndarray = xp.ndarray
+
+    def finish(g: Any, like: Any) -> Any:
+        if type(g) is not ndarray:
+            return xp.asarray(g, dtype=like.dtype)
+        if g.dtype != like.dtype:
+            return g.astype(like.dtype)
+        if g.base is not None:
+            return g.copy()
+        return g
+
+    return finish
