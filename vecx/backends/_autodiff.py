@@ -511,8 +511,12 @@ def value_and_grad(
     xp: Any,
     asarray: Callable[[Any], Any],
     has_aux: bool = False,
+    want_value: bool = True,
 ) -> Callable[..., tuple[Any, Any]]:
     """JAX-style ``value_and_grad`` over arrays of module ``xp``.
+
+    ``want_value=False`` (``grad``): inside a step compiled by the replay compiler, the value
+    comes back as None and the replay skips what only the value needed.
 
     ``asarray`` turns an argument leaf that is not yet an ``xp.ndarray`` (a Python float,
     a host array for CuPy) into one; the backend decides the dtype of Python scalars.
@@ -528,9 +532,9 @@ def value_and_grad(
         context = getattr(REPLAY, "context", None)
         if context is not None:  # inside a step compiled by the replay compiler
             unique = tuple(dict.fromkeys(positions))
-            value, aux, finished, layout = _replay.replayed_value_and_grad(
-                context, programs, f, args, unique, xp, asarray, has_aux)  # fmt: skip
-            return _assemble(value, aux, finished, layout, positions, single, has_aux)
+            out, aux, finished, layout = _replay.replayed_value_and_grad(
+                context, programs, f, args, unique, xp, asarray, has_aux, want_value)  # fmt: skip
+            return _assemble(out, aux, finished, layout, positions, single, has_aux)
         tape = Tape(xp)
         args = list(args)
         traced = []

@@ -9,9 +9,12 @@ computed from a tracer (comparison masks and casts to integers too, which the ea
 autodiff gives as constants). The tape becomes the source of one Python function, as
 a small compiler would emit it: the forward primitives in order, the operators written
 as operators, then the VJPs of the nodes on a path to a differentiated argument (the
-others are dropped), each contribution un-broadcast and summed into its parent. A
-replay builds no tracer, no tape and no copy of a constant: it is the hand-written
-gradient's sequence of NumPy calls, plus the few the VJP table adds.
+others are dropped), each contribution un-broadcast and summed into its parent. The
+common VJPs and reductions are written out rather than called; a line computed from
+constants alone (the seed gradient 1 and the mean's spread of it) is computed once, at
+trace time; and with ``be.grad``, which the trainer's step uses, what only the loss's
+value needed is dropped. A replay builds no tracer, no tape and no copy of a
+constant: it is close to the hand-written gradient's sequence of NumPy calls.
 
 A trace keeps what is not an argument, as ``jax.jit`` does: arrays from the enclosing
 scope (copied once) and Python numbers. A loss that draws random numbers cannot be
@@ -21,8 +24,10 @@ tracing. Python control flow may depend on shapes only, which are part of the si
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -116,10 +121,12 @@ def _constant_key(v: Any) -> Any:
 def replayed_value_and_grad(
     context: Replayed, programs: dict[Any, Any], f: Callable[..., Any], args: tuple,
     unique: tuple[int, ...], xp: Any, asarray: Callable[[Any], Any], has_aux: bool,
+    want_value: bool = True,
 ) -> tuple[Any, Any, list[Any], list[tuple[int, int, Any]]]:  # fmt: skip
     """``(value, aux, gradient leaves, layout)`` of ``f`` at ``args`` by a replay, traced
     first if this signature is new; ``layout`` is ``(argnum, leaves, rebuild)`` per
-    differentiated argument, as the eager path builds it."""
+    differentiated argument, as the eager path builds it. Without ``want_value`` the
+    value is None and the replay computes only what the gradients need."""
     ndarray = xp.ndarray
     signature, inputs = _signature(args, unique, ndarray, asarray)
     key = (unique, signature)
@@ -132,7 +139,7 @@ def replayed_value_and_grad(
                 "a run uses"
             )
         context.traces += 1
-        program = _trace(f, args, unique, xp, asarray, has_aux)
+        program = _trace(f, args, unique, xp, asarray, has_aux, want_value)
         if len(programs) >= PROGRAMS_PER_FUNCTION:
             programs.clear()
         programs[key] = program
@@ -152,7 +159,7 @@ def _describe(args: tuple, ndarray: type) -> str:
 
 def _trace(
     f: Callable[..., Any], args: tuple, unique: tuple[int, ...], xp: Any,
-    asarray: Callable[[Any], Any], has_aux: bool,
+    asarray: Callable[[Any], Any], has_aux: bool, want_value: bool,
 ) -> tuple[Callable[..., Any], list[tuple[int, int, Any]], Any]:  # fmt: skip
     tape = Tape(xp, recording=True)
     ndarray = xp.ndarray
@@ -202,9 +209,10 @@ def _trace(
         wrt = [t for i in unique for t in differentiated[i]]
         # First with every contribution's shape noted, run once on the traced values;
         # then again with un-broadcasting only where a shape differed (most need none).
-        observed: dict[int, tuple[int, ...]] = {}
+        observed: dict[str, Any] = {}
         _emit(tape, inputs, wrt, out, aux_leaves, xp, observed)(*(t.value for t in inputs))
-        run = _emit(tape, inputs, wrt, out, aux_leaves, xp, observed, final=True)
+        run = _emit(tape, inputs, wrt, out, aux_leaves, xp, observed, final=True,
+                    want_value=want_value)  # fmt: skip
     finally:
         REPLAY.tracing = False
         tape.release()
@@ -213,21 +221,21 @@ def _trace(
 
 def _emit(
     tape: Tape, inputs: list[Tracer], wrt: list[Tracer], out: Any, aux: list[Any], xp: Any,
-    observed: dict[int, tuple[int, ...]], final: bool = False,
+    observed: dict[str, Any], *, final: bool = False, want_value: bool = True,
 ) -> Callable[..., Any]:  # fmt: skip
     """The source of the replay, compiled: forward, backward, the gradients finished.
 
-    Not ``final``, each VJP contribution's shape is written to ``observed`` as it runs;
-    ``final``, a contribution is un-broadcast only where ``observed`` says it must be,
-    and one passed on unchanged (``+``) is the same variable, not a copy of the name.
+    Not ``final``, every line's value (and each VJP contribution's shape) is written to
+    ``observed`` as it runs. ``final``, from what was observed: a contribution is
+    un-broadcast only where its shape differed, written out; a line whose operands are
+    all constants (the seed gradient 1 and what follows from it alone, such as the
+    mean's spread) is computed once, here; a line nothing returned depends on is dropped
+    (the loss's value, when ``want_value`` is false, as for ``be.grad``).
     """
-
-    def note(n: int, t: Any) -> Any:
-        observed[n] = tuple(getattr(t, "shape", ()))
-        return t
+    from vecx.backends._vjps import _spread
 
     namespace: dict[str, Any] = {"xp": xp, "unbroadcast": unbroadcast,
-                                 "finish": _finisher(xp), "note": note}  # fmt: skip
+                                 "finish": _finisher(xp), "observed": observed}  # fmt: skip
     counter = itertools.count()
     by_value: dict[int, str] = {}  # id of a traced value -> its variable
     by_node: dict[int, str] = {}  # id of a tracer -> its variable
@@ -242,7 +250,7 @@ def _emit(
     def operand(value: Any) -> str:
         return by_value.get(id(value)) or constant(value)
 
-    lines = []
+    lines: list[tuple[str, str]] = []  # (variable, expression), in order
     nodes = tape.nodes
     operands: list[list[str]] = []
     for k, node in enumerate(nodes):
@@ -250,17 +258,18 @@ def _emit(
         operands.append(names)
         prim = node.prim
         symbol = _OPERATORS.get(prim.op) if prim.op is not None else None
+        inline = _inline_forward(prim.name, names, node.args, node.value)
         if symbol is not None and len(names) == 2:
             expr = f"{names[0]} {symbol} {names[1]}"
         elif prim.op is operator.neg:
             expr = f"-{names[0]}"
+        elif inline is not None:
+            expr = inline
         else:
-            fn = f"p{k}"
-            namespace[fn] = prim.fn
-            expr = f"{fn}(xp, {', '.join(names)})"
-        var = f"v{k}"
-        lines.append(f"{var} = {expr}")
-        by_value[id(node.value)] = by_node[id(node)] = var
+            namespace[f"p{k}"] = prim.fn
+            expr = f"p{k}(xp, {', '.join(names)})"
+        lines.append((f"v{k}", expr))
+        by_value[id(node.value)] = by_node[id(node)] = f"v{k}"
     value = by_node[id(out)] if type(out) is Tracer else constant(out)
 
     # backward: only the nodes on a path to a differentiated argument
@@ -270,47 +279,187 @@ def _emit(
             needs.add(id(node))
     grads: dict[int, str] = {}
     if type(out) is Tracer and id(out) in needs:
-        one = constant(out.value.dtype.type(1)) if out.value.ndim == 0 else (
-            f"xp.ones_like({value})")  # fmt: skip
+        seed = out.value.dtype.type(1) if out.value.ndim == 0 else xp.ones_like(out.value)
+        lines.append(("g_out", constant(seed)))
         grads[id(out)] = "g_out"
-        lines.append(f"g_out = {one}")
         for k in range(len(nodes) - 1, -1, -1):
             node = nodes[k]
             g = grads.get(id(node))
             if g is None:
                 continue
-            for parent, vjp in node.parents:
+            for position, (parent, vjp) in zip(_positions(node), node.parents, strict=True):
                 if id(parent) not in needs:
                     continue
                 n = next(counter)
+                name = node.prim.name
+                inline = _inline_vjp(name, position, g, f"v{k}", operands[k], node.args)
                 if vjp is identity:
                     contribution = g
+                elif inline is not None:
+                    contribution = inline
+                elif name in ("sum", "mean"):  # the spread needs x's shape, not x
+                    x, axis, keepdims = node.args
+                    count = x.size // (node.value.size or 1) if name == "mean" else 1
+                    like = _Like(x.shape, x.dtype)
+                    namespace[f"j{n}"] = functools.partial(
+                        _spread, xp, x=like, axis=axis, keepdims=keepdims,
+                        scale=count if count != 1 else None)  # fmt: skip
+                    contribution = f"j{n}(g={g})"
                 else:
                     namespace[f"j{n}"] = vjp
                     contribution = f"j{n}(xp, {g}, v{k}, {', '.join(operands[k])})"
                 shape = tuple(parent.value.shape)
+                key = f"shape{n}"
                 if not final:
-                    contribution = f"note({n}, {contribution})"
-                elif observed[n] != shape:
-                    contribution = f"unbroadcast({contribution}, {shape!r})"
+                    contribution = f"note({key!r}, {contribution})"
+                elif observed[key] != shape:
+                    contribution = _unbroadcast(contribution, observed[key], shape)
                 previous = grads.get(id(parent))
                 if previous is None and contribution == g:  # passed on as it is
                     grads[id(parent)] = g
                     continue
-                grads[id(parent)] = name = f"g{n}"  # a new name: another may share the old
-                lines.append(f"{name} = {contribution}" if previous is None
-                             else f"{name} = {previous} + {contribution}")  # fmt: skip
-    finished = [f"finish({grads[id(t)]}, {by_node[id(t)]})" if id(t) in grads
-                else f"xp.zeros_like({by_node[id(t)]})" for t in wrt]  # fmt: skip
+                grads[id(parent)] = target = f"g{n}"  # a new name: another may share the old
+                lines.append((target, contribution if previous is None
+                              else f"{previous} + {contribution}"))  # fmt: skip
+    results = [grads.get(id(t)) for t in wrt]
     aux_names = [by_node[id(a)] if type(a) is Tracer else constant(a) for a in aux]
-    lines.append(f"return {value}, ({''.join(a + ', ' for a in aux_names)}), "
-                 f"({''.join(g + ', ' for g in finished)})")  # fmt: skip
+    returned = [*(r for r in results if r), *aux_names, *([value] if want_value else [])]
+
+    if not final:
+        def note(key: str, t: Any) -> Any:
+            observed[key] = tuple(getattr(t, "shape", ()))
+            return t
+
+        namespace["note"] = note
+        body = [f"{var} = {expr}; observed[{var!r}] = {var}" for var, expr in lines]
+    else:
+        body, folded = _fold_and_prune(lines, returned, observed, namespace)
+
+    def output(name: str | None, like: str) -> str:
+        if name is None:
+            return f"xp.zeros_like({like})"
+        copy = ".copy()" if final and name in folded else ""  # never hand out a constant
+        return f"finish({name}{copy}, {like})"
+
+    finished = [output(r, by_node[id(t)]) for r, t in zip(results, wrt, strict=True)]
+    shown = value if want_value else "None"
+    body.append(f"return {shown}, ({''.join(a + ', ' for a in aux_names)}), "
+                f"({''.join(g + ', ' for g in finished)})")  # fmt: skip
     params = ", ".join(f"i{k}" for k in range(len(inputs)))
-    source = f"def replay({params}):\n" + "".join(f"    {line}\n" for line in lines)
+    source = f"def replay({params}):\n" + "".join(f"    {line}\n" for line in body)
     exec(compile(source, "<vecx replay>", "exec"), namespace)  # noqa: S102 - our own source
     run = namespace["replay"]
     run.source = source  # type: ignore[attr-defined]
     return run
+
+
+_VARIABLE = re.compile(r"\b(?:[ivg]\d+|g_out)\b")
+
+
+def _fold_and_prune(
+    lines: list[tuple[str, str]], returned: list[str], observed: dict[str, Any],
+    namespace: dict[str, Any],
+) -> tuple[list[str], set[str]]:  # fmt: skip
+    """The body's lines without those computed from constants alone (their observed
+    value is bound in ``namespace`` under the variable's name) and without those nothing
+    returned depends on; and the folded names."""
+    folded: set[str] = set()
+    kept: list[tuple[str, str, list[str]]] = []
+    for var, expr in lines:
+        used = _VARIABLE.findall(expr)
+        if all(u in folded for u in used):
+            namespace[var] = observed[var]
+            folded.add(var)
+        else:
+            kept.append((var, expr, used))
+    needed = {r for r in returned if r not in folded}
+    body = []
+    for var, expr, used in reversed(kept):
+        if var in needed:
+            body.append(f"{var} = {expr}")
+            needed.update(u for u in used if u not in folded)
+    return body[::-1], folded
+
+
+class _Like:
+    """What the reductions' VJPs read of their argument: its shape and dtype."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
+        self.shape, self.dtype = shape, dtype
+
+
+def _positions(node: Tracer) -> list[int]:
+    """The argument position of each of ``node``'s parents, in order (the tape keeps the
+    parents of the traced arguments that have a VJP, in argument order)."""
+    vjps = node.prim.vjps
+    return [i for i, a in enumerate(node.args)
+            if i < len(vjps) and vjps[i] is not None and _traced_at(node, i)][:len(node.parents)]
+
+
+def _traced_at(node: Tracer, i: int) -> bool:
+    value = node.args[i]
+    return any(parent.value is value for parent, _ in node.parents)
+
+
+def _unbroadcast(expr: str, got: tuple[int, ...], shape: tuple[int, ...]) -> str:
+    """``unbroadcast(expr, shape)`` written out for a contribution of shape ``got``."""
+    extra = len(got) - len(shape)
+    if extra < 0:
+        return f"unbroadcast({expr}, {shape!r})"
+    if extra:
+        expr = f"({expr}).sum(axis={0 if extra == 1 else tuple(range(extra))!r})"
+        got = got[extra:]
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and got[i] != 1)
+    if stretched:
+        expr = f"({expr}).sum(axis={stretched!r}, keepdims=True)"
+    return expr
+
+
+def _inline_forward(name: str, names: list[str], args: tuple, value: Any) -> str | None:
+    """A reduction written out (what ``_vjps``' primitive computes, without its call)."""
+    if name == "sum":
+        return f"{names[0]}.sum(axis={args[1]!r}, keepdims={args[2]!r})"
+    if name == "mean":
+        x = args[0]
+        if x.dtype.kind == "f" and x.dtype.itemsize >= 4:
+            count = x.size // (value.size or 1)
+            return f"{names[0]}.sum(axis={args[1]!r}, keepdims={args[2]!r}) / {count}"
+    return None
+
+
+def _inline_vjp(
+    name: str, position: int, g: str, ans: str, names: list[str], args: tuple
+) -> str | None:
+    """The VJP of ``_vjps`` for these operands, written out (no call, no type checks at
+    each replay), where it is one expression; None: call the table's function."""
+    if name == "multiply":
+        return f"{g} * {names[1 - position]}"
+    if name == "divide":
+        return f"{g} / {names[1]}" if position == 0 else f"-{g} * {ans} / {names[1]}"
+    if name in ("negative",) or (name == "subtract" and position == 1):
+        return f"-{g}"
+    if name == "power" and position == 0 and type(args[1]) in (int, float):
+        p = args[1]
+        if p == 1:
+            return g
+        if p == 2:
+            return f"{g} * (2 * {names[0]})"
+        if p != 0:
+            return f"{g} * ({names[1]} * {names[0]} ** ({names[1]} - 1))"
+        return None
+    if name == "matmul" and args[0].ndim == 2 and args[1].ndim == 2:
+        return f"{g} @ {names[1]}.T" if position == 0 else f"{names[0]}.T @ {g}"
+    if name == "transpose":
+        return f"{g}.T"
+    if name == "exp":
+        return f"{g} * {ans}"
+    if name == "log":
+        return f"{g} / {names[0]}"
+    if name == "tanh":
+        return f"{g} * (1 - {ans} * {ans})"
+    return None
 
 
 def _finisher(xp: Any) -> Callable[[Any, Any], Any]:

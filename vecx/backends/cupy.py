@@ -150,6 +150,16 @@ class CupyBackend(NumpyBackend):
 
         return on_device
 
+    def grad(self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False) -> Callable:
+        grad_f = super().grad(f, argnums, has_aux)
+        device = self._cuda_device
+
+        def on_device(*args: Any) -> Any:
+            with device:
+                return grad_f(*args)
+
+        return on_device
+
     def to_numpy(self, x: Any) -> Any:
         return self.xp.asnumpy(x)
 

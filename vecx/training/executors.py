@@ -215,13 +215,13 @@ def make_step(
     def flat_loss(leaves: tuple, X: Any, y: Any) -> Any:
         return one_value(loss(rebuild_params(leaves), X, y), "the loss")
 
-    value_and_grad = be.value_and_grad(flat_loss)
+    grad = be.grad(flat_loss)  # not value_and_grad: a compiler may drop the loss's value
     index = be.index
     update = optimizer.update
 
     def step(state: tuple, idx: Any, X: Any, y: Any, lr: Any) -> tuple:
         params = state[:n_params]
-        _, grads = value_and_grad(params, index(X, idx), index(y, idx))
+        grads = grad(params, index(X, idx), index(y, idx))
         params, opt = update(params, grads, rebuild_state(state[n_params:]), lr)
         return (*params, *flatten(opt)[0]) if n_params != len(state) else tuple(params)
 
