@@ -531,7 +531,7 @@ def value_and_grad(
         positions = nums if single and 0 <= nums[0] < nargs else check_argnums(nums, nargs)
         context = getattr(REPLAY, "context", None)
         if context is not None:  # inside a step compiled by the replay compiler
-            unique = tuple(dict.fromkeys(positions))
+            unique = positions if single else tuple(dict.fromkeys(positions))
             out, aux, finished, layout = _replay.replayed_value_and_grad(
                 context, programs, f, args, unique, xp, asarray, has_aux, want_value)  # fmt: skip
             return _assemble(out, aux, finished, layout, positions, single, has_aux)

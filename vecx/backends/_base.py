@@ -45,16 +45,20 @@ class CompiledStep:
     """A step compiled by ``be.compile``: ``fn`` is what the hot loop calls; ``compiles()``
     counts the compilations so far; after ``seal()``, ``verify()`` raises `Recompiled` if
     there were more (a backend that can refuse at once, as the replay compiler does,
-    does so in ``on_seal``). ``warm`` runs it without using up random numbers."""
+    does so in ``on_seal``). ``warm`` runs it without using up random numbers;
+    ``rows(run)``, if given, turns a host ``(steps, batch)`` index array into what the hot
+    loop iterates over, once per run (a tensor's rows, for torch)."""
 
-    __slots__ = ("fn", "warm", "_count", "_sealed_at", "_on_seal")
+    __slots__ = ("fn", "warm", "rows", "_count", "_sealed_at", "_on_seal")
 
     def __init__(
         self, fn: Callable[..., Any], count: Callable[[], int],
         warm: Callable[..., Any] | None = None, on_seal: Callable[[bool], None] | None = None,
+        rows: Callable[[Any], Any] | None = None,
     ) -> None:  # fmt: skip
         self.fn = fn
         self.warm = warm or fn
+        self.rows = rows
         self._count = count
         self._sealed_at: int | None = None
         self._on_seal = on_seal

@@ -86,25 +86,38 @@ def _signature(
     args: tuple, unique: tuple[int, ...], ndarray: type, asarray: Callable[[Any], Any]
 ) -> tuple[tuple, list[Any]]:
     """What a trace depends on (array shapes and dtypes, everything else by value), and
-    the array leaves of ``args`` in order: the replay's inputs. A tuple of arrays (the
-    trainer's flat parameters) is the fast path."""
-    key: list[Any] = []
+    the array leaves of ``args`` in order: the replay's inputs. Arrays and tuples of
+    arrays (the trainer's flat parameters) are the fast path: a step's overhead."""
     inputs: list[Any] = []
-    for i, a in enumerate(args):
+    lengths: list[int] = []
+    for a in args:
         kind = type(a)
         if kind is ndarray:
-            key.append((a.shape, a.dtype))
             inputs.append(a)
-        elif kind is tuple and all(type(v) is ndarray for v in a):
-            key.append((len(a), *[(v.shape, v.dtype) for v in a]))
+            lengths.append(-1)
+        elif kind is tuple:
+            for v in a:
+                if type(v) is not ndarray:
+                    return _general_signature(args, unique, ndarray, asarray)
             inputs.extend(a)
+            lengths.append(len(a))
         else:
-            leaves, _ = flatten(a)
-            if i in unique:  # a Python float differentiated: an array, as when traced
-                leaves = [v if type(v) is ndarray else _leaf_array(v, asarray) for v in leaves]
-            key.append((structure(a), tuple((v.shape, v.dtype) if type(v) is ndarray
-                                            else _constant_key(v) for v in leaves)))  # fmt: skip
-            inputs.extend(v for v in leaves if type(v) is ndarray)
+            return _general_signature(args, unique, ndarray, asarray)
+    return (tuple(lengths), *[(v.shape, v.dtype) for v in inputs]), inputs
+
+
+def _general_signature(
+    args: tuple, unique: tuple[int, ...], ndarray: type, asarray: Callable[[Any], Any]
+) -> tuple[tuple, list[Any]]:
+    key: list[Any] = ["general"]
+    inputs: list[Any] = []
+    for i, a in enumerate(args):
+        leaves, _ = flatten(a)
+        if i in unique:  # a Python float differentiated: an array, as when traced
+            leaves = [v if type(v) is ndarray else _leaf_array(v, asarray) for v in leaves]
+        key.append((structure(a), tuple((v.shape, v.dtype) if type(v) is ndarray
+                                        else _constant_key(v) for v in leaves)))  # fmt: skip
+        inputs.extend(v for v in leaves if type(v) is ndarray)
     return tuple(key), inputs
 
 
@@ -335,13 +348,22 @@ def _emit(
     else:
         body, folded = _fold_and_prune(lines, returned, observed, namespace)
 
-    def output(name: str | None, like: str) -> str:
+    def output(name: str | None, like: Tracer) -> str:
+        """A gradient as the eager path hands it back (``_autodiff._finish``): an array
+        of its own in its argument's dtype; what to do is known from the trace."""
+        arg = by_node[id(like)]
         if name is None:
-            return f"xp.zeros_like({like})"
-        copy = ".copy()" if final and name in folded else ""  # never hand out a constant
-        return f"finish({name}{copy}, {like})"
+            return f"xp.zeros_like({arg})"
+        if not final:
+            return f"finish({name}, {arg})"
+        seen = observed[name] if name in observed else None
+        if name in folded:  # never hand out a constant: a copy, in the right dtype
+            return f"xp.array({name}, dtype={arg}.dtype)"
+        if type(seen) is not tape.ndarray or seen.dtype != like.value.dtype:
+            return f"finish({name}, {arg})"
+        return f"({name} if {name}.base is None else {name}.copy())"
 
-    finished = [output(r, by_node[id(t)]) for r, t in zip(results, wrt, strict=True)]
+    finished = [output(r, t) for r, t in zip(results, wrt, strict=True)]
     shown = value if want_value else "None"
     body.append(f"return {shown}, ({''.join(a + ', ' for a in aux_names)}), "
                 f"({''.join(g + ', ' for g in finished)})")  # fmt: skip

@@ -120,6 +120,7 @@ class Compiled:
     rng: bool = False  # compiled with the random key passed through (the loss draws)
     compiled: Any = None  # the backend's CompiledStep (compiles, seal, verify); None: eager
     warm_step: Callable[..., Any] | None = None  # the step without using up random numbers
+    rows: Callable[[Any], Any] | None = None  # a host run as the hot loop iterates it
     warmed: set[tuple[Any, ...]] = field(default_factory=set)
     lrs: dict[float, Any] = field(default_factory=dict)
 
@@ -239,7 +240,8 @@ def make_step(
     if compile_ is None:
         raise ModeUnsupported(f"{be.spec} has no compiler (its backend has no compile method)")
     done = compile_(step, mode=mode, rng=rng)
-    return Compiled(done.fn, evaluate_fn, mode, rng, done, warm_step=done.warm)
+    return Compiled(done.fn, evaluate_fn, mode, rng, done, warm_step=done.warm,
+                    rows=getattr(done, "rows", None))  # fmt: skip
 
 
 @dataclass
@@ -265,8 +267,9 @@ class StepProgram:
                 for run in block:  # one call per run of equal batches
                     state = step(state, run, X, y, lr)
             else:
+                rows = self.fns.rows
                 for run in block:  # the hot loop: one call per minibatch, no device read
-                    for idx in run:
+                    for idx in run if rows is None else rows(run):
                         state = step(state, idx, X, y, lr)
         except KeyboardInterrupt as stop:  # the loop keeps where the run stopped
             stop.state = state  # type: ignore[attr-defined]
