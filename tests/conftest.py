@@ -182,6 +182,21 @@ def make_synthetic_doc(
                             **scores,
                         )
                     )
+            # linreg with --modes: eager, jit, fused (NumPy cannot fuse: skipped)
+            for mode, f, compile_s in (("eager", 1.0, None), ("jit", 0.5, 0.2),
+                                       ("fused", 0.1, 0.4)):  # fmt: skip
+                params = {"preset": "linreg", "impl": "vecx", "mode": mode, "lr": 0.03,
+                          "batch_size": 10, "epochs": 3}  # fmt: skip
+                if be == "numpy" and mode == "fused":
+                    recs.append(result("train", "linreg", be, dev, params=params, mode=mode,
+                                       skipped="numpy:cpu has nothing to fuse"))  # fmt: skip
+                    continue
+                recs.append(result(
+                    "train", "linreg", be, dev, params=params, median_s=2e-3 * k * f,
+                    iqr_s=1e-5, n_runs=2, metric="loss", value=5e-5, unit="",
+                    curve=_curve(6e-3 * k * f, 5e-5), agrees=True, mode=mode,
+                    compile_s=compile_s, compiles=None if mode == "eager" else 1,
+                ))  # fmt: skip
     return {
         "schema": 1,
         "vecx_version": "0.1.0",

@@ -129,6 +129,10 @@ def test_help_documents_the_options():
         (["--out", ""], "argument --out: needs a folder name, got an empty string"),
         (["--case-timeout", "0"], "--case-timeout: case timeout must be a positive number"),
         (["--threads", "many"], "--threads must be an integer, got 'many' (or 'auto')"),
+        (["--modes", "jit,compiled"], "--modes: unknown mode 'compiled'; choose from eager, "
+                                      "jit, fused"),
+        (["--modes", "jit", "--suites", "matmul"], "--modes: none of the selected suites "
+                                                   "runs in modes (matmul)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import vecx.plots
@@ -71,6 +72,23 @@ def test_optimizer_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     assert "invalid choice" in capsys.readouterr().err
 
 
+def test_mode_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--mode jit trains what eager trains, says so, and records it with its compile time."""
+    runs = {}
+    for mode in ("eager", "jit"):
+        target = tmp_path / f"{mode}.json"
+        code, out, err = run(capsys, "--backend", "numpy", "--preset", "linreg", "--epochs",
+                             "1", "--mode", mode, "--json", str(target))  # fmt: skip
+        assert code == 0, err
+        assert f", {mode}, seed 0" in out.splitlines()[0] and f"({mode}" in out.splitlines()[-1]
+        runs[mode] = json.loads(target.read_text())
+    assert runs["jit"]["mode"] == "jit" and runs["jit"]["compile_s"] > 0
+    assert runs["eager"]["compile_s"] is None and runs["eager"]["compiles"] is None
+    for name in ("w", "b"):
+        np.testing.assert_allclose(runs["jit"]["params"][name], runs["eager"]["params"][name],
+                                   rtol=1e-5)  # fmt: skip
+
+
 def test_overrides_and_quiet(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "h.json"
     code, out, err = run(capsys, "--backend", "numpy", "--preset", "airfoil-mb100", "--lr",
@@ -130,6 +148,8 @@ def test_progress_bar_on_a_terminal(capsys: pytest.CaptureFixture[str], monkeypa
         (["--backend", "numpy", "--preset", "linreg", "--json", "/nonexistent-dir/x.json"],
          "cannot write in folder /nonexistent-dir"),
         (["--backend", "numpy", "--preset", "linreg", "--plot", "x.gif"], "suffix"),
+        (["--backend", "numpy", "--preset", "linreg", "--mode", "fused"],
+         "mode 'fused' needs jax, or a CUDA graph"),
         (["--backend", "numpy", "--preset", "linreg", "--plot", "/nonexistent-dir/x.png"],
          "does not exist"),
     ],

@@ -14,7 +14,8 @@ from vecx.plots import normal_densities, plot_normal, plot_results, plot_train_h
 from vecx.results import result
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ALL_STEMS = {"train-methods", "train-backends", "train-accuracy", "matmul", "vector-add", "scaling"}
+ALL_STEMS = {"train-methods", "train-backends", "train-accuracy", "train-modes", "matmul",
+             "vector-add", "scaling"}
 
 
 def _check_files(paths: list[Path]) -> set[str]:
@@ -244,7 +245,7 @@ def test_titles_fit_narrow_figures(synthetic_doc, tmp_path, monkeypatch):
     plot_train_history(history, tmp_path / "h.png")
     classifier = {**_history(), "preset": "digits-mlp", "metrics": {"accuracy": [0.5] * 12}}
     plot_train_history(classifier, tmp_path / "c.png")  # two panels: loss and accuracy
-    assert len(figures) == 8
+    assert len(figures) == 9
     assert _cut_titles(figures) == []
 
 

@@ -46,6 +46,20 @@ def test_model_example_trains_the_same_on_every_backend(
     assert min(accuracies) >= 0.95
 
 
+def test_modes_example_trains_the_same_in_every_mode(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("jax")
+    example = next(b for b in blocks("python") if "mode=mode" in b)
+    exec(compile(example, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["numpy eager", "numpy jit", "jax jit",
+                                                 "jax fused"]  # fmt: skip
+    weights = {ln.split("w [")[1].split("]")[0] for ln in lines}
+    assert len(weights) == 1, lines  # the same parameters, as printed (4 digits)
+    assert "None s compiling first" in lines[0] and "None s" not in lines[1]
+
+
 def test_fixture_example_runs_as_a_third_party_test(tmp_path: Path) -> None:
     example = next(b for b in blocks("python") if "def test_" in b)
     (tmp_path / "test_example.py").write_text(example)

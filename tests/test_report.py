@@ -162,6 +162,7 @@ def test_report_generates_plots_and_links_them_relatively(results_file, tmp_path
         "plots/train-methods.png",
         "plots/train-backends.png",
         "plots/train-accuracy.png",
+        "plots/train-modes.png",
     ]
     assert all((results_file.parent / link).is_file() for link in links)
     # each figure sits right under its suite's table

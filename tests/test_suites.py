@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import vecx
-from vecx.results import RESULT_KEYS
+from vecx.results import RESULT_KEYS, check_record
 from vecx.suites import (
     SUITES,
     U_TF32,
@@ -163,6 +163,37 @@ def test_train_plans_native_only_for_torch_and_jax():
     names = [c for c, p in plan("train", "numpy:cpu", quick=True)]
     assert names == ["linreg", "airfoil-gd", "airfoil-sgd", "airfoil-mb100", "airfoil-mb10",
                      "digits-softmax", "digits-mlp"]
+
+
+def test_train_runs_each_preset_in_each_mode_asked_for():
+    """--modes makes the mode part of the case's identity; without, one vecx case."""
+    planned = plan("train", "jax:cpu", presets=["linreg"], modes=["eager", "jit", "fused"])
+    assert [p.get("mode") for _, p in planned] == ["eager", "jit", "fused", None]
+    assert [p["impl"] for _, p in planned] == ["vecx", "vecx", "vecx", "native"]
+    assert [p.get("mode") for _, p in plan("train", "numpy:cpu", presets=["linreg"])] == [None]
+
+
+def test_train_records_modes_compile_cost_break_even_and_unsupported(numpy_be):
+    """A mode the backend cannot run is skipped with its reason; a compiled one records
+    its compile time, and, against eager, after how many steps it paid for it."""
+    from vecx.suites.train import SUITE as TRAIN
+
+    records = list(run_suite("train", numpy_be, presets=["linreg"], repeats=1,
+                             overrides={"linreg": {"epochs": 1}},
+                             modes=["eager", "jit", "fused"]))  # fmt: skip
+    eager, jit, fused = records
+    assert (eager["mode"], jit["mode"], fused["params"]["mode"]) == ("eager", "jit", "fused")
+    assert eager["compile_s"] is None and jit["compile_s"] is not None and jit["compiles"] >= 1
+    assert "nothing to fuse" in fused["skipped"] and fused["error"] is None
+    assert jit["value"] == pytest.approx(eager["value"], rel=1e-5)
+    for rec in records:
+        check_record(rec)
+    TRAIN.finalize(records)
+    saved = (eager["min_s"] - jit["min_s"]) / 100  # linreg: 100 steps an epoch
+    if saved > 0:
+        assert jit["break_even_steps"] == pytest.approx(max(0, jit["compile_s"] / saved))
+    else:
+        assert "no faster than eager" in jit["note"]
 
 
 def test_quick_train_records_its_overrides(numpy_be):

@@ -79,10 +79,11 @@ class CompiledStep:
 
     def verify(self) -> None:
         if self._sealed_at is not None and self._count() > self._sealed_at:
+            more = self._count() - self._sealed_at
             raise Recompiled(
-                f"the step compiled again inside the timed region ({self._count() - self._sealed_at} "
-                "more compilations: a new shape, dtype or constant); the warm-up compiles "
-                "every shape a run uses"
+                f"the step compiled again inside the timed region ({more} more "
+                "compilations: a new shape, dtype or constant); the warm-up compiles every "
+                "shape a run uses"
             )
 
 

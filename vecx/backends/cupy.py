@@ -18,8 +18,8 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from vecx.backends._base import check_index_bounds, host_index
 from vecx.backends._autodiff import REPLAY
+from vecx.backends._base import check_index_bounds, host_index
 from vecx.backends.numpy import DRAW_WHILE_REPLAYING, NumpyBackend
 from vecx.protocol import (
     DTYPES,

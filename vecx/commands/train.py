@@ -81,6 +81,7 @@ def _check_numbers(args: argparse.Namespace, preset: Any) -> tuple[float, int, i
 def run(args: argparse.Namespace) -> int:
     import vecx
     from vecx.training import PRESETS
+    from vecx.training.executors import check_mode
 
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -93,9 +94,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         be = vecx.backend(args.backend)
         optimizer = args.optimizer or preset.optimizer
+        mode = check_mode(be, args.mode)  # an unsupported mode: one line, before anything
         if not args.quiet:
             print(f"training {args.preset} on {be.spec}: lr {lr:g}, batch {bs}, "
-                  f"{epochs} epoch(s), {optimizer}, seed {args.seed}")
+                  f"{epochs} epoch(s), {optimizer}, {mode}, seed {args.seed}")
         try:
             with _Progress(enabled=not args.quiet) as progress:
                 history = vecx.train(

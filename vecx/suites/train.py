@@ -356,12 +356,14 @@ def _train_backends(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]
     recs = [r for r in usable if r["case"] == preset]
     fig = P.new_figure(figsize=(7.0, 4.4))
     ax = fig.subplots()
+    modes = any((r.get("params") or {}).get("mode") for r in recs)
     for label in P.labels_of(recs):
         for impl, style in (("vecx", "-"), ("native", "--")):
             for rec in recs:
                 if backend_label(rec) == label and P.impl_of(rec) == impl:
                     t, y = P.curve(rec)  # type: ignore[misc]
-                    name = f"{label} ({impl})"
+                    mode = rec.get("mode") if modes and impl == "vecx" else None
+                    name = f"{label} ({impl}{', ' + mode if mode else ''})"
                     if rec.get("agrees") is False:
                         name += ", loss disagrees"
                     ax.plot(t, y, style, color=P.colors_for(doc).get(label), label=name, lw=1.5)
@@ -423,6 +425,55 @@ def _train_accuracy(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]
     return fig
 
 
+_MODE_COLORS = {"eager": "C0", "jit": "C1", "fused": "C2"}
+
+
+def _train_modes(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> Any:
+    """Per preset, time per epoch of each backend x mode (bars) with the compile time it
+    paid first beside it: only for runs with ``--modes``."""
+    from vecx import plots as P
+    from vecx.results import headline_s
+
+    recs = [r for r in P.succeeded(records) if (r.get("params") or {}).get("mode")
+            and P.impl_of(r) == "vecx" and headline_s(r)]  # fmt: skip
+    presets = [p for p in SUITE.case_names if any(r["case"] == p for r in recs)]
+    if not presets:
+        return None
+    labels = P.labels_of(recs)
+    modes = [m for m in _MODE_COLORS if any(r.get("mode") == m for r in recs)]
+    fig = P.new_figure(figsize=(P.PANEL_W * 2 + 1.2, P.PANEL_H * 0.55 * len(presets) + 1.4))
+    axes = np.atleast_2d(fig.subplots(len(presets), 2, squeeze=False))
+    width = 0.8 / max(1, len(modes))
+    for row, preset in zip(axes, presets, strict=True):
+        speed, cost = row
+        for j, mode in enumerate(modes):
+            xs, times, compiles = [], [], []
+            for i, label in enumerate(labels):
+                rec = next((r for r in recs if r["case"] == preset and r.get("mode") == mode
+                            and backend_label(r) == label), None)  # fmt: skip
+                if rec is not None:
+                    xs.append(i + (j - (len(modes) - 1) / 2) * width)
+                    times.append(headline_s(rec))
+                    compiles.append(rec.get("compile_s") or 0.0)
+            color = _MODE_COLORS[mode]
+            speed.barh(xs, times, height=width, color=color, label=mode)
+            cost.barh(xs, compiles, height=width, color=color, label=mode)
+        panels = ((speed, "training time per epoch"), (cost, "warm-up before the clock"))
+        for ax, what in panels:
+            ax.set_yticks(range(len(labels)), labels, fontsize=7)
+            ax.invert_yaxis()
+            warmup = ax is cost
+            ax.set_xscale("symlog" if warmup else "log", **({"linthresh": 1e-3} if warmup else {}))
+            ax.grid(True, axis="x", which="both", alpha=0.3)
+            P.title(ax, f"{preset}: {what}")
+        P.plain_log_axis(speed.xaxis, time=True)
+        cost.set_xlabel("seconds")
+    P.legend_from_axes(fig, axes[:1, :1].flat)
+    P.suptitle(fig, "Eager, jit and fused: speed, and the warm-up (compilation) that buys it")
+    P.footnote(fig, P.failed_notes([r for r in records if (r.get("params") or {}).get("mode")]))
+    return fig
+
+
 class TrainSuite(ModuleSuite):
     """The trainer's presets, vecx and framework-native (see the module docstring)."""
 
@@ -481,6 +532,8 @@ class TrainSuite(ModuleSuite):
                    "framework-native", _train_backends),
         FigureSpec("train-accuracy", "Training accuracy against training time of the "
                    "classification presets", _train_accuracy),
+        FigureSpec("train-modes", "Time per epoch and compile time of each backend in each "
+                   "mode (runs with --modes)", _train_modes),
     )  # fmt: skip
 
 

@@ -48,8 +48,8 @@ from vecx.pytree import flatten, structure
 from vecx.training.optimizers import Optimizer
 from vecx.training.schedule import IndexBlock
 
-__all__ = ["EXECUTORS", "Executor", "Problem", "Program", "StepExecutor", "default_mode",
-           "get_executor"]  # fmt: skip
+__all__ = ["EXECUTORS", "Executor", "Problem", "Program", "StepExecutor", "check_mode",
+           "default_mode", "get_executor"]  # fmt: skip
 
 LossFn = Callable[[Any, Any, Any], Any]
 
@@ -99,6 +99,21 @@ class Executor(Protocol):
     name: str
 
     def build(self, problem: Problem) -> Program: ...
+
+
+def check_mode(be: Backend, mode: str | None) -> str:
+    """The mode ``be`` will run (``mode``, or `default_mode`); `vecx.ModeUnsupported`
+    with the reason if it cannot, asked of the backend without compiling anything."""
+    if mode is None:
+        return default_mode(be)
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    compile_ = getattr(be, "compile", None)
+    if mode != "eager" and compile_ is None:
+        raise ModeUnsupported(f"{be.spec} has no compiler (its backend has no compile method)")
+    if compile_ is not None:
+        compile_(lambda state, *args: state, mode=mode)  # raises for an unsupported mode
+    return mode
 
 
 def default_mode(be: Backend) -> str:

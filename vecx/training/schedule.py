@@ -15,8 +15,8 @@ batch), so every backend and every executor sees the same batches in the same or
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
