@@ -308,11 +308,16 @@ class TorchBackend(BaseBackend):
             elif x.requires_grad:  # as above: autograd must not keep a view of host memory
                 idx = idx.clone()
             return x[idx]
-        elif self._cuda and not torch.compiler.is_compiling() and idx.numel() and (
+        elif self._cuda and not self._capturing() and idx.numel() and (
             bool((idx >= x.shape[0]).any()) or bool((idx < -x.shape[0]).any())
-        ):  # (inside torch.compile a check would break the graph: the trainer's are in range)
+        ):  # (compiled or captured, a check would read back: the trainer's are in range)
             check_index_bounds(idx.cpu().numpy(), x.shape[0])
         return x[idx]
+
+    def _capturing(self) -> bool:
+        """Inside ``torch.compile`` or a CUDA graph capture: no value may be read back."""
+        torch = self.xp
+        return torch.compiler.is_compiling() or torch.cuda.is_current_stream_capturing()
 
     # math (see vecx.backends._base for the semantics)
     def _constant(self, value: Any, like: Any) -> Any:
@@ -476,11 +481,12 @@ class TorchBackend(BaseBackend):
         yet (and which do not exist on the CPU)."""
         torch = self.xp
         if mode == "fused":
-            raise ModeUnsupported(
-                f"mode 'fused' on {self.spec} needs a segment captured as a CUDA graph"
-                + (", which vecx does not build yet for torch" if self._cuda
-                   else ", and CUDA graphs need a CUDA device")  # fmt: skip
-            )
+            if not self._cuda:
+                raise ModeUnsupported(
+                    f"mode 'fused' on {self.spec} needs a segment captured as a CUDA graph, "
+                    "and CUDA graphs need a CUDA device"
+                )
+            return self._graphed(step)
         if mode != "jit":
             return super().compile(step, mode=mode, rng=rng)
         compilations = [0]
@@ -504,6 +510,48 @@ class TorchBackend(BaseBackend):
 
         # the hot loop gets each run's rows as tensor views, made once per run
         return CompiledStep(call, lambda: compilations[0], rows=tensor)
+
+    def _graphed(self, step: Callable) -> CompiledStep:
+        """``fused`` on CUDA: a run's steps (the eager step, its gradient through autograd)
+        captured once as a CUDA graph per run shape and data, with static buffers for the
+        state and the index block, then replayed: one launch per run. Captured after a
+        warm-up on a side stream (autograd and cuBLAS set up outside the capture)."""
+        torch = self.xp
+        graphs: dict[Any, Any] = {}
+
+        def capture(state: tuple, block: Any, args: tuple) -> Any:
+            static_in = tuple(v.clone() for v in state)
+            static_block = torch.empty(block.shape, dtype=torch.int64, device=self._device)
+            static_block.copy_(torch.from_numpy(np.ascontiguousarray(block)))
+            side = torch.cuda.Stream(self._device)
+            side.wait_stream(torch.cuda.current_stream(self._device))
+            with torch.cuda.stream(side):
+                s = static_in
+                for j in range(min(3, block.shape[0])):
+                    s = step(s, static_block[j], *args)
+            torch.cuda.current_stream(self._device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                s = static_in
+                for j in range(block.shape[0]):
+                    s = step(s, static_block[j], *args)
+            return graph, static_in, static_block, s
+
+        def fused(state: tuple, block: Any, *args: Any) -> tuple:
+            # the graph reads the data where it was captured: the key holds its addresses
+            key = (tuple(block.shape), tuple((a.data_ptr(), tuple(a.shape), a.dtype)
+                                              for a in args if isinstance(a, torch.Tensor)))
+            found = graphs.get(key)
+            if found is None:
+                found = graphs[key] = capture(state, block, args)
+            graph, static_in, static_block, out = found
+            for buffer, value in zip(static_in, state, strict=True):
+                buffer.copy_(value)
+            static_block.copy_(torch.from_numpy(np.ascontiguousarray(block)))
+            graph.replay()
+            return tuple(v.clone() for v in out)  # the next replay overwrites ``out``
+
+        return CompiledStep(fused, lambda: len(graphs))
 
     def _differentiate(
         self, f: Callable[..., Any], args: list[Any], flat: list[Any], has_aux: bool, depth: int

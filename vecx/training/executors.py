@@ -16,7 +16,8 @@ executor.
   - ``jit``: one compiled call per minibatch, ``be.compile(step, mode="jit")``:
     ``jax.jit``, ``torch.compile(fullgraph=True)``, the replay compiler on NumPy/CuPy;
   - ``fused``: one compiled call per run of equal batches in a segment,
-    ``be.compile(step, mode="fused")`` (``jax.jit`` of ``lax.scan``).
+    ``be.compile(step, mode="fused")`` (``jax.jit`` of ``lax.scan``; on torch:cuda a
+    CUDA graph of the run's steps, replayed).
 
   Without a mode, ``jit`` where ``be.jit`` compiles (JAX), else ``eager``. Compilation
   happens in the warm-up, before the clock, for every batch size and run shape the run
