@@ -2,7 +2,7 @@
 
 Cases (one record per size ``n``):
 
-* ``vector-add``: ``a + b`` for n = 2^10 ... 2^24 (2^26 on a GPU), in GB/s counting
+* ``vector-add``: ``a + b`` for n = 2^10 ... 2^24 (2^28 on a GPU), in GB/s counting
   3 arrays x ``itemsize`` bytes per element (read a, read b, write the result).
 * ``copy``: the bandwidth ceiling, at the same sizes, counting 2 arrays x ``itemsize``
   (one read, one write). The ``Backend`` protocol has no copy primitive and
@@ -78,7 +78,7 @@ ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 #: Sizes by (device kind, quick): vector lengths and matmul orders.
 VECTOR_SIZES = {
     ("cpu", False): log2_sizes(10, 24),
-    ("cuda", False): log2_sizes(10, 26),
+    ("cuda", False): log2_sizes(10, 28),
     ("cpu", True): log2_sizes(10, 20, 2),
     ("cuda", True): log2_sizes(10, 24, 2),
 }
