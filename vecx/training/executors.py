@@ -47,6 +47,7 @@ import numpy as np
 from vecx.protocol import MODES, Backend, ModeUnsupported, TracedRandomness, capabilities
 from vecx.pytree import flatten, structure
 from vecx.training.optimizers import Optimizer
+from vecx.training.precision import Policy, cast_loss, scaled_update
 from vecx.training.schedule import IndexBlock
 
 __all__ = ["EXECUTORS", "Executor", "Problem", "Program", "StepExecutor", "check_mode",
@@ -72,6 +73,8 @@ class Problem:
     #: The ``(steps, batch)`` shapes of the run's index arrays (`schedule.run_shapes`):
     #: what a warm-up compiles for. Empty: one run per batch size of an epoch.
     runs: frozenset[tuple[int, int]] = frozenset()
+    #: The precision policy (`vecx.training.precision`); None: the backend's dtype.
+    policy: Policy | None = None
 
     def batch_sizes(self) -> list[int]:
         """The distinct minibatch sizes, the full one first (errors then name it)."""
@@ -216,10 +219,12 @@ def make_step(
     be: Backend, loss: LossFn, metrics: Mapping[str, LossFn], optimizer: Optimizer,
     n_params: int, rebuild_params: Callable[[list[Any]], Any],
     rebuild_state: Callable[[list[Any]], Any], mode: str, rng: bool = False,
+    policy: Policy | None = None,
 ) -> Compiled:  # fmt: skip
     """The ``step(state, idx, X, y, lr) -> state`` of ``mode`` and ``evaluate(state, X, y)``.
 
-    The state is a flat tuple: the parameters' leaves, then the optimizer state's. Flat,
+    The state is a flat tuple: the parameters' leaves, then the optimizer state's (and,
+    with loss scaling, the scaler's: scale, finite steps in a row, skipped steps). Flat,
     because it crosses the jit boundary at every step (a tuple is ~0.5 us cheaper for
     ``jax.jit`` than a dict); the step returns nothing else (each extra output costs ~3 us
     on JAX), and ``lr`` is an argument, so one compiled step serves every learning rate.
@@ -232,9 +237,16 @@ def make_step(
     def flat_loss(leaves: tuple, X: Any, y: Any) -> Any:
         return one_value(loss(rebuild_params(leaves), X, y), "the loss")
 
-    grad = be.grad(flat_loss)  # not value_and_grad: a compiler may drop the loss's value
     index = be.index
     update = optimizer.update
+    mixed = policy is not None and policy.mixed
+    scaling = policy.loss_scale if mixed else None
+    if mixed:  # the cast points of the policy (vecx.training.precision)
+        grad = be.grad(cast_loss(be, policy, lambda p, X, y: one_value(loss(p, X, y),
+                                                                       "the loss"),
+                                 rebuild_params))  # fmt: skip
+    else:
+        grad = be.grad(flat_loss)  # not value_and_grad: a compiler may drop the loss's value
 
     def step(state: tuple, idx: Any, X: Any, y: Any, lr: Any) -> tuple:
         params = state[:n_params]
@@ -242,8 +254,21 @@ def make_step(
         params, opt = update(params, grads, rebuild_state(state[n_params:]), lr)
         return (*params, *flatten(opt)[0]) if n_params != len(state) else tuple(params)
 
+    def scaled_step(state: tuple, idx: Any, X: Any, y: Any, lr: Any) -> tuple:
+        params, scaler = state[:n_params], state[-3:]
+        before = state[:-3]
+        grads = grad(params, index(X, idx), index(y, idx), scaler[0])
+        grads = tuple([g / scaler[0] for g in grads])
+        new_params, opt = update(params, grads, rebuild_state(before[n_params:]), lr)
+        after = (*new_params, *flatten(opt)[0])
+        kept, scaler = scaled_update(be, scaling, grads, before, after, scaler)
+        return (*kept, *scaler)
+
+    if scaling is not None:
+        step = scaled_step  # noqa: F811 - the policy's step
+
     def evaluate(state: tuple, X: Any, y: Any) -> tuple:
-        params = rebuild_params(state[:n_params])
+        params = rebuild_params(state[:n_params])  # in the parameters' dtype
         return (one_value(loss(params, X, y), "the loss"),
                 *(one_value(m(params, X, y), f"metric {n!r}")
                   for n, m in zip(names, metric_fns, strict=True)))  # fmt: skip
@@ -275,6 +300,15 @@ class StepProgram:
     #: Seconds the warm-up spent compiling in this run (0.0 when an earlier run had;
     #: None where nothing compiles).
     compile_s: float | None = None
+    scaled: bool = False  # the state ends with the loss scaler's three scalars
+
+    def precision(self, state: tuple) -> dict[str, Any]:
+        """What the policy did: the final loss scale and the skipped steps (loss scaling)."""
+        if not self.scaled:
+            return {}
+        be = self.problem.be
+        scale, _, skipped = (float(np.asarray(be.to_numpy(v))) for v in state[-3:])
+        return {"loss_scale": scale, "skipped_steps": int(round(skipped))}
 
     def segment(self, state: tuple, block: IndexBlock) -> tuple:
         step, X, y, lr = self.fns.step, self.problem.X, self.problem.y, self.lr
@@ -373,13 +407,17 @@ class StepExecutor:
         leaves, rebuild = flatten(problem.params)
         opt_state = problem.optimizer.init(be, tuple(leaves))
         opt_leaves, rebuild_state = flatten(opt_state)
+        policy = problem.policy
+        scaler: tuple = ()
+        if policy is not None and policy.loss_scale is not None:
+            scaler = (be.asarray(policy.loss_scale.init), be.asarray(0.0), be.asarray(0.0))
         key = (mode, problem.loss, tuple(problem.metrics.items()), problem.optimizer,
-               structure(problem.params), structure(opt_state))  # fmt: skip
+               structure(problem.params), structure(opt_state), policy)  # fmt: skip
         keep = mode != "eager" or capabilities(be).compiles
 
         def build(rng: bool) -> Compiled:
             return make_step(be, problem.loss, problem.metrics, problem.optimizer,
-                             len(leaves), rebuild, rebuild_state, mode, rng)  # fmt: skip
+                             len(leaves), rebuild, rebuild_state, mode, rng, policy)  # fmt: skip
 
         def with_rng() -> Compiled:
             return replace(be, key, build(True))
@@ -388,8 +426,9 @@ class StepExecutor:
         X = problem.X
         shapes = (str(X.dtype), tuple(X.shape), tuple(problem.y.shape), problem.batch_size,
                   problem.runs if mode == "fused" else None)  # fmt: skip
-        return StepProgram(problem, fns, (*leaves, *opt_leaves), len(leaves), rebuild,
-                           fns.lr(be, problem.lr), shapes, with_rng)  # fmt: skip
+        state = (*leaves, *opt_leaves, *scaler)
+        return StepProgram(problem, fns, state, len(leaves), rebuild, fns.lr(be, problem.lr),
+                           shapes, with_rng, scaled=bool(scaler))  # fmt: skip
 
 
 #: Executors by name: the object itself, or ``"module:attribute"`` imported when used.

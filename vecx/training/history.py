@@ -76,6 +76,12 @@ class History:
     #: step had made when the run ended (None in eager mode).
     compile_s: float | None = None
     compiles: int | None = None
+    #: The dtype the steps computed in (``float32``; ``bfloat16`` or ``float16`` in mixed
+    #: precision), and, with float16's loss scaling, the final scale and the steps skipped
+    #: for a non-finite gradient.
+    compute_dtype: str | None = None
+    loss_scale: float | None = None
+    skipped_steps: int | None = None
     #: A partial run: stopped by Ctrl-C, or the `TrainingDiverged` message. The
     #: checkpoints are those before it; ``params`` are where it stopped, or None if they
     #: are not finite.
@@ -118,6 +124,9 @@ class History:
             "mode": self.mode,
             "compile_s": None if self.compile_s is None else float(self.compile_s),
             "compiles": self.compiles,
+            "compute_dtype": self.compute_dtype,
+            "loss_scale": self.loss_scale,
+            "skipped_steps": self.skipped_steps,
             "lr": float(self.lr),
             "batch_size": int(self.batch_size),
             "epochs": int(self.epochs),
@@ -162,6 +171,9 @@ class History:
             mode=d.get("mode"),
             compile_s=d.get("compile_s"),
             compiles=d.get("compiles"),
+            compute_dtype=d.get("compute_dtype"),
+            loss_scale=d.get("loss_scale"),
+            skipped_steps=d.get("skipped_steps"),
             interrupted=bool(d.get("interrupted", False)),
             diverged=d.get("diverged"),
         )

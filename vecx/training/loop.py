@@ -21,6 +21,7 @@ minibatch SGD (or momentum) on any backend. Why it is built this way:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
@@ -37,6 +38,7 @@ from vecx.timing import Timer
 from vecx.training.executors import Executor, Problem, Program, get_executor
 from vecx.training.history import Checkpoint, History
 from vecx.training.optimizers import Optimizer, get_optimizer
+from vecx.training.precision import LossScale, get_policy
 from vecx.training.schedule import run_shapes, segments
 from vecx.training.tasks import TASKS, Task
 
@@ -68,6 +70,8 @@ def fit(
     task: str | Task | None = None,
     executor: str | Executor | None = None,
     mode: str | None = None,
+    compute_dtype: str | None = None,
+    loss_scale: LossScale | None = None,
     preset: str | None = None,
     callback: Callable[[Checkpoint], None] | None = None,
 ) -> History:
@@ -92,6 +96,13 @@ def fit(
     (``history.compile_s``). A mode ``be`` cannot run raises ``vecx.ModeUnsupported``
     saying why, before any step.
 
+    ``compute_dtype="bfloat16"`` or ``"float16"`` trains in mixed precision
+    (``vecx.training.precision``): float32 parameters and update, the step computed in
+    the low dtype (the parameters and the batch cast at its start, the loss cast back
+    before its gradient), float16 with dynamic loss scaling (PyTorch GradScaler's rule:
+    ``history.loss_scale``, ``history.skipped_steps``; ``loss_scale=vecx.LossScale(...)``
+    for another start, growth or interval). None: the backend's dtype.
+
     ``seed`` also fixes the minibatch order (``vecx.data_iter`` with the same seed).
     ``history.params`` has the structure of ``params``, as NumPy arrays.
 
@@ -107,6 +118,7 @@ def fit(
     check_data(be, X, y)
     optimizer = get_optimizer(optimizer)
     engine = get_executor(executor, mode)
+    policy = get_policy(be, compute_dtype, loss_scale)
     if task is not None and loss is not None:
         raise ValueError("pass task= or loss=, not both: task names a built-in model, which "
                          "has its own loss (and params= of its own shapes)")  # fmt: skip
@@ -131,12 +143,13 @@ def fit(
         _check_structure(chosen, params, seed, int(X.shape[1]), _outputs(y))
     problem = Problem(
         be, X, y, loss, dict(metrics), init_params(be, params, seed), optimizer, float(lr),
-        batch_size, chosen, run_shapes(n, batch_size, epochs, log_every),
+        batch_size, chosen, run_shapes(n, batch_size, epochs, log_every), policy,
     )  # fmt: skip
     program = engine.build(problem)
     history = History([], [], [], None, float(lr), batch_size, epochs, be.spec, preset,
                       optimizer=optimizer.describe(), executor=engine.name,
-                      mode=_mode_of(engine, program, be))  # fmt: skip
+                      mode=_mode_of(engine, program, be),
+                      compute_dtype=policy.compute_dtype)  # fmt: skip
     return run(program, problem, history, n=n, epochs=epochs, seed=seed,
                replacement=replacement, log_every=log_every, callback=callback)  # fmt: skip
 
@@ -430,12 +443,22 @@ def run(
         # never lose what was computed: the exception carries the run so far
         history.interrupted = isinstance(exc, KeyboardInterrupt)
         history.params = _finite_export(program, state)
+        with contextlib.suppress(Exception):
+            _precision(program, state, history)
         exc.history = history  # type: ignore[union-attr]
         raise
     history.params = program.export(state)
+    _precision(program, state, history)
     compiles = getattr(program, "compiles", None)
     history.compiles = compiles() if callable(compiles) else None
     return history
+
+
+def _precision(program: Program, state: Any, history: History) -> None:
+    """The loss scaler's final scale and skipped steps, where the policy scales."""
+    done = getattr(program, "precision", None)
+    for key, value in (done(state) if callable(done) else {}).items():
+        setattr(history, key, value)
 
 
 def _scalar(be: Backend, x: Any, what: str) -> float:
