@@ -96,6 +96,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "segment); each preset runs in each, with its compile time (default: each "
         "backend's own, jit on jax, eager elsewhere)",
     )  # fmt: skip
+    p.add_argument(
+        "--compute-dtypes", type=_csv, metavar="LIST",
+        help="compute dtypes of the training suite, comma-separated: float32, bfloat16, "
+        "float16 (mixed precision: float32 parameters, the step computed in the low dtype; "
+        "float16 with dynamic loss scaling); each preset runs in each (default: float32)",
+    )  # fmt: skip
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     p.set_defaults(func=run)
 
@@ -110,7 +116,8 @@ def _folder(text: str) -> Path:
 #: Command-line flag of each engine option, for its errors.
 _FLAGS = {"backends": "--backends", "suites": "--suites", "seed": "--seed",
           "baseline": "--baseline", "threads": "--threads",
-          "case_timeout": "--case-timeout", "modes": "--modes"}  # fmt: skip
+          "case_timeout": "--case-timeout", "modes": "--modes",
+          "compute_dtypes": "--compute-dtypes"}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         case_timeout=args.case_timeout,
         modes=args.modes,
+        compute_dtypes=args.compute_dtypes,
     )
     try:
         outcome = run_bench(opts)

@@ -48,6 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="eager (one uncompiled call per step), jit (one compiled call per "
                    "step) or fused (one compiled call per segment between checkpoints); "
                    "default: jit where the backend compiles (jax), else eager")
+    p.add_argument("--compute-dtype", choices=("float32", "bfloat16", "float16"),
+                   type=str.lower,
+                   help="mixed precision: the step computed in bfloat16 or float16 (float16 "
+                   "with dynamic loss scaling), the parameters and update in float32 "
+                   "(default: float32 throughout)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the data, initial parameters and batch order (default 0)")
     p.add_argument("--log-every", type=int, default=200, metavar="N",
@@ -82,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     import vecx
     from vecx.training import PRESETS
     from vecx.training.executors import check_mode
+    from vecx.training.precision import get_policy
 
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -95,15 +101,18 @@ def run(args: argparse.Namespace) -> int:
         be = vecx.backend(args.backend)
         optimizer = args.optimizer or preset.optimizer
         mode = check_mode(be, args.mode)  # an unsupported mode: one line, before anything
+        policy = get_policy(be, args.compute_dtype)  # likewise an unsupported dtype
         if not args.quiet:
             print(f"training {args.preset} on {be.spec}: lr {lr:g}, batch {bs}, "
-                  f"{epochs} epoch(s), {optimizer}, {mode}, seed {args.seed}")
+                  f"{epochs} epoch(s), {optimizer}, {mode}, {policy.describe()}, "
+                  f"seed {args.seed}")
         try:
             with _Progress(enabled=not args.quiet) as progress:
                 history = vecx.train(
                     be, args.preset, lr=args.lr, batch_size=args.batch_size,
                     epochs=args.epochs, seed=args.seed, log_every=args.log_every,
                     optimizer=optimizer, callback=progress.update, mode=args.mode,
+                    compute_dtype=args.compute_dtype,
                 )  # fmt: skip
         except (KeyboardInterrupt, vecx.TrainingDiverged) as exc:
             partial = getattr(exc, "history", None)
@@ -126,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
     accuracy = f", accuracy {100 * history.accuracy:.2f}%" if history.accuracy is not None else ""
     compiled = (f", compiled in {history.compile_s:.3g} s before the clock"
                 if history.compile_s else "")  # fmt: skip
+    if history.compute_dtype != be.dtype:
+        compiled += f", {history.compute_dtype} compute"
+    if history.skipped_steps:
+        compiled += f", {history.skipped_steps} step(s) skipped by loss scaling"
     print(f"loss {history.loss:.6g}{reference}{accuracy}, "
           f"{history.epoch_time:.4g} sec/epoch on {be.spec} ({history.mode}{compiled})")
     if args.plot:

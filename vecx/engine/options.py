@@ -54,6 +54,9 @@ class BenchOptions:
     #: Execution modes (``vecx.MODES``) of the suites that take them (``Suite.options``):
     #: each of their cases runs once per mode. ``None``: each backend's default mode.
     modes: list[str] | None = None
+    #: Compute dtypes of mixed precision (``float32``, ``bfloat16``, ``float16``) of the
+    #: suites that take them: each case once per dtype. ``None``: the backend's dtype.
+    compute_dtypes: list[str] | None = None
 
 
 def candidate_specs(selection: Sequence[str] | None) -> list[str]:
@@ -171,6 +174,20 @@ def check_modes(modes: Sequence[str] | None) -> list[str] | None:
     if unknown or not names:
         raise OptionError("modes", f"unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}"
                           if unknown else f"no mode selected; choose from {', '.join(MODES)}")
+    return list(dict.fromkeys(names))
+
+
+def check_compute_dtypes(dtypes: Sequence[str] | None) -> list[str] | None:
+    """Known, distinct compute dtypes in the order given, or None (the default)."""
+    known = ("float32", "bfloat16", "float16")
+    if dtypes is None:
+        return None
+    names = [str(d).strip().lower() for d in dtypes if str(d).strip()]
+    unknown = [d for d in names if d not in known]
+    if unknown or not names:
+        raise OptionError("compute_dtypes", f"unknown compute dtype {unknown[0]!r}; choose from "
+                          f"{', '.join(known)}" if unknown else
+                          f"no compute dtype selected; choose from {', '.join(known)}")
     return list(dict.fromkeys(names))
 
 

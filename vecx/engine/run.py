@@ -54,6 +54,7 @@ from vecx.engine.options import (
     candidate_specs,
     check_baseline,
     check_case_timeout,
+    check_compute_dtypes,
     check_modes,
     check_seed,
     check_suites,
@@ -397,22 +398,27 @@ def _plan(suite: Any, spec: str, opts: BenchOptions, sizes: dict[str, Any]) -> l
 
 
 def _with_modes(opts: BenchOptions, suites: list[Any], selectors: list[str]) -> BenchOptions:
-    """``opts`` with its modes passed, in ``sizes``, to each suite that takes them (its
-    workers get them there too); an `OptionError` if no selected suite does."""
-    modes = check_modes(opts.modes)
-    if modes is None:
+    """``opts`` with its modes and compute dtypes passed, in ``sizes``, to each suite that
+    takes them (``Suite.options``; its workers get them there too); an `OptionError` if no
+    selected suite takes one that was given."""
+    given = {"modes": check_modes(opts.modes),
+             "compute_dtypes": check_compute_dtypes(opts.compute_dtypes)}  # fmt: skip
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
         return opts
     sizes = {k: dict(v) for k, v in opts.sizes.items()}
-    takers = []
-    for suite, selector in zip(suites, selectors, strict=True):
-        if "modes" in getattr(suite, "options", ()):
-            own = sizes.setdefault(suite.name, dict(sizes.get(selector, {})))
-            own["modes"] = modes
-            takers.append(suite.name)
-    if not takers:
-        raise OptionError("modes", "none of the selected suites runs in modes ("
-                          f"{', '.join(s.name for s in suites)}); the training suite does")
-    return dataclasses.replace(opts, modes=modes, sizes=sizes)
+    for option, values in given.items():
+        takers = []
+        for suite, selector in zip(suites, selectors, strict=True):
+            if option in getattr(suite, "options", ()):
+                own = sizes.setdefault(suite.name, dict(sizes.get(selector, {})))
+                own[option] = values
+                takers.append(suite.name)
+        if not takers:
+            what = "runs in modes" if option == "modes" else "takes compute dtypes"
+            raise OptionError(option, f"none of the selected suites {what} ("
+                              f"{', '.join(s.name for s in suites)}); the training suite does")
+    return dataclasses.replace(opts, sizes=sizes, **given)
 
 
 def _sizes(opts: BenchOptions, suite: Any, selector: str) -> dict[str, Any]:

@@ -82,6 +82,13 @@ OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "compiles": (_INT, "compilations of the training step (jit, fused)"),
     "break_even_steps": (_FLOAT, "steps after which a compiled mode has paid for its "
                          "compile_s against eager on the same backend and preset"),
+    "compute_dtype": ((str,), "the dtype a training run's steps computed in"),
+    "loss_scale": (_FLOAT, "float16 mixed precision: the loss scale at the end"),
+    "skipped_steps": (_INT, "float16 mixed precision: steps skipped for an inf/nan gradient"),
+    "loss_vs_float32": (_FLOAT, "mixed precision: relative deviation of the final loss from "
+                        "the float32 run of the same backend, preset and mode"),
+    "speed_vs_float32": (_FLOAT, "mixed precision: the float32 run's time per epoch over "
+                         "this one's"),
     "ceiling": ((dict,), "what pct_of_ceiling divided by"),
     "threads": (_INT, "the CPU threads the backend computed with (BLAS, intra-op)"),
     "remeasured": ((dict,), "a suspect first measurement (threads, median_s, suspect) that "
