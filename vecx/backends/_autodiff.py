@@ -127,7 +127,7 @@ def identity(xp: Any, g: Any, ans: Any, *args: Any) -> Any:
 
 
 class Tape:
-    __slots__ = ("xp", "ndarray", "nodes", "locked", "recording")
+    __slots__ = ("xp", "ndarray", "nodes", "locked", "recording", "seen")
 
     def __init__(self, xp: Any, recording: bool = False) -> None:
         self.xp = xp
@@ -137,6 +137,7 @@ class Tape:
         #: tracing for the replay compiler (``_replay``): every array computed from a
         #: tracer, a comparison's mask too, becomes a node, so none is baked in as a constant
         self.recording = recording
+        self.seen: dict[int, Any] = {}
 
     def keep(self, value: Any) -> Any:
         """A constant operand as the tape may keep it (module docstring): a small array is
@@ -153,12 +154,24 @@ class Tape:
             self.locked.append(value)
         return value
 
+    def distinct(self, value: Any) -> Any:
+        """``value`` as an array object no other traced value is (recording only): NumPy
+        hands out its scalars as shared singletons (``np.True_``), and an operation may
+        return its argument itself."""
+        if type(value) is not self.ndarray:
+            value = self.xp.asarray(value)
+        elif id(value) in self.seen:
+            value = value.view()
+        self.seen[id(value)] = value  # kept alive: an id is never reused while tracing
+        return value
+
     def release(self) -> None:
         """Give the locked constants back writeable, and drop the nodes."""
         for value in self.locked:
             value.setflags(write=True)
         self.locked.clear()
         self.nodes.clear()
+        self.seen.clear()
 
 
 #: Constant operands up to this many elements are copied onto the tape; larger ones are
@@ -186,6 +199,8 @@ class Tracer:
         self.args = args
         self.g = None
         self.prim = prim  # what made it (None for an argument): the replay compiler reads it
+        if tape.recording:  # the replay compiler tells values apart by identity
+            self.value = tape.distinct(value)
         if parents:
             tape.nodes.append(self)
 

@@ -24,12 +24,15 @@ tracing. Python control flow may depend on shapes only, which are part of the si
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import operator
 import re
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from vecx.backends._autodiff import (
     NESTED,
@@ -97,10 +100,16 @@ def _signature(
             lengths.append(-1)
         elif kind is tuple:
             for v in a:
-                if type(v) is not ndarray:
+                if type(v) is ndarray:
+                    inputs.append(v)
+                elif isinstance(v, np.generic):  # a 0-d array after an SGD step
+                    inputs.append(asarray(v))
+                else:
                     return _general_signature(args, unique, ndarray, asarray)
-            inputs.extend(a)
             lengths.append(len(a))
+        elif isinstance(a, np.generic):
+            inputs.append(asarray(a))
+            lengths.append(-1)
         else:
             return _general_signature(args, unique, ndarray, asarray)
     return (tuple(lengths), *[(v.shape, v.dtype) for v in inputs]), inputs
@@ -115,6 +124,8 @@ def _general_signature(
         leaves, _ = flatten(a)
         if i in unique:  # a Python float differentiated: an array, as when traced
             leaves = [v if type(v) is ndarray else _leaf_array(v, asarray) for v in leaves]
+        else:  # a NumPy scalar (an SGD step makes one of a 0-d array): an input too
+            leaves = [asarray(v) if isinstance(v, np.generic) else v for v in leaves]
         key.append((structure(a), tuple((v.shape, v.dtype) if type(v) is ndarray
                                         else _constant_key(v) for v in leaves)))  # fmt: skip
         inputs.extend(v for v in leaves if type(v) is ndarray)
@@ -165,8 +176,10 @@ def _describe(args: tuple, ndarray: type) -> str:
     shapes = []
     for a in args:
         for leaf in flatten(a)[0]:
-            shapes.append(f"{leaf.dtype}{list(leaf.shape)}" if type(leaf) is ndarray
-                          else repr(leaf)[:20])  # fmt: skip
+            if type(leaf) is ndarray or isinstance(leaf, np.generic):
+                shapes.append(f"{leaf.dtype}{list(np.shape(leaf))}")
+            else:
+                shapes.append(f"{type(leaf).__name__} {str(leaf)[:16]}")
     return ", ".join(shapes)
 
 
@@ -179,7 +192,7 @@ def _trace(
     traced_args = list(args)
     inputs: list[Tracer] = []
     differentiated: dict[int, list[Tracer]] = {}
-    layout = []
+    rebuilds = {}
     for i, a in enumerate(args):
         leaves, rebuild = flatten(a)
         new = []
@@ -193,14 +206,20 @@ def _trace(
                     raise TypeError(
                         f"grad needs floating-point arguments, got {leaf.dtype} (argument {i})"
                     )
+            elif isinstance(leaf, np.generic):  # a NumPy scalar: an input, as 0-d arrays are
+                leaf = xp.asarray(leaf)
             if type(leaf) is ndarray:
-                leaf = Tracer(leaf, tape, (), ())
+                # a view: an object of its own, so that the same array passed twice, or
+                # also held by the function as a constant, is told apart
+                leaf = Tracer(leaf.view(), tape, (), ())
                 inputs.append(leaf)
             new.append(leaf)
         traced_args[i] = rebuild(new)
         if i in unique:
             differentiated[i] = new
-            layout.append((i, len(new), rebuild))
+            rebuilds[i] = rebuild
+    layout = [(i, len(differentiated[i]), rebuilds[i]) for i in unique]  # as the eager path
+    tracing = getattr(REPLAY, "tracing", False)
     REPLAY.tracing = True
     try:
         out, aux = loss_output(f(*traced_args), has_aux)
@@ -227,7 +246,7 @@ def _trace(
         run = _emit(tape, inputs, wrt, out, aux_leaves, xp, observed, final=True,
                     want_value=want_value)  # fmt: skip
     finally:
-        REPLAY.tracing = False
+        REPLAY.tracing = tracing
         tape.release()
     return run, layout, aux_rebuild
 
@@ -257,7 +276,8 @@ def _emit(
 
     def constant(value: Any) -> str:
         name = f"c{next(counter)}"
-        namespace[name] = value.copy() if type(value) is tape.ndarray else value
+        namespace[name] = (value.copy() if type(value) is tape.ndarray
+                           else copy.deepcopy(value))  # a snapshot, as jax.jit takes  # fmt: skip
         return name
 
     def operand(value: Any) -> str:
@@ -270,6 +290,13 @@ def _emit(
         names = [operand(a) for a in node.args]
         operands.append(names)
         prim = node.prim
+        if prim.name == "getitem" and _VARIABLE.fullmatch(names[1]) and (
+                getattr(getattr(node.args[1], "dtype", None), "kind", "") == "b"):  # fmt: skip
+            raise TypeError(
+                "a boolean-mask selection of traced values has a shape that depends on the "
+                "data, which a replayed step cannot follow (mode 'jit' on NumPy and CuPy; "
+                "JAX's jit refuses it too): use be.where(mask, x, 0) instead"
+            )
         symbol = _OPERATORS.get(prim.op) if prim.op is not None else None
         inline = _inline_forward(prim.name, names, node.args, node.value)
         if symbol is not None and len(names) == 2:
@@ -323,8 +350,8 @@ def _emit(
                     contribution = f"j{n}(xp, {g}, v{k}, {', '.join(operands[k])})"
                 shape = tuple(parent.value.shape)
                 key = f"shape{n}"
-                if not final:
-                    contribution = f"note({key!r}, {contribution})"
+                if not final:  # noted, then un-broadcast wherever it has to be
+                    contribution = f"unbroadcast(note({key!r}, {contribution}), {shape!r})"
                 elif observed[key] != shape:
                     contribution = _unbroadcast(contribution, observed[key], shape)
                 previous = grads.get(id(parent))
@@ -336,6 +363,9 @@ def _emit(
                               else f"{previous} + {contribution}"))  # fmt: skip
     results = [grads.get(id(t)) for t in wrt]
     aux_names = [by_node[id(a)] if type(a) is Tracer else constant(a) for a in aux]
+    aux_out = [f"_copy({a})" if not a.startswith("v") and not a.startswith("i") else a
+               for a in aux_names]  # a constant aux leaf: a copy at every call
+    namespace["_copy"] = lambda v: v.copy() if hasattr(v, "copy") else v
     returned = [*(r for r in results if r), *aux_names, *([value] if want_value else [])]
 
     if not final:
@@ -365,7 +395,7 @@ def _emit(
 
     finished = [output(r, t) for r, t in zip(results, wrt, strict=True)]
     shown = value if want_value else "None"
-    body.append(f"return {shown}, ({''.join(a + ', ' for a in aux_names)}), "
+    body.append(f"return {shown}, ({''.join(a + ', ' for a in aux_out)}), "
                 f"({''.join(g + ', ' for g in finished)})")  # fmt: skip
     params = ", ".join(f"i{k}" for k in range(len(inputs)))
     source = f"def replay({params}):\n" + "".join(f"    {line}\n" for line in body)
