@@ -133,6 +133,9 @@ def test_help_documents_the_options():
                                       "jit, fused"),
         (["--modes", "jit", "--suites", "matmul"], "--modes: none of the selected suites "
                                                    "runs in modes (matmul)"),
+        (["--compute-dtypes", "int8"], "--compute-dtypes: unknown compute dtype 'int8'"),
+        (["--compute-dtypes", "float16", "--suites", "vector-add"],
+         "--compute-dtypes: none of the selected suites takes compute dtypes (vector-add)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):

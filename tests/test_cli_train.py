@@ -89,6 +89,17 @@ def test_mode_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
                                    rtol=1e-5)  # fmt: skip
 
 
+def test_compute_dtype_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "h.json"
+    code, out, err = run(capsys, "--backend", "numpy", "--preset", "airfoil-mb100",
+                         "--compute-dtype", "float16", "--json", str(target))  # fmt: skip
+    assert code == 0, err
+    assert "float16 compute, float32 parameters, dynamic loss scale 65536" in out
+    doc = json.loads(target.read_text())
+    assert doc["compute_dtype"] == "float16" and doc["skipped_steps"] >= 1
+    assert doc["loss_scale"] == 65536 * 0.5 ** doc["skipped_steps"]
+
+
 def test_overrides_and_quiet(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "h.json"
     code, out, err = run(capsys, "--backend", "numpy", "--preset", "airfoil-mb100", "--lr",
@@ -150,6 +161,8 @@ def test_progress_bar_on_a_terminal(capsys: pytest.CaptureFixture[str], monkeypa
         (["--backend", "numpy", "--preset", "linreg", "--plot", "x.gif"], "suffix"),
         (["--backend", "numpy", "--preset", "linreg", "--mode", "fused"],
          "mode 'fused' needs jax, or a CUDA graph"),
+        (["--backend", "numpy", "--preset", "linreg", "--compute-dtype", "bfloat16"],
+         "numpy:cpu cannot compute in bfloat16 (NumPy has no bfloat16 type)"),
         (["--backend", "numpy", "--preset", "linreg", "--plot", "/nonexistent-dir/x.png"],
          "does not exist"),
     ],

@@ -196,6 +196,37 @@ def test_train_records_modes_compile_cost_break_even_and_unsupported(numpy_be):
         assert "no faster than eager" in jit["note"]
 
 
+def test_train_records_each_compute_dtype_against_float32(numpy_be):
+    """--compute-dtypes: each record says its policy, its loss deviation and speed against
+    the float32 run; a dtype the backend cannot compute in is skipped with the reason."""
+    from vecx.suites.train import SUITE as TRAIN
+
+    records = list(run_suite("train", numpy_be, presets=["airfoil-mb100"], repeats=1,
+                             overrides={"airfoil-mb100": {"epochs": 1}},
+                             compute_dtypes=["float32", "bfloat16", "float16"]))  # fmt: skip
+    full, brain, half = records
+    assert [r["params"]["compute_dtype"] for r in records] == ["float32", "bfloat16", "float16"]
+    assert "no bfloat16" in brain["skipped"]
+    assert half["compute_dtype"] == "float16" and half["skipped_steps"] >= 1
+    for rec in records:
+        check_record(rec)
+    TRAIN.finalize(records)
+    assert half["loss_vs_float32"] == pytest.approx(
+        abs(half["value"] - full["value"]) / full["value"])
+    assert half["speed_vs_float32"] == pytest.approx(full["min_s"] / half["min_s"])
+
+
+def test_an_airfoil_loss_below_the_least_squares_optimum_is_flagged():
+    from vecx.results import result
+    from vecx.suites.train import AIRFOIL_OPTIMUM, check_optimum
+
+    good = result("train", "airfoil-gd", "numpy", "cpu", params={}, value=0.2443, metric="loss")
+    bad = result("train", "airfoil-gd", "torch", "cpu", params={}, value=0.2410, metric="loss")
+    assert check_optimum([good, bad]) == 1
+    assert bad["agrees"] is False and "below the float64 least-squares optimum" in bad["note"]
+    assert good.get("agrees") is None and round(AIRFOIL_OPTIMUM, 6) == 0.241688
+
+
 def test_quick_train_records_its_overrides(numpy_be):
     (rec,) = run_suite("train", numpy_be, quick=True, presets=["airfoil-mb100"])
     assert rec["error"] is None
