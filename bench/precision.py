@@ -1,0 +1,104 @@
+"""Mixed precision against float32, per backend, side by side in one run.
+
+For each preset and backend: the final loss and the training seconds per epoch in float32
+and in the two mixed policies (``compute_dtype="bfloat16"``, ``"float16"`` with loss
+scaling), the loss's deviation from float32 in units of the compute dtype's roundoff, the
+steps loss scaling skipped, and the speed against float32. Runs are interleaved (preset x
+backend x dtype, then again), medians of their times. Also how each framework accumulates
+a low-precision matmul, measured: ``ones(1, n) @ ones(n, 1)`` is ``n`` with a float32
+accumulator and stalls at 256 (bfloat16) or 2048 (float16) with one of its own dtype.
+
+    PYTHONPATH=. python bench/precision.py            # ~2 min on 2 cores
+    PYTHONPATH=. python bench/precision.py --quick    # one run, two presets
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import numpy as np  # noqa: E402
+
+import vecx  # noqa: E402
+from vecx.protocol import set_threads  # noqa: E402
+from vecx.suites.train import AIRFOIL_OPTIMUM  # noqa: E402
+
+ROUNDOFF = {"float32": 2.0**-24, "bfloat16": 2.0**-8, "float16": 2.0**-11}
+DTYPES = ("float32", "bfloat16", "float16")
+PRESETS = ("airfoil-mb10", "airfoil-mb100", "digits-softmax", "digits-mlp")
+
+
+def accumulation(be: Any, dtype: str) -> str:
+    """How ``be`` accumulates a ``dtype`` matmul: ``float32`` or ``dtype`` (measured)."""
+    n = 4096  # exact in both dtypes; a low-precision accumulator stalls at 256 or 2048
+    a = be.astype(be.ones((1, n)), dtype)
+    b = be.astype(be.ones((n, 1)), dtype)
+    total = float(np.asarray(be.to_numpy(be.astype(be.matmul(a, b), "float32"))).reshape(()))
+    return "float32" if total == n else f"{dtype} (the sum of {n} ones is {total:g})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one run of two presets")
+    parser.add_argument("--runs", type=int, default=None, help="interleaved runs (default 3)")
+    args = parser.parse_args(argv)
+    runs = args.runs or (1 if args.quick else 3)
+    presets = PRESETS[:2] if args.quick else PRESETS
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    backends = []
+    for st in vecx.list_backends():
+        if st.available and st.device == "cpu" and st.name in ("numpy", "torch", "jax"):
+            be = vecx.backend(st.spec)
+            set_threads(be, 1)
+            backends.append(be)
+    print(f"load average {os.getloadavg()[0]:.2f} (start); 1 thread; medians of {runs} "
+          "interleaved runs")
+    for be in backends:
+        kinds = ", ".join(f"{d}: {accumulation(be, d)}" for d in ("bfloat16", "float16")
+                          if d in be.capabilities.dtypes)  # fmt: skip
+        print(f"{be.spec} matmul accumulator: {kinds}")
+    results: dict[tuple[str, str, str], list[Any]] = {}
+    for _ in range(runs):
+        for preset in presets:
+            for be in backends:
+                for dtype in DTYPES:
+                    if dtype not in be.capabilities.dtypes:
+                        continue
+                    h = vecx.train(be, preset, compute_dtype=dtype)
+                    results.setdefault((preset, be.spec, dtype), []).append(h)
+    print("\n| preset | backend | compute | final loss | vs float32 (units of roundoff) | "
+          "skipped steps | time / epoch | speed vs float32 |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    below = []
+    for preset in presets:
+        for be in backends:
+            base = results[(preset, be.spec, "float32")]
+            base_t = statistics.median(h.epoch_time for h in base)
+            for dtype in DTYPES:
+                hs = results.get((preset, be.spec, dtype))
+                if hs is None:
+                    print(f"| {preset} | {be.spec} | {dtype} | unsupported | | | | |")
+                    continue
+                loss, t = hs[-1].loss, statistics.median(h.epoch_time for h in hs)
+                dev = abs(loss - base[-1].loss) / base[-1].loss / ROUNDOFF[dtype]
+                skipped = "-" if hs[-1].skipped_steps is None else str(hs[-1].skipped_steps)
+                if preset.startswith("airfoil") and loss < AIRFOIL_OPTIMUM * (1 - 1e-5):
+                    below.append(f"{preset} {be.spec} {dtype}")
+                print(f"| {preset} | {be.spec} | {dtype} | {loss:.6g} | "
+                      f"{'-' if dtype == 'float32' else f'{dev:.2f}'} | {skipped} | "
+                      f"{1e3 * t:.3g} ms | {base_t / t:.2f}x |")
+    print(f"\nload average {os.getloadavg()[0]:.2f} (end)")
+    print("airfoil losses below the float64 optimum: " + (", ".join(below) or "none"))
+    return 1 if below else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
