@@ -161,6 +161,7 @@ def failed(
     be: Any,
     params: Mapping[str, Any],
     exc: BaseException | str,
+    dtype: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """A record for a case that produced no trustworthy number."""
@@ -169,7 +170,7 @@ def failed(
         case,
         be.name,
         be.device,
-        dtype=be.dtype,
+        dtype=dtype or be.dtype,
         params=dict(params),
         error=error_text(exc),
         **extra,
@@ -192,9 +193,11 @@ def timed(
     unit: str,
     scale: float = 1.0,
     first_call_s: Any = MEASURED,
+    dtype: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A record from a measurement; ``scale`` multiplies the steady-state times
+    """A record from a measurement (in ``dtype``, default the backend's); ``scale``
+    multiplies the steady-state times
     (``median_s``, ``iqr_s``, ``min_s``, ``samples_s``: extrapolation), never the first
     call.
 
@@ -208,7 +211,7 @@ def timed(
         case,
         be.name,
         be.device,
-        dtype=be.dtype,
+        dtype=dtype or be.dtype,
         params=dict(params),
         median_s=m.median * scale,
         iqr_s=m.iqr * scale,

@@ -11,7 +11,9 @@ Cases (one record per size ``n``):
   each element once, write it once) that no framework can elide, since it changes every
   value. A true memcpy can be slightly faster on CPUs (non-temporal stores), so vector-add
   may reach a little over 100% of this ceiling.
-* ``matmul``: ``be.matmul(B, C)`` for n = 64 ... 2048 (8192 on a GPU), in GFLOP/s = 2n^3/s.
+* ``matmul``: ``be.matmul(B, C)`` for n = 64 ... 2048 (8192 on a GPU), in GFLOP/s = 2n^3/s;
+  and in ``bfloat16`` and ``float16`` (``params["dtype"]``) at a few large n, checked
+  against float64 at that dtype's bound and divided by the float32 ceiling.
 
 Like users' code, ``a + b`` and ``-x`` allocate their result each call; both cases pay
 it alike, so the percentage stays fair. ``pct_of_ceiling`` is left empty here and filled
@@ -82,6 +84,16 @@ VECTOR_SIZES = {
     ("cpu", True): log2_sizes(10, 20, 2),
     ("cuda", True): log2_sizes(10, 24, 2),
 }
+#: Orders of the low-precision matmuls (bfloat16, float16), against the float32 ceiling:
+#: a few large ones (NumPy's float16 matmul, without BLAS, takes ~1 s at 512 on a CPU).
+LOW_MATMUL_SIZES = {
+    ("cpu", False): [512],
+    ("cuda", False): [4096, 8192],
+    ("cpu", True): [256],
+    ("cuda", True): [2048],
+}
+#: The low-precision dtypes of the matmul cases.
+LOW_DTYPES = ("bfloat16", "float16")
 MATMUL_SIZES = {
     ("cpu", False): log2_sizes(6, 11),
     ("cuda", False): log2_sizes(6, 13),
@@ -96,16 +108,22 @@ def plan(
     quick: bool = False,
     vector_sizes: list[int] | None = None,
     matmul_sizes: list[int] | None = None,
+    low_matmul_sizes: list[int] | None = None,
     **_: Any,
 ) -> list[tuple]:
-    """Sizes depend on the device (bigger on a GPU) and on ``quick`` (far smaller)."""
+    """Sizes depend on the device (bigger on a GPU) and on ``quick`` (far smaller); the
+    low-precision matmuls carry their ``dtype`` in the params. Sizes given choose the
+    cases: ``matmul_sizes`` without ``low_matmul_sizes`` runs no low-precision matmul."""
     kind = device_kind(device)
     vec = vector_sizes if vector_sizes is not None else VECTOR_SIZES[kind, quick]
     mm = matmul_sizes if matmul_sizes is not None else MATMUL_SIZES[kind, quick]
+    low = low_matmul_sizes if low_matmul_sizes is not None else (
+        [] if matmul_sizes is not None else LOW_MATMUL_SIZES[kind, quick])  # fmt: skip
     return (
         [("vector-add", {"n": n}) for n in vec]
         + [("copy", {"n": n}) for n in vec]
         + [("matmul", {"n": n}) for n in mm]
+        + [("matmul", {"n": n, "dtype": d}) for d in LOW_DTYPES for n in low]
     )
 
 
@@ -121,6 +139,7 @@ def cases(
     quick: bool = False,
     vector_sizes: list[int] | None = None,
     matmul_sizes: list[int] | None = None,
+    low_matmul_sizes: list[int] | None = None,
     timing: dict[str, Any] | None = None,
     seed: int = 0,
 ) -> list[Case]:
@@ -175,12 +194,40 @@ def cases(
             value=2.0 * n**3 / meas.headline / 1e9, unit="GFLOP/s",
         )  # fmt: skip
 
+    def run_low_matmul(n: int, dtype: str) -> dict[str, Any]:
+        """A ``dtype`` matmul, in GFLOP/s against the float32 ceiling of the device,
+        checked against float64 on the rounded inputs at the dtype's bound."""
+        from vecx.results import result
+        from vecx.suites import UNIT_ROUNDOFF
+
+        params = {"n": n, "dtype": dtype}
+        if dtype not in be.capabilities.dtypes:
+            why = " (NumPy has no bfloat16 type)" if be.name in ("numpy", "cupy") else ""
+            return result(NAME, "matmul", be.name, be.device, dtype=dtype, params=params,
+                          skipped=f"{be.spec} cannot compute in {dtype}{why}")  # fmt: skip
+        B = be.astype(be.normal(0.0, 1.0, (n, n)), dtype)
+        C = be.astype(be.normal(0.0, 1.0, (n, n)), dtype)
+        meas = measure(lambda: be.matmul(B, C), be, label=f"matmul n={n} {dtype}", **opts)
+        host = [be.to_numpy(be.astype(a, "float32")) for a in (meas.output, B, C)]
+        problem = check_matmul(*host, UNIT_ROUNDOFF[dtype])
+        if problem:
+            return failed(NAME, "matmul", be, params, problem, dtype=dtype)
+        return timed(
+            NAME, "matmul", be, meas, params=params, metric="gflops", dtype=dtype,
+            value=2.0 * n**3 / meas.headline / 1e9, unit="GFLOP/s",
+        )  # fmt: skip
+
     runners = {"vector-add": run_vector_add, "copy": run_copy, "matmul": run_matmul}
     out = []
     for case, params in plan(
-        be.spec, quick=quick, vector_sizes=vector_sizes, matmul_sizes=matmul_sizes
-    ):
-        out.append(Case(NAME, case, params, lambda c=case, n=params["n"]: runners[c](n)))
+        be.spec, quick=quick, vector_sizes=vector_sizes, matmul_sizes=matmul_sizes,
+        low_matmul_sizes=low_matmul_sizes,
+    ):  # fmt: skip
+        if "dtype" in params:
+            run = lambda n=params["n"], d=params["dtype"]: run_low_matmul(n, d)  # noqa: E731
+        else:
+            run = lambda c=case, n=params["n"]: runners[c](n)  # noqa: E731
+        out.append(Case(NAME, case, params, run))
     return out
 
 
@@ -253,8 +300,9 @@ def add_ceilings(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]
     for rec in records:
         source = kinds.get(rec.get("metric") or "")
         if (rec.get("error") or rec.get("suspect") or source != rec.get("case")
-                or not _positive(rec.get("value"))):  # fmt: skip
-            continue
+                or not _positive(rec.get("value"))
+                or "dtype" in (rec.get("params") or {})):  # fmt: skip
+            continue  # (a low-precision matmul is measured against float32's ceiling)
         if source == "copy" and isinstance((rec.get("params") or {}).get("n"), int):
             copies.setdefault(rec["device"], []).append(rec)
         sources.setdefault((rec["device"], rec["metric"]), []).append(rec)
@@ -424,6 +472,7 @@ def _scaling(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> An
         r
         for r in P.succeeded(records)
         if P.finite_positive(r.get("value")) and isinstance((r.get("params") or {}).get("n"), int)
+        and "dtype" not in (r.get("params") or {})  # low precision: in the table only
     ]
     if not recs:
         return None
@@ -534,8 +583,10 @@ class ScalingSuite(ModuleSuite):
 
     def columns(self, records: Sequence[Mapping[str, Any]]) -> list[Column]:
         return [
-            case_column(), backend_column(), param_column("n"), time_column(),
-            Column("achieved", _achieved), Column("% of ceiling", _pct),
+            case_column(), backend_column(), param_column("n"),
+            *([param_column("dtype", align="l")]
+              if any("dtype" in (r.get("params") or {}) for r in records) else []),
+            time_column(), Column("achieved", _achieved), Column("% of ceiling", _pct),
         ]  # fmt: skip
 
     def notes(self, records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]) -> list[str]:
