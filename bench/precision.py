@@ -23,24 +23,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-import numpy as np  # noqa: E402
 
 import vecx  # noqa: E402
 from vecx.protocol import set_threads  # noqa: E402
+from vecx.suites.scaling import accumulator  # noqa: E402
 from vecx.suites.train import AIRFOIL_OPTIMUM  # noqa: E402
 
 ROUNDOFF = {"float32": 2.0**-24, "bfloat16": 2.0**-8, "float16": 2.0**-11}
 DTYPES = ("float32", "bfloat16", "float16")
 PRESETS = ("airfoil-mb10", "airfoil-mb100", "digits-softmax", "digits-mlp")
-
-
-def accumulation(be: Any, dtype: str) -> str:
-    """How ``be`` accumulates a ``dtype`` matmul: ``float32`` or ``dtype`` (measured)."""
-    n = 4096  # exact in both dtypes; a low-precision accumulator stalls at 256 or 2048
-    a = be.astype(be.ones((1, n)), dtype)
-    b = be.astype(be.ones((n, 1)), dtype)
-    total = float(np.asarray(be.to_numpy(be.astype(be.matmul(a, b), "float32"))).reshape(()))
-    return "float32" if total == n else f"{dtype} (the sum of {n} ones is {total:g})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average {os.getloadavg()[0]:.2f} (start); 1 thread; medians of {runs} "
           "interleaved runs")
     for be in backends:
-        kinds = ", ".join(f"{d}: {accumulation(be, d)}" for d in ("bfloat16", "float16")
+        kinds = ", ".join(f"{d}: {accumulator(be, d)}" for d in ("bfloat16", "float16")
                           if d in be.capabilities.dtypes)  # fmt: skip
         print(f"{be.spec} matmul accumulator: {kinds}")
     results: dict[tuple[str, str, str], list[Any]] = {}

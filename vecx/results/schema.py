@@ -83,6 +83,8 @@ OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "break_even_steps": (_FLOAT, "steps after which a compiled mode has paid for its "
                          "compile_s against eager on the same backend and preset"),
     "compute_dtype": ((str,), "the dtype a training run's steps computed in"),
+    "accumulator": ((str,), "a low-precision matmul's accumulator dtype, measured: float32 "
+                    "or the matmul's own"),
     "loss_scale": (_FLOAT, "float16 mixed precision: the loss scale at the end"),
     "skipped_steps": (_INT, "float16 mixed precision: steps skipped for an inf/nan gradient"),
     "loss_vs_float32": (_FLOAT, "mixed precision: relative deviation of the final loss from "

@@ -215,6 +215,7 @@ def cases(
         return timed(
             NAME, "matmul", be, meas, params=params, metric="gflops", dtype=dtype,
             value=2.0 * n**3 / meas.headline / 1e9, unit="GFLOP/s",
+            accumulator=accumulator(be, dtype),
         )  # fmt: skip
 
     runners = {"vector-add": run_vector_add, "copy": run_copy, "matmul": run_matmul}
@@ -229,6 +230,23 @@ def cases(
             run = lambda c=case, n=params["n"]: runners[c](n)  # noqa: E731
         out.append(Case(NAME, case, params, run))
     return out
+
+
+#: Length of the dot product `accumulator` measures with: exact in bfloat16 and float16,
+#: and past where an accumulator of either dtype stalls (256 and 2048 ones).
+ACCUMULATOR_PROBE = 4096
+
+
+def accumulator(be: Any, dtype: str) -> str:
+    """The dtype ``be`` accumulates a ``dtype`` matmul in, measured: ``ones(1, k) @
+    ones(k, 1)`` is ``k`` with a float32 accumulator and stalls with one of ``dtype``."""
+    import numpy as np
+
+    k = ACCUMULATOR_PROBE
+    a = be.astype(be.ones((1, k)), dtype)
+    b = be.astype(be.ones((k, 1)), dtype)
+    total = float(np.asarray(be.to_numpy(be.astype(be.matmul(a, b), "float32"))).reshape(()))
+    return "float32" if total == k else dtype
 
 
 def check_matmul(A: Any, B: Any, C: Any, u: float = U_FLOAT32) -> str | None:
