@@ -200,8 +200,30 @@ def test_a_second_gpu_computes_on_its_own_device(fake: Any) -> None:
     be.astype(x, "float16"), be.isfinite(x), be.min(x, axis=1)
     be.grad(lambda w: (x @ w).sum())(w)
     assert FakeDevice.current == [0]  # every context was left
-    assert DeviceArray.misplaced == []
+    assert sorted({m.split(": ", 1)[1] for m in DeviceArray.misplaced}) == []
     assert be.to_numpy(g["w"]).shape == (2, 1) and len(picked) == 3
     # the stand-in catches what it should: an operator outside any backend call
     x.T @ x
     assert DeviceArray.misplaced and all("x.T @ x" in m for m in DeviceArray.misplaced)
+
+
+def test_mixed_precision_and_the_replay_compiler_use_only_cupy_api(fake: Any) -> None:
+    """float16 mixed precision, eager and replayed (mode "jit"), on cupy:cuda:1 with
+    device 0 current: the same steps as NumPy's (the stand-in computes with NumPy), every
+    array on device 1, and fused refused with its reason."""
+    import vecx
+
+    host = vecx.backend("numpy")
+    hX, hy = vecx.synthetic_data(host, [2.0, -3.4], 4.2, 200)
+    ref = vecx.fit(host, hX, hy, lr=0.03, batch_size=10, epochs=2, compute_dtype="float16")
+    DeviceArray.expected = 1
+    be = fake("cuda:1", seed=0)
+    X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 200)
+    for mode in ("eager", "jit"):
+        h = vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=2, compute_dtype="float16",
+                     mode=mode)  # fmt: skip
+        np.testing.assert_allclose(h.params["w"], ref.params["w"], rtol=1e-6)
+        assert (h.skipped_steps, h.loss_scale) == (ref.skipped_steps, ref.loss_scale)
+    with pytest.raises(vecx.ModeUnsupported, match="CUDA graph"):
+        vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1, mode="fused")
+    assert sorted({m.split(": ", 1)[1] for m in DeviceArray.misplaced}) == []

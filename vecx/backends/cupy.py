@@ -130,13 +130,30 @@ class CupyBackend(NumpyBackend):
 
     def compile(self, step: Callable, *, mode: str, rng: bool = False) -> Any:
         """``jit`` as on NumPy (the replay compiler); ``fused``, a segment captured as a
-        CUDA graph, is not built yet."""
+        CUDA graph, is not built yet. The step runs with this backend's GPU current: its
+        operators (``p - lr * g``) compute on the current device, not the arrays'."""
         if mode == "fused":
             raise ModeUnsupported(
                 f"mode 'fused' on {self.spec} needs a segment captured as a CUDA graph, "
                 "which vecx does not build yet for cupy"
             )
-        return super().compile(step, mode=mode, rng=rng)
+        done = super().compile(step, mode=mode, rng=rng)
+        done.fn = done.warm = self._on_this_device(done.fn)
+        return done
+
+    def jit(self, f: Callable, *, rng: bool = False) -> Callable:
+        """``f`` itself, run with this backend's GPU current (see `compile`)."""
+        return self._on_this_device(f)
+
+    def _on_this_device(self, f: Callable) -> Callable:
+        device = self._cuda_device
+
+        @functools.wraps(f)
+        def on_device(*args: Any, **kwargs: Any) -> Any:
+            with device:
+                return f(*args, **kwargs)
+
+        return on_device
 
     def value_and_grad(
         self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False

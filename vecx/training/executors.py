@@ -275,9 +275,11 @@ def make_step(
 
     evaluate_fn = be.jit(evaluate, rng=rng)
     compile_ = getattr(be, "compile", None)
-    if mode == "eager":  # the step as it is; the backend may say how to warm it up
-        warm = compile_(step, mode="eager").warm if compile_ is not None else step
-        return Compiled(step, evaluate_fn, mode, rng, warm_step=warm)
+    if mode == "eager":  # the step as it is; the backend may wrap it (its device, warm-up)
+        eager = compile_(step, mode="eager") if compile_ is not None else None
+        if eager is None:
+            return Compiled(step, evaluate_fn, mode, rng, warm_step=step)
+        return Compiled(eager.fn, evaluate_fn, mode, rng, warm_step=eager.warm)
     if compile_ is None:
         raise ModeUnsupported(f"{be.spec} has no compiler (its backend has no compile method)")
     done = compile_(step, mode=mode, rng=rng)
