@@ -80,7 +80,8 @@ def test_mode_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
         code, out, err = run(capsys, "--backend", "numpy", "--preset", "linreg", "--epochs",
                              "1", "--mode", mode, "--json", str(target))  # fmt: skip
         assert code == 0, err
-        assert f", {mode}, seed 0" in out.splitlines()[0] and f"({mode}" in out.splitlines()[-1]
+        assert f", {mode}, float32, seed 0" in out.splitlines()[0]
+        assert f"({mode}" in out.splitlines()[-1]
         runs[mode] = json.loads(target.read_text())
     assert runs["jit"]["mode"] == "jit" and runs["jit"]["compile_s"] > 0
     assert runs["eager"]["compile_s"] is None and runs["eager"]["compiles"] is None
