@@ -570,23 +570,9 @@ def value_and_grad(
             out, aux = loss_output(f(*args), has_aux)
             if has_aux:
                 aux = tree_map(_constant, aux)
+            value = checked_output(out, tape)
             if type(out) is Tracer:
-                if out.tape is not tape:  # f returned an outer grad's tracer
-                    raise TypeError(NESTED)
-                value = out.value
-                if value.size != 1:
-                    raise _not_scalar_shape(value)
                 backward(out)
-            else:  # f does not depend on the arguments
-                value = out
-                if getattr(value, "size", 1) != 1:
-                    raise _not_scalar_shape(value)
-                kind = getattr(getattr(value, "dtype", None), "kind", "f")
-                if isinstance(value, (bool, int)) or kind not in "fc":
-                    raise TypeError(
-                        "value_and_grad needs f to return a floating-point scalar, got "
-                        f"{getattr(value, 'dtype', type(value).__name__)} (as in JAX)"
-                    )
         finally:
             # The tape and its nodes point at each other: break the cycle so they are freed
             # now, not at the next garbage collection (~15% of a linreg step); the locked
@@ -615,6 +601,26 @@ def _assemble(
             start += count
         grad = _distinct(tuple(grads[i] for i in positions))
     return ((value, aux) if has_aux else value), grad
+
+
+def checked_output(out: Any, tape: Tape) -> Any:
+    """The value of ``f``'s output: one element, traced on ``tape`` or a floating-point
+    constant (``f`` does not depend on its arguments); else the error JAX would give."""
+    if type(out) is Tracer:
+        if out.tape is not tape:  # f returned an outer grad's tracer
+            raise TypeError(NESTED)
+        if out.value.size != 1:
+            raise _not_scalar_shape(out.value)
+        return out.value
+    if getattr(out, "size", 1) != 1:
+        raise _not_scalar_shape(out)
+    kind = getattr(getattr(out, "dtype", None), "kind", "f")
+    if isinstance(out, (bool, int)) or kind not in "fc":
+        raise TypeError(
+            "value_and_grad needs f to return a floating-point scalar, got "
+            f"{getattr(out, 'dtype', type(out).__name__)} (as in JAX)"
+        )
+    return out
 
 
 def _not_scalar_shape(value: Any) -> ValueError:

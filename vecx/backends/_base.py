@@ -363,7 +363,7 @@ class BaseBackend:
     ) -> Callable:
         """Gradient of scalar ``f`` with respect to the arguments ``argnums``; with
         ``has_aux`` (``f`` returns ``(value, aux)``) it returns ``(grads, aux)``, as JAX."""
-        value_and_grad = self.value_and_grad(f, argnums, has_aux)
+        value_and_grad = self._value_and_grad_for_grad(f, argnums, has_aux)
 
         if has_aux:
 
@@ -377,6 +377,11 @@ class BaseBackend:
             return value_and_grad(*args)[1]
 
         return grad_f
+
+    def _value_and_grad_for_grad(self, f: Callable, argnums: Any, has_aux: bool) -> Callable:
+        """The ``value_and_grad`` that ``grad`` drops the value of (a backend whose
+        compiler can skip computing an unwanted value says so here)."""
+        return self.value_and_grad(f, argnums, has_aux)
 
     def jit(self, f: Callable, *, rng: bool = False) -> Callable:
         """Eager frameworks run ``f`` as it is (draws inside it just work); compiling ones

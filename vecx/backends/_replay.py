@@ -40,7 +40,7 @@ from vecx.backends._autodiff import (
     Tape,
     Tracer,
     _leaf_array,
-    _not_scalar_shape,
+    checked_output,
     identity,
     unbroadcast,
 )
@@ -224,20 +224,7 @@ def _trace(
     try:
         out, aux = loss_output(f(*traced_args), has_aux)
         aux_leaves, aux_rebuild = flatten(aux) if has_aux else ([], None)
-        if type(out) is Tracer:
-            if out.tape is not tape:
-                raise TypeError(NESTED)
-            if out.value.size != 1:
-                raise _not_scalar_shape(out.value)
-        else:
-            if getattr(out, "size", 1) != 1:
-                raise _not_scalar_shape(out)
-            kind = getattr(getattr(out, "dtype", None), "kind", "f")
-            if isinstance(out, (bool, int)) or kind not in "fc":
-                raise TypeError(
-                    "value_and_grad needs f to return a floating-point scalar, got "
-                    f"{getattr(out, 'dtype', type(out).__name__)} (as in JAX)"
-                )
+        checked_output(out, tape)
         wrt = [t for i in unique for t in differentiated[i]]
         # First with every contribution's shape noted, run once on the traced values;
         # then again with un-broadcasting only where a shape differed (most need none).

@@ -158,24 +158,11 @@ class CupyBackend(NumpyBackend):
     def value_and_grad(
         self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False
     ) -> Callable:
-        value_and_grad_f = super().value_and_grad(f, argnums, has_aux)
-        device = self._cuda_device
+        # the tape's arrays and the gradients: on this backend's GPU
+        return self._on_this_device(super().value_and_grad(f, argnums, has_aux))
 
-        def on_device(*args: Any) -> Any:
-            with device:  # the tape's arrays and the gradients: on this backend's GPU
-                return value_and_grad_f(*args)
-
-        return on_device
-
-    def grad(self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False) -> Callable:
-        grad_f = super().grad(f, argnums, has_aux)
-        device = self._cuda_device
-
-        def on_device(*args: Any) -> Any:
-            with device:
-                return grad_f(*args)
-
-        return on_device
+    def _value_and_grad_for_grad(self, f: Callable, argnums: Any, has_aux: bool) -> Callable:
+        return self._on_this_device(super()._value_and_grad_for_grad(f, argnums, has_aux))
 
     def to_numpy(self, x: Any) -> Any:
         return self.xp.asnumpy(x)

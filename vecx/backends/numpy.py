@@ -122,23 +122,10 @@ class NumpyBackend(BaseBackend):
     ) -> Callable:
         return _autodiff.value_and_grad(f, argnums, self.xp, self._grad_leaf, has_aux)
 
-    def grad(
-        self, f: Callable[..., Any], argnums: Any = 0, has_aux: bool = False
-    ) -> Callable:
-        """``value_and_grad(f)[1]``, telling the replay compiler the value is not needed."""
-        value_and_grad = _autodiff.value_and_grad(f, argnums, self.xp, self._grad_leaf,
-                                                  has_aux, want_value=False)  # fmt: skip
-        if has_aux:
-            def grad_aux(*args: Any) -> Any:
-                (_, aux), grads = value_and_grad(*args)
-                return grads, aux
-
-            return grad_aux
-
-        def grad_f(*args: Any) -> Any:
-            return value_and_grad(*args)[1]
-
-        return grad_f
+    def _value_and_grad_for_grad(self, f: Callable, argnums: Any, has_aux: bool) -> Callable:
+        """As ``value_and_grad``, telling the replay compiler the value is not needed."""
+        return _autodiff.value_and_grad(f, argnums, self.xp, self._grad_leaf, has_aux,
+                                        want_value=False)  # fmt: skip
 
     def _grad_leaf(self, obj: Any) -> Any:
         """A differentiated argument that is not an array of ours yet: a Python float in

@@ -167,27 +167,25 @@ def check_modes(modes: Sequence[str] | None) -> list[str] | None:
     """Known, distinct mode names in the order given, or None (the default)."""
     from vecx.protocol import MODES
 
-    if modes is None:
-        return None
-    names = [str(m).strip().lower() for m in modes if str(m).strip()]
-    unknown = [m for m in names if m not in MODES]
-    if unknown or not names:
-        raise OptionError("modes", f"unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}"
-                          if unknown else f"no mode selected; choose from {', '.join(MODES)}")
-    return list(dict.fromkeys(names))
+    return _check_choices("modes", "mode", modes, MODES)
 
 
 def check_compute_dtypes(dtypes: Sequence[str] | None) -> list[str] | None:
     """Known, distinct compute dtypes in the order given, or None (the default)."""
-    known = ("float32", "bfloat16", "float16")
-    if dtypes is None:
+    return _check_choices("compute_dtypes", "compute dtype", dtypes,
+                          ("float32", "bfloat16", "float16"))  # fmt: skip
+
+
+def _check_choices(option: str, what: str, given: Sequence[str] | None,
+                   known: Sequence[str]) -> list[str] | None:  # fmt: skip
+    if given is None:
         return None
-    names = [str(d).strip().lower() for d in dtypes if str(d).strip()]
-    unknown = [d for d in names if d not in known]
-    if unknown or not names:
-        raise OptionError("compute_dtypes", f"unknown compute dtype {unknown[0]!r}; choose from "
-                          f"{', '.join(known)}" if unknown else
-                          f"no compute dtype selected; choose from {', '.join(known)}")
+    names = [str(v).strip().lower() for v in given if str(v).strip()]
+    unknown = [v for v in names if v not in known]
+    if unknown:
+        raise OptionError(option, f"unknown {what} {unknown[0]!r}; choose from {', '.join(known)}")
+    if not names:
+        raise OptionError(option, f"no {what} selected; choose from {', '.join(known)}")
     return list(dict.fromkeys(names))
 
 
