@@ -139,3 +139,14 @@ def test_mixed_precision_reaches_the_float32_loss_within_the_roundoff(task: str)
         if ("torch", dtype) in losses and ("jax", dtype) in losses:
             gap = abs(losses[("torch", dtype)] - losses[("jax", dtype)])
             assert gap <= TOLERANCE_U * ROUNDOFF[dtype] * losses[("jax", "float32")], dtype
+
+
+def test_the_native_executor_refuses_a_compute_dtype() -> None:
+    """The framework-native trainers have no policy: a float16 request is an error, never
+    a float32 run labelled float16."""
+    pytest.importorskip("torch")
+    be = vecx.backend("torch")
+    X, y = vecx.synthetic_data(be, [1.0], 0.0, 20)
+    with pytest.raises(ValueError, match="policy of vecx's step executor"):
+        vecx.fit(be, X, y, lr=0.1, batch_size=10, epochs=1, executor="native",
+                 compute_dtype="float16")  # fmt: skip

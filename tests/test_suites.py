@@ -244,10 +244,27 @@ def test_train_records_each_compute_dtype_against_float32(numpy_be):
     assert half["compute_dtype"] == "float16" and half["skipped_steps"] >= 1
     for rec in records:
         check_record(rec)
-    TRAIN.finalize(records)
+    assert TRAIN.finalize(records).flagged == 0  # float16 is not held to float32's bound
+    assert full["agrees"] is None and half["agrees"] is None  # one record per dtype
     assert half["loss_vs_float32"] == pytest.approx(
         abs(half["value"] - full["value"]) / full["value"])
     assert half["speed_vs_float32"] == pytest.approx(full["min_s"] / half["min_s"])
+
+
+def test_break_even_compares_with_eager_of_the_same_compute_dtype():
+    from vecx.results import result
+    from vecx.suites.train import break_even
+
+    def rec(mode, dtype, epoch_s, compile_s):
+        return result("train", "linreg", "numpy", "cpu", params={"batch_size": 10},
+                      median_s=epoch_s, value=0.5, metric="loss", mode=mode,
+                      compute_dtype=dtype, compile_s=compile_s, min_s=epoch_s)  # fmt: skip
+
+    records = [rec("eager", "float32", 0.02, None), rec("jit", "float32", 0.01, 0.1),
+               rec("eager", "float16", 0.05, None), rec("jit", "float16", 0.03, 0.1)]
+    break_even(records)
+    assert records[1]["break_even_steps"] == pytest.approx(0.1 / (0.01 / 100))
+    assert records[3]["break_even_steps"] == pytest.approx(0.1 / (0.02 / 100))
 
 
 def test_an_airfoil_loss_below_the_least_squares_optimum_is_flagged():

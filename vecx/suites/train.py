@@ -68,6 +68,10 @@ REPEATS_QUICK = 1
 #: (see `check_agreement`), and an absolute floor for losses near zero.
 AGREE_RTOL = {"float32": 1e-4, "tf32": 1e-2}
 AGREE_ATOL = 1e-9
+#: Unit roundoff of the mixed-precision compute dtypes, and how many units of it two
+#: backends' final losses may differ by (tests/test_precision.py says why 16).
+MIXED_ROUNDOFF = {"bfloat16": 2.0**-8, "float16": 2.0**-11}
+MIXED_AGREE_U = 16
 
 #: The d2l minibatch chapter's four methods: preset -> legend label, in drawing order.
 TRAIN_METHODS: dict[str, str] = {
@@ -213,18 +217,24 @@ def check_agreement(
     rounds matmul inputs to 10 bits, hence ``1e-2`` with ``--precision tf32``. With one
     finished record there is nothing to compare and ``agrees`` is ``None``; two that
     disagree are both flagged, since neither can be preferred.
+
+    Mixed-precision records are compared only with records of their own compute dtype,
+    within `MIXED_AGREE_U` units of its roundoff (the bound tests/test_precision.py
+    derives).
     """
-    rtol = AGREE_RTOL.get(precision, AGREE_RTOL["float32"])
-    by_preset: dict[str, list[dict[str, Any]]] = {}
+    by_preset: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rec in records:
         if rec.get("suite") == "train":
             rec["agrees"] = None
             if not rec.get("error") and _finite(rec.get("value")):
-                by_preset.setdefault(rec["case"], []).append(rec)
+                dtype = rec.get("compute_dtype") or "float32"
+                by_preset.setdefault((rec["case"], dtype), []).append(rec)
     disagreements = 0
-    for recs in by_preset.values():
+    for (_, dtype), recs in by_preset.items():
         if len(recs) < 2:
             continue
+        rtol = (MIXED_AGREE_U * MIXED_ROUNDOFF[dtype] if dtype in MIXED_ROUNDOFF
+                else AGREE_RTOL.get(precision, AGREE_RTOL["float32"]))  # fmt: skip
         ref = statistics.median(r["value"] for r in recs)
         for rec in recs:
             ok = abs(rec["value"] - ref) <= atol + rtol * abs(ref)
@@ -250,11 +260,11 @@ def break_even(records: Iterable[dict[str, Any]]) -> None:
     eager = {}
     for rec in records:
         if rec.get("suite") == NAME and rec.get("mode") == "eager" and headline_s(rec):
-            eager[(rec["backend"], rec["device"], rec["case"])] = rec
+            eager[(rec["backend"], rec["device"], rec["case"], rec.get("compute_dtype"))] = rec
     for rec in records:
         if rec.get("suite") != NAME or rec.get("mode") in (None, "eager") or rec.get("error"):
             continue
-        base = eager.get((rec["backend"], rec["device"], rec["case"]))
+        base = eager.get((rec["backend"], rec["device"], rec["case"], rec.get("compute_dtype")))
         mine = headline_s(rec)
         if base is None or mine is None or rec.get("compile_s") is None:
             continue

@@ -35,7 +35,7 @@ from vecx.data import check_backend, check_int, host_rng, rows_of
 from vecx.protocol import Backend, TrainingDiverged
 from vecx.pytree import leaves, structure, tree_map
 from vecx.timing import Timer
-from vecx.training.executors import Executor, Problem, Program, get_executor
+from vecx.training.executors import Executor, Problem, Program, StepExecutor, get_executor
 from vecx.training.history import Checkpoint, History
 from vecx.training.optimizers import Optimizer, get_optimizer
 from vecx.training.precision import LossScale, get_policy
@@ -119,6 +119,11 @@ def fit(
     optimizer = get_optimizer(optimizer)
     engine = get_executor(executor, mode)
     policy = get_policy(be, compute_dtype, loss_scale)
+    if policy.mixed and not isinstance(engine, StepExecutor):
+        raise ValueError(
+            f"compute_dtype={compute_dtype!r} is a policy of vecx's step executor; executor "
+            f"{engine.name!r} runs its own way (leave compute_dtype out, or the executor)"
+        )
     if task is not None and loss is not None:
         raise ValueError("pass task= or loss=, not both: task names a built-in model, which "
                          "has its own loss (and params= of its own shapes)")  # fmt: skip
