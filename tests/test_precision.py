@@ -150,3 +150,20 @@ def test_the_native_executor_refuses_a_compute_dtype() -> None:
     with pytest.raises(ValueError, match="policy of vecx's step executor"):
         vecx.fit(be, X, y, lr=0.1, batch_size=10, epochs=1, executor="native",
                  compute_dtype="float16")  # fmt: skip
+
+
+def test_a_loss_promoted_past_the_parameters_is_an_error_not_a_float16_label() -> None:
+    """NumPy promotes float16 minus an int64 ``y`` to float64: the step would compute in
+    float64 under a float16 label. Torch and JAX keep float16 and train."""
+    for be in cpu_backends():
+        X, _ = vecx.synthetic_data(be, [1.0, -1.0], 0.0, 40)
+        y = be.asarray(np.arange(40).reshape(40, 1) % 3, dtype="int32")
+        if be.name == "numpy":
+            y = np.arange(40, dtype=np.int64).reshape(40, 1) % 3
+        run = dict(lr=0.01, batch_size=10, epochs=1, compute_dtype="float16")
+        if be.name == "numpy":
+            with pytest.raises(ValueError, match="came out in float64.*y is int64"):
+                vecx.fit(be, X, y, **run)
+        else:
+            h = vecx.fit(be, X, y, **run)
+            assert h.compute_dtype == "float16" and np.isfinite(h.loss)

@@ -100,7 +100,9 @@ def cast_loss(be: Backend, policy: Policy, loss: Any, rebuild: Any) -> Any:
     def cast(leaves: tuple, X: Any, y: Any, scale: Any = None) -> Any:
         low = tuple([astype(p, compute) for p in leaves])
         y_low = astype(y, compute) if _floating(y) else y
-        out = astype(loss(rebuild(low), astype(X, compute), y_low), param)
+        value = loss(rebuild(low), astype(X, compute), y_low)
+        _check_not_promoted(value, y, policy)
+        out = astype(value, param)
         return out if scale is None else out * scale
 
     return cast
@@ -124,5 +126,26 @@ def scaled_update(be: Backend, scale: LossScale, grads: tuple, state: tuple,
     return chosen, (s, good, skipped + (1.0 - finite))
 
 
+#: Float dtypes by width: a loss wider than the parameters was not computed in the policy.
+_WIDTH = {"bfloat16": 16, "float16": 16, "float32": 32, "float64": 64}
+
+
+def _check_not_promoted(value: Any, y: Any, policy: Policy) -> None:
+    """A loss that comes out wider than the parameters (NumPy: float16 minus an int64
+    ``y`` is float64) trained in that width, not the policy's: an error, never a run
+    labelled float16 that computed in float64."""
+    got = _dtype_name(value)
+    if _WIDTH.get(got, 0) > _WIDTH[policy.param_dtype]:
+        cause = (f": y is {_dtype_name(y)}, which promotes {policy.compute_dtype}; give y "
+                 f"a float dtype" if not _floating(y) else "")  # fmt: skip
+        low = policy.compute_dtype
+        raise ValueError(f"the loss came out in {got} under a {low} policy, so the step "
+                         f"did not compute in {low}{cause}")  # fmt: skip
+
+
+def _dtype_name(x: Any) -> str:
+    return str(getattr(x, "dtype", "")).removeprefix("torch.")
+
+
 def _floating(x: Any) -> bool:
-    return str(getattr(x, "dtype", "")).removeprefix("torch.").startswith(("float", "bfloat"))
+    return _dtype_name(x).startswith(("float", "bfloat"))
