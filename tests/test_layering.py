@@ -27,7 +27,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # backends: the protocol, machine facts and pytrees, never the layers above
     "vecx.backends": ("vecx.protocol", "vecx.environment", "vecx.pytree"),
     # the trainer: the protocol, data, timing, pytrees; executors named by import path
-    "vecx.training": ("vecx.protocol", "vecx.pytree", "vecx.data", "vecx.timing"),
+    # (and machine facts: the cores a data-parallel run divides among its workers)
+    "vecx.training": ("vecx.protocol", "vecx.pytree", "vecx.data", "vecx.timing",
+                      "vecx.environment"),  # fmt: skip
     # framework-native reference trainers: executors of the trainer
     "vecx.native": ("vecx.protocol", "vecx.pytree", "vecx.training"),
 }

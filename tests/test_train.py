@@ -20,7 +20,8 @@ from vecx.training import executors as executors_module
 LINREG = vecx.PRESETS["linreg"]
 CONTRACT_KEYS = [
     "preset", "backend", "optimizer", "executor", "mode", "compile_s", "compiles",
-    "compute_dtype", "loss_scale", "skipped_steps", "lr",
+    "compute_dtype", "loss_scale", "skipped_steps", "workers", "engine",
+    "threads_per_worker", "lr",
     "batch_size", "epochs", "examples",
     "losses", "times", "steps", "metrics", "loss", "epoch_time", "params", "dtype",
 ]  # fmt: skip

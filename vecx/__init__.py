@@ -19,6 +19,7 @@ from vecx.protocol import (
     TrainingDiverged,
     UnsupportedDtype,
     VecxError,
+    WorkerFailed,
 )
 from vecx.registry import BackendEntry, BackendStatus, backend, list_backends, register
 from vecx.suites.workload import Workload, workload
@@ -62,6 +63,7 @@ __all__ = [
     "TrainingDiverged",
     "UnsupportedDtype",
     "VecxError",
+    "WorkerFailed",
     "Workload",
     "__version__",
     "backend",

@@ -113,6 +113,16 @@ class TrainingDiverged(VecxError, ArithmeticError):
         self.history = history
 
 
+class WorkerFailed(VecxError, RuntimeError):
+    """A worker of a data-parallel run failed or vanished: the message names its rank
+    and its error. ``history`` is the run up to the last checkpoint, as for
+    `TrainingDiverged`, so the caller keeps what was computed."""
+
+    def __init__(self, message: str, history: Any = None) -> None:
+        super().__init__(message)
+        self.history = history
+
+
 def thread_pools(be: Any) -> list[dict[str, Any]]:
     """The CPU thread pools ``be`` computes with (``be.thread_pools()``: one dict per pool
     with ``pool``, ``library`` and ``threads``), or ``[]`` for a backend that says none.
@@ -152,6 +162,29 @@ def check_dtype(dtype: str, *, others: bool = False) -> str:
     if dtype not in known:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(known)}")
     return dtype
+
+
+class Distributed(Protocol):
+    """A backend's engine for a data-parallel run (``fit(workers=N)``), one per run.
+
+    Optional, offered by a backend as ``be.process_group(workers, rank=, address=)``
+    (one process per worker: torch.distributed) or ``be.device_mesh(workers)`` (one
+    process, several devices: a JAX mesh). The step asks ``batch`` for this worker's part
+    of the minibatch and the share of its rows (None: the part is the whole batch, split
+    by a compiler) and sums the gradients over the workers with ``reduce``; ``place``
+    puts the data and the state where the step takes them.
+    """
+
+    workers: int
+    rank: int
+    engine: str  # "gloo", "nccl", "xla-mesh"
+    processes: bool  # one process per worker (rank 0 runs the loop)
+
+    def place(self, x: Any) -> Any: ...
+    def batch(self, index: Callable[[Any, Any], Any], X: Any, y: Any, idx: Any,
+              ) -> tuple[Any, Any, float | None]: ...  # fmt: skip
+    def reduce(self, grads: tuple) -> tuple: ...
+    def close(self) -> None: ...
 
 
 @runtime_checkable

@@ -109,6 +109,12 @@ class BaseBackend:
     def spec(self) -> str:
         return f"{self.name}:{self.device}"
 
+    def constructor(self) -> tuple[type, dict[str, Any]]:
+        """The class and keyword arguments that build this backend again on a device:
+        ``cls(device, **kwargs)``, in another process (a data-parallel rank)."""
+        return type(self), {"seed": self._seed, "dtype": self.dtype,
+                            "precision": self.precision}  # fmt: skip
+
     def __repr__(self) -> str:
         return f"<vecx backend {self.spec} dtype={self.dtype} precision={self.precision}>"
 

@@ -202,6 +202,44 @@ def _owned_int32(block: Any) -> Any:
     return block
 
 
+class DeviceMesh:
+    """Devices of one platform as a one-axis mesh, for ``fit(workers=N)`` on JAX: the
+    data, the parameters and the state replicated on every device (``place``), each
+    minibatch split along its first axis inside the compiled step (``shard``), so XLA's
+    partitioner gives each device its rows and sums the gradient over them (an
+    all-reduce) with the semantics of the one-device program: uneven splits included."""
+
+    processes = False
+    engine = "xla-mesh"
+    rank = 0
+
+    def __init__(self, jax: Any, devices: list[Any]) -> None:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        self.jax = jax
+        self.workers = len(devices)
+        self.devices = [str(d) for d in devices]
+        mesh = Mesh(np.array(devices), ("batch",))
+        self._replicated = NamedSharding(mesh, PartitionSpec())
+        self._rows = NamedSharding(mesh, PartitionSpec("batch"))
+
+    def place(self, x: Any) -> Any:
+        return self.jax.device_put(x, self._replicated)
+
+    def shard(self, x: Any) -> Any:
+        return self.jax.lax.with_sharding_constraint(x, self._rows)
+
+    def batch(self, index: Any, X: Any, y: Any, idx: Any) -> tuple[Any, Any, None]:
+        """The whole minibatch, split over the devices: the compiler does the rest."""
+        return self.shard(index(X, idx)), self.shard(index(y, idx)), None
+
+    def reduce(self, grads: tuple) -> tuple:
+        return grads  # the partitioned program's gradient is already the sum
+
+    def close(self) -> None:
+        pass
+
+
 class JaxBackend(BaseBackend):
     name = "jax"
 
@@ -586,6 +624,23 @@ class JaxBackend(BaseBackend):
 
         return [{"pool": "intra-op", "library": "XLA:CPU", "version": self.jax.__version__,
                  "threads": 1 if one else usable_cpus()}]  # fmt: skip
+
+    def device_mesh(self, workers: int) -> DeviceMesh:
+        """The first ``workers`` devices of this backend's platform as a `DeviceMesh`
+        (the same object for the same count, so compiled steps are reused)."""
+        meshes = self.__dict__.setdefault("_meshes", {})
+        if workers in meshes:
+            return meshes[workers]
+        platform = self._device.platform
+        found = _devices("gpu" if platform != "cpu" else "cpu")
+        if len(found) < workers:
+            hint = (f": start Python with XLA_FLAGS=--xla_force_host_platform_device_count="
+                    f"{workers} (set before JAX is imported) to split the CPU into "
+                    f"{workers} devices" if platform == "cpu" else "")  # fmt: skip
+            raise ValueError(f"workers={workers} needs {workers} {platform} devices; jax sees "
+                             f"{len(found)}{hint}")  # fmt: skip
+        mesh = meshes[workers] = DeviceMesh(self.jax, found[:workers])
+        return mesh
 
     def set_threads(self, threads: int) -> bool:
         return False  # XLA sizes its pools when JAX starts (XLA_FLAGS), not later

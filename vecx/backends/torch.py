@@ -288,7 +288,7 @@ class TorchBackend(BaseBackend):
             else:
                 if x.requires_grad:  # autograd keeps the index: a copy of its own, not a
                     rows = rows.clone()  # view of a host array the caller may change
-                return x[rows]
+                return self._rows(x, rows)
         torch = self.xp
         if not isinstance(idx, torch.Tensor):
             if self._cuda:  # an out-of-range gather on CUDA is a device assert, not an error
@@ -307,11 +307,21 @@ class TorchBackend(BaseBackend):
                 idx = idx.to(x.device)
             elif x.requires_grad:  # as above: autograd must not keep a view of host memory
                 idx = idx.clone()
-            return x[idx]
+            return self._rows(x, idx)
         elif self._cuda and not self._capturing() and idx.numel() and (
             bool((idx >= x.shape[0]).any()) or bool((idx < -x.shape[0]).any())
         ):  # (compiled or captured, a check would read back: the trainer's are in range)
             check_index_bounds(idx.cpu().numpy(), x.shape[0])
+        return self._rows(x, idx)
+
+    def _rows(self, x: Any, idx: Any) -> Any:
+        """``x[idx]``: on the CPU by ``index_select`` for a 1-D index (1.1x to 4x faster,
+        most for wide rows), by indexing for another shape or a negative index."""
+        if idx.ndim == 1 and x.ndim >= 1 and not self._cuda:  # (CUDA: a device assert)
+            try:
+                return self.xp.index_select(x, 0, idx)
+            except (IndexError, RuntimeError):  # negative or out of range: indexing says
+                pass
         return x[idx]
 
     def _capturing(self) -> bool:
@@ -632,6 +642,17 @@ class TorchBackend(BaseBackend):
         pools.append({"pool": "inter-op", "library": "ATen",
                       "threads": torch.get_num_interop_threads()})  # fmt: skip
         return pools
+
+    def process_group(self, workers: int, *, rank: int, address: str | None = None,
+                      timeout: float = 60.0) -> Any:  # fmt: skip
+        """This process as ``rank`` of ``workers`` under torch.distributed (gloo on the
+        CPU, NCCL on CUDA): `vecx.backends.torch_distributed.ProcessGroup`, for
+        ``fit(workers=N)``. Rank 0 hosts the rendezvous unless ``address="env://"``."""
+        from vecx.backends.torch_distributed import ProcessGroup
+
+        if self._cuda:
+            self.xp.cuda.set_device(self._device)
+        return ProcessGroup(workers, rank, cuda=self._cuda, address=address, timeout=timeout)
 
     def set_threads(self, threads: int) -> bool:
         """torch's intra-op pool (and with it MKL's) at ``threads`` from now on."""

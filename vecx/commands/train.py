@@ -53,6 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="mixed precision: the step computed in bfloat16 or float16 (float16 "
                    "with dynamic loss scaling), the parameters and update in float32 "
                    "(default: float32 throughout)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="data-parallel SGD on N workers: torch.distributed ranks (gloo on "
+                   "the CPU, NCCL on CUDA; under torchrun, its ranks) or a mesh of N jax "
+                   "devices (default: one)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the data, initial parameters and batch order (default 0)")
     p.add_argument("--log-every", type=int, default=200, metavar="N",
@@ -79,6 +83,8 @@ def _check_numbers(args: argparse.Namespace, preset: Any) -> tuple[float, int, i
     epochs = preset.epochs if args.epochs is None else args.epochs
     check_int("--epochs", epochs, 1)
     check_int("--seed", args.seed, 0)
+    if args.workers is not None:
+        check_int("--workers", args.workers, 1)
     check_int("--log-every", args.log_every, 1)
     return lr, bs, epochs
 
@@ -102,24 +108,29 @@ def run(args: argparse.Namespace) -> int:
         optimizer = args.optimizer or preset.optimizer
         mode = check_mode(be, args.mode)  # an unsupported mode: one line, before anything
         policy = get_policy(be, args.compute_dtype)  # likewise an unsupported dtype
-        if not args.quiet:
-            print(f"training {args.preset} on {be.spec}: lr {lr:g}, batch {bs}, "
+        workers = args.workers or 1
+        leader = _leader()
+        if not args.quiet and leader:
+            on = f", {workers} workers" if workers > 1 else ""
+            print(f"training {args.preset} on {be.spec}{on}: lr {lr:g}, batch {bs}, "
                   f"{epochs} epoch(s), {optimizer}, {mode}, {policy.describe()}, "
                   f"seed {args.seed}")
         try:
-            with _Progress(enabled=not args.quiet) as progress:
+            with _Progress(enabled=not args.quiet and leader) as progress:
                 history = vecx.train(
                     be, args.preset, lr=args.lr, batch_size=args.batch_size,
                     epochs=args.epochs, seed=args.seed, log_every=args.log_every,
                     optimizer=optimizer, callback=progress.update, mode=args.mode,
-                    compute_dtype=args.compute_dtype,
+                    compute_dtype=args.compute_dtype, workers=args.workers,
                 )  # fmt: skip
-        except (KeyboardInterrupt, vecx.TrainingDiverged) as exc:
+        except (KeyboardInterrupt, vecx.TrainingDiverged, vecx.WorkerFailed) as exc:
             partial = getattr(exc, "history", None)
             if partial is not None and (args.json or args.plot):
                 _save_partial(exc, partial, args, reserved)
                 reserved = None
             raise
+        if history is None:  # a torchrun rank other than 0: rank 0 reports
+            return 0
         doc = history.to_dict()
         if reserved is not None:
             _write_json(reserved, Path(args.json), doc)
@@ -139,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
         compiled += f", {history.compute_dtype} compute"
     if history.skipped_steps:
         compiled += f", {history.skipped_steps} step(s) skipped by loss scaling"
+    if history.workers > 1:
+        threads = (f", {history.threads_per_worker} thread(s) each"
+                   if history.threads_per_worker else "")  # fmt: skip
+        compiled += f", {history.workers} workers over {history.engine}{threads}"
     print(f"loss {history.loss:.6g}{reference}{accuracy}, "
           f"{history.epoch_time:.4g} sec/epoch on {be.spec} ({history.mode}{compiled})")
     if args.plot:
@@ -157,7 +172,6 @@ def _save_partial(
     needs at least one checkpoint. The run's own error stays the message: a failure to
     write is added to it, in the same line.
     """
-    import vecx
 
     doc = history.to_dict()
     written = []
@@ -173,9 +187,10 @@ def _save_partial(
         note = f"the history so far was not written: {err}"
         if isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt(note) from exc
-        raise vecx.TrainingDiverged(f"{exc}; {note}", history) from exc
+        raise type(exc)(f"{exc}; {note}", history) from exc
     if written and not args.quiet:
-        what = "interrupted" if history.interrupted else "diverged"
+        what = ("interrupted" if history.interrupted else "diverged" if history.diverged
+                else "stopped")  # fmt: skip
         print(f"{what} after {len(doc['losses'])} checkpoint(s): the history so far is in "
               f"{' and '.join(written)}", flush=True)
 
@@ -199,6 +214,14 @@ def _check_plot_path(path: str | None) -> None:
         raise FileNotFoundError(f"--plot {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"--plot {path}: folder {parent} is not writable")
+
+
+def _leader() -> bool:
+    """Whether this process reports: always, except a torchrun rank other than 0."""
+    from vecx.training.parallel import launched_by_torchrun
+
+    started = launched_by_torchrun()
+    return started is None or started[0] == 0
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -219,7 +219,7 @@ def make_step(
     be: Backend, loss: LossFn, metrics: Mapping[str, LossFn], optimizer: Optimizer,
     n_params: int, rebuild_params: Callable[[list[Any]], Any],
     rebuild_state: Callable[[list[Any]], Any], mode: str, rng: bool = False,
-    policy: Policy | None = None,
+    policy: Policy | None = None, distribute: Any = None,
 ) -> Compiled:  # fmt: skip
     """The ``step(state, idx, X, y, lr) -> state`` of ``mode`` and ``evaluate(state, X, y)``.
 
@@ -230,6 +230,10 @@ def make_step(
     on JAX), and ``lr`` is an argument, so one compiled step serves every learning rate.
     The gather is inside the step: on JAX, two eager gathers would cost more than the
     whole compiled step.
+
+    ``distribute`` (`vecx.protocol.Distributed`) makes it data-parallel: its ``batch``
+    gives this worker's part of the minibatch (and the part's share of its rows), its
+    ``reduce`` sums the gradients over the workers before the update.
     """
     names = tuple(metrics)
     metric_fns = tuple(metrics[n] for n in names)
@@ -248,16 +252,29 @@ def make_step(
     else:
         grad = be.grad(flat_loss)  # not value_and_grad: a compiler may drop the loss's value
 
+    if distribute is None:
+
+        def gradient(params: tuple, idx: Any, X: Any, y: Any, *scale: Any) -> tuple:
+            return grad(params, index(X, idx), index(y, idx), *scale)
+
+    else:
+        split, reduce = distribute.batch, distribute.reduce
+
+        def gradient(params: tuple, idx: Any, X: Any, y: Any, *scale: Any) -> tuple:
+            X_part, y_part, share = split(index, X, y, idx)
+            grads = grad(params, X_part, y_part, *scale)  # the mean over this part
+            return reduce(grads if share is None else tuple([g * share for g in grads]))
+
     def step(state: tuple, idx: Any, X: Any, y: Any, lr: Any) -> tuple:
         params = state[:n_params]
-        grads = grad(params, index(X, idx), index(y, idx))
+        grads = gradient(params, idx, X, y)
         params, opt = update(params, grads, rebuild_state(state[n_params:]), lr)
         return (*params, *flatten(opt)[0]) if n_params != len(state) else tuple(params)
 
     def scaled_step(state: tuple, idx: Any, X: Any, y: Any, lr: Any) -> tuple:
         params, scaler = state[:n_params], state[-3:]
         before = state[:-3]
-        grads = grad(params, index(X, idx), index(y, idx), scaler[0])
+        grads = gradient(params, idx, X, y, scaler[0])
         grads = tuple([g / scaler[0] for g in grads])
         new_params, opt = update(params, grads, rebuild_state(before[n_params:]), lr)
         after = (*new_params, *flatten(opt)[0])
@@ -393,15 +410,18 @@ class StepProgram:
 
 
 class StepExecutor:
-    """vecx's step in one mode (``eager``, ``jit``, ``fused``; None: `default_mode`)."""
+    """vecx's step in one mode (``eager``, ``jit``, ``fused``; None: `default_mode`);
+    with ``distribute`` (`vecx.protocol.Distributed`), data-parallel over its workers."""
 
     name = "steps"
     mode: str | None = None
+    distribute: Any = None
 
-    def __init__(self, mode: str | None = None) -> None:
+    def __init__(self, mode: str | None = None, distribute: Any = None) -> None:
         if mode is not None and mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         self.mode = mode
+        self.distribute = distribute
 
     def build(self, problem: Problem) -> StepProgram:
         be = problem.be
@@ -413,13 +433,15 @@ class StepExecutor:
         scaler: tuple = ()
         if policy is not None and policy.loss_scale is not None:
             scaler = (be.asarray(policy.loss_scale.init), be.asarray(0.0), be.asarray(0.0))
+        distribute = self.distribute
         key = (mode, problem.loss, tuple(problem.metrics.items()), problem.optimizer,
-               structure(problem.params), structure(opt_state), policy)  # fmt: skip
+               structure(problem.params), structure(opt_state), policy, distribute)  # fmt: skip
         keep = mode != "eager" or capabilities(be).compiles
 
         def build(rng: bool) -> Compiled:
             return make_step(be, problem.loss, problem.metrics, problem.optimizer,
-                             len(leaves), rebuild, rebuild_state, mode, rng, policy)  # fmt: skip
+                             len(leaves), rebuild, rebuild_state, mode, rng, policy,
+                             distribute)  # fmt: skip
 
         def with_rng() -> Compiled:
             return replace(be, key, build(True))
@@ -429,8 +451,12 @@ class StepExecutor:
         shapes = (str(X.dtype), tuple(X.shape), tuple(problem.y.shape), problem.batch_size,
                   problem.runs if mode == "fused" else None)  # fmt: skip
         state = (*leaves, *opt_leaves, *scaler)
-        return StepProgram(problem, fns, state, len(leaves), rebuild, fns.lr(be, problem.lr),
-                           shapes, with_rng, scaled=bool(scaler))  # fmt: skip
+        lr = fns.lr(be, problem.lr)
+        if distribute is not None:  # where the distributed step takes them (a mesh)
+            state = tuple([distribute.place(v) for v in state])
+            lr = lr if isinstance(lr, float) else distribute.place(lr)
+        return StepProgram(problem, fns, state, len(leaves), rebuild, lr, shapes, with_rng,
+                           scaled=bool(scaler))  # fmt: skip
 
 
 #: Executors by name: the object itself, or ``"module:attribute"`` imported when used.

@@ -82,16 +82,24 @@ class History:
     compute_dtype: str | None = None
     loss_scale: float | None = None
     skipped_steps: int | None = None
+    #: Data parallelism (``fit(workers=N)``): the workers, their engine (``gloo``,
+    #: ``nccl``, ``xla-mesh``) and the CPU threads each computed with; 1, None, None for
+    #: one worker.
+    workers: int = 1
+    engine: str | None = None
+    threads_per_worker: int | None = None
     #: A partial run: stopped by Ctrl-C, or the `TrainingDiverged` message. The
     #: checkpoints are those before it; ``params`` are where it stopped, or None if they
     #: are not finite.
     interrupted: bool = False
     diverged: str | None = None
+    #: A data-parallel run stopped by a failed worker: the `WorkerFailed` message.
+    failed: str | None = None
 
     @property
     def complete(self) -> bool:
         """Whether the run trained every epoch (not interrupted, not diverged)."""
-        return not (self.interrupted or self.diverged)
+        return not (self.interrupted or self.diverged or self.failed)
 
     @property
     def loss(self) -> float:
@@ -112,7 +120,8 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict in the documented field order.
 
-        A partial run adds ``"interrupted": true`` or ``"diverged": message``; its
+        A partial run adds ``"interrupted": true``, ``"diverged": message`` or
+        ``"failed": message`` (a data-parallel worker's); its
         ``loss`` is the last checkpoint's (null without one), ``epoch_time`` is null
         (no whole run to average over) and ``params`` null when they are not finite.
         """
@@ -127,6 +136,9 @@ class History:
             "compute_dtype": self.compute_dtype,
             "loss_scale": self.loss_scale,
             "skipped_steps": self.skipped_steps,
+            "workers": int(self.workers),
+            "engine": self.engine,
+            "threads_per_worker": self.threads_per_worker,
             "lr": float(self.lr),
             "batch_size": int(self.batch_size),
             "epochs": int(self.epochs),
@@ -144,6 +156,8 @@ class History:
             doc["interrupted"] = True
         if self.diverged:
             doc["diverged"] = self.diverged
+        if self.failed:
+            doc["failed"] = self.failed
         return doc
 
     @classmethod
@@ -174,8 +188,12 @@ class History:
             compute_dtype=d.get("compute_dtype"),
             loss_scale=d.get("loss_scale"),
             skipped_steps=d.get("skipped_steps"),
+            workers=int(d.get("workers") or 1),
+            engine=d.get("engine"),
+            threads_per_worker=d.get("threads_per_worker"),
             interrupted=bool(d.get("interrupted", False)),
             diverged=d.get("diverged"),
+            failed=d.get("failed"),
         )
 
 

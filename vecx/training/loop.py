@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from vecx.data import check_backend, check_int, host_rng, rows_of
-from vecx.protocol import Backend, TrainingDiverged
+from vecx.protocol import Backend, TrainingDiverged, WorkerFailed
 from vecx.pytree import leaves, structure, tree_map
 from vecx.timing import Timer
 from vecx.training.executors import Executor, Problem, Program, StepExecutor, get_executor
@@ -72,9 +72,10 @@ def fit(
     mode: str | None = None,
     compute_dtype: str | None = None,
     loss_scale: LossScale | None = None,
+    workers: int | None = None,
     preset: str | None = None,
     callback: Callable[[Checkpoint], None] | None = None,
-) -> History:
+) -> History | None:
     """Train a model by minibatch SGD (or ``optimizer="momentum"``) on ``be``, d2l style.
 
     ``X`` (n, d) and ``y`` (n,) or (n, k) (a matrix for one-hot labels) are arrays of
@@ -103,6 +104,14 @@ def fit(
     ``history.loss_scale``, ``history.skipped_steps``; ``loss_scale=vecx.LossScale(...)``
     for another start, growth or interval). None: the backend's dtype.
 
+    ``workers=N`` trains data-parallel (``vecx.training.parallel``): N torch.distributed
+    ranks (gloo on the CPU, NCCL on CUDA), or a mesh of N JAX devices, each on its slice
+    of the same minibatches, the gradients summed before the update; the same SGD as one
+    worker, its sums reordered. On torch the loss and metrics must be picklable
+    (module-level functions), a script that calls ``fit`` needs the usual
+    ``if __name__ == "__main__":`` guard (ranks are spawned), and under ``torchrun`` the
+    ranks other than 0 return None. A rank that fails raises ``vecx.WorkerFailed``.
+
     ``seed`` also fixes the minibatch order (``vecx.data_iter`` with the same seed).
     ``history.params`` has the structure of ``params``, as NumPy arrays.
 
@@ -117,7 +126,7 @@ def fit(
     check_backend(be)
     check_data(be, X, y)
     optimizer = get_optimizer(optimizer)
-    engine = get_executor(executor, mode)
+    engine = _engine(executor, mode, workers)
     policy = get_policy(be, compute_dtype, loss_scale)
     if policy.mixed and not isinstance(engine, StepExecutor):
         raise ValueError(
@@ -153,10 +162,38 @@ def fit(
     program = engine.build(problem)
     history = History([], [], [], None, float(lr), batch_size, epochs, be.spec, preset,
                       optimizer=optimizer.describe(), executor=engine.name,
-                      mode=_mode_of(engine, program, be),
-                      compute_dtype=policy.compute_dtype)  # fmt: skip
-    return run(program, problem, history, n=n, epochs=epochs, seed=seed,
-               replacement=replacement, log_every=log_every, callback=callback)  # fmt: skip
+                      mode=_mode_of(engine, program, be), compute_dtype=policy.compute_dtype,
+                      workers=getattr(program, "workers", 1),
+                      engine=getattr(program, "engine", None),
+                      threads_per_worker=getattr(program, "threads", None))  # fmt: skip
+    close = getattr(program, "close", None)
+    finished = False
+    try:
+        if getattr(program, "rank", 0) != 0:  # a torchrun rank: rank 0 keeps the history
+            program.follow()
+            finished = True
+            return None
+        done = run(program, problem, history, n=n, epochs=epochs, seed=seed,
+                   replacement=replacement, log_every=log_every, callback=callback)  # fmt: skip
+        finished = True
+        return done
+    finally:
+        if close is not None:
+            close(finished)
+
+
+def _engine(executor: Any, mode: str | None, workers: Any) -> Executor:
+    """The executor of ``fit``'s arguments: ``workers > 1`` is the data-parallel one."""
+    if workers is None or workers == 1 and not isinstance(workers, bool):
+        return get_executor(executor, mode)
+    workers = check_int("workers", workers, 1)
+    if executor not in (None, "steps"):
+        raise ValueError(f"workers={workers} runs vecx's step data-parallel; executor "
+                         f"{executor!r} runs its own way (leave out workers or the "
+                         "executor)")  # fmt: skip
+    from vecx.training.parallel import DataParallelExecutor
+
+    return DataParallelExecutor(workers, mode)
 
 
 def _mode_of(engine: Any, program: Any, be: Backend) -> str | None:
@@ -444,9 +481,11 @@ def run(
                                         lambda s=reached: program.export(s)))  # fmt: skip
                 if seg.examples < total:
                     timer.start()
-    except (KeyboardInterrupt, TrainingDiverged) as exc:
+    except (KeyboardInterrupt, TrainingDiverged, WorkerFailed) as exc:
         # never lose what was computed: the exception carries the run so far
         history.interrupted = isinstance(exc, KeyboardInterrupt)
+        if isinstance(exc, WorkerFailed):
+            history.failed = str(exc)
         history.params = _finite_export(program, state)
         with contextlib.suppress(Exception):
             _precision(program, state, history)

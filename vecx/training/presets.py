@@ -71,15 +71,15 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({
 
 #: What ``train`` lets a caller change (as in ``fit``).
 OVERRIDES = ("lr", "batch_size", "epochs", "seed", "replacement", "log_every", "callback",
-             "optimizer", "executor", "mode", "compute_dtype")  # fmt: skip
+             "optimizer", "executor", "mode", "compute_dtype", "workers")  # fmt: skip
 
 
-def train(be: Backend, preset: str, **overrides: Any) -> History:
+def train(be: Backend, preset: str, **overrides: Any) -> History | None:
     """Run a preset (see ``PRESETS``) on ``be``, with the preset's task and data.
 
     Keyword overrides (see `OVERRIDES`: ``lr``, ``batch_size``, ``epochs``, ``seed``,
     ``replacement``, ``log_every``, ``callback``, ``optimizer``, ``executor``, ``mode``,
-    ``compute_dtype``) mean what
+    ``compute_dtype``, ``workers``) mean what
     they mean in :func:`vecx.fit`; ``seed`` (default 0) also fixes the synthetic data of
     ``linreg``. For another model, loss or metrics, call :func:`vecx.fit`.
     """

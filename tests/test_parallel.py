@@ -1,0 +1,267 @@
+"""Data-parallel SGD (``fit(workers=N)``): the same SGD as one process, on torch's gloo
+ranks and a mesh of forced JAX CPU devices; faults stop every rank with one line."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import vecx
+
+pytest.importorskip("torch")
+REPO = Path(__file__).resolve().parents[1]
+TASK_DATA = {"linreg": "synthetic", "softmax": "digits", "mlp": "digits"}
+#: float32: the workers' partial sums round differently from one sum: a few units of
+#: float32 roundoff per step, carried through the run's steps (relative to the largest
+#: parameter).
+FLOAT32_RTOL = 1e-5
+FLOAT64_RTOL = 1e-12
+
+
+def data(be: Any, task: str) -> tuple[Any, Any]:
+    if TASK_DATA[task] == "digits":
+        X, y = vecx.load_digits(be)
+        return X[:600], y[:600]
+    return vecx.synthetic_data(be, [2.0, -3.4], 4.2, 600)
+
+
+def relative_gap(a: dict, b: dict) -> float:
+    return max(float(np.max(np.abs(a[k] - b[k])) / np.max(np.abs(a[k]))) for k in a)
+
+
+def children() -> list[Any]:
+    return [p for p in multiprocessing.active_children() if p.name.startswith("vecx-rank")]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_two_gloo_ranks_train_every_task_as_one_process_does(dtype: str) -> None:
+    be = vecx.backend("torch", dtype=dtype)
+    tol = FLOAT64_RTOL if dtype == "float64" else FLOAT32_RTOL
+    for task in TASK_DATA:
+        X, y = data(be, task)
+        run = dict(task=task, lr=0.1 if task != "linreg" else 0.03, batch_size=30, epochs=2)
+        one = vecx.fit(be, X, y, **run)
+        two = vecx.fit(be, X, y, workers=2, **run)
+        assert (two.workers, two.engine, two.threads_per_worker) == (2, "gloo", 1)
+        assert relative_gap(one.params, two.params) <= tol, (task, dtype)
+        assert two.losses == pytest.approx(one.losses, rel=tol) and two.complete
+        doc = two.to_dict()
+        assert (doc["workers"], doc["engine"]) == (2, "gloo")
+    assert not children()  # every rank has exited
+
+
+def test_an_uneven_split_weights_each_rank_by_its_rows() -> None:
+    """A batch of 7 rows on 2 ranks (3 + 4) and a last batch of 5: still one SGD."""
+    be = vecx.backend("torch", dtype="float64")
+    X, y = vecx.synthetic_data(be, [1.0, -1.0], 0.5, 96)
+    run = dict(lr=0.05, batch_size=7, epochs=2)
+    one, two = vecx.fit(be, X, y, **run), vecx.fit(be, X, y, workers=2, **run)
+    assert relative_gap(one.params, two.params) <= FLOAT64_RTOL
+
+
+# --- losses the spawned ranks import: module-level, so picklable ----------------------------
+
+_calls = [0]
+
+
+def squared(params: Any, X: Any, y: Any) -> Any:
+    r = X @ params["w"] + params["b"] - y
+    return (r * r).mean() / 2
+
+
+def fails_on_rank_one(params: Any, X: Any, y: Any) -> Any:
+    if multiprocessing.current_process().name == "vecx-rank-1":
+        _calls[0] += 1
+        if _calls[0] > 25:
+            raise ZeroDivisionError("rank one gave up")
+    return squared(params, X, y)
+
+
+def killed_on_rank_one(params: Any, X: Any, y: Any) -> Any:
+    if multiprocessing.current_process().name == "vecx-rank-1":
+        _calls[0] += 1
+        if _calls[0] > 25:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return squared(params, X, y)
+
+
+def init(rng: np.random.Generator) -> dict:
+    return {"w": rng.normal(0, 0.01, (2, 1)), "b": np.zeros(1)}
+
+
+@pytest.mark.parametrize(("loss", "said"), [(fails_on_rank_one, "rank 1 failed: "
+                                             "ZeroDivisionError: rank one gave up"),
+                                            (killed_on_rank_one, "rank 1 was killed by "
+                                             "signal 9")])  # fmt: skip
+def test_a_failed_rank_stops_the_run_with_one_line_and_keeps_the_history(
+        loss: Any, said: str) -> None:  # fmt: skip
+    be = vecx.backend("torch")
+    X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 400)
+    start = time.monotonic()
+    with pytest.raises(vecx.WorkerFailed) as caught:
+        vecx.fit(be, X, y.reshape(-1, 1), loss=loss, params=init, lr=0.03, batch_size=10,
+                 epochs=3, log_every=100, workers=2)  # fmt: skip
+    assert time.monotonic() - start < 45  # within the time limit, not a hang
+    assert said in str(caught.value) and "\n" not in str(caught.value)
+    history = caught.value.history
+    assert history is not None and not history.complete and history.failed
+    assert len(history.losses) >= 1 and history.to_dict()["failed"]  # the checkpoints so far
+    assert not children()
+
+
+def test_ctrl_c_on_rank_0_keeps_the_history_and_stops_every_rank() -> None:
+    be = vecx.backend("torch")
+    X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 400)
+    seen = []
+
+    def stop(cp: Any) -> None:
+        seen.append(cp.step)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=3, log_every=100, workers=2,
+                 callback=stop)  # fmt: skip
+    history = caught.value.history  # type: ignore[attr-defined]
+    assert history.interrupted and len(history.losses) == 2
+    assert not children()
+
+
+def test_a_port_in_use_is_retried_on_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("MASTER_PORT", str(taken.getsockname()[1]))
+        be = vecx.backend("torch")
+        X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 100)
+        h = vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1, workers=2)
+    assert h.complete and h.workers == 2
+
+
+def test_bad_data_parallel_requests_are_one_clear_error() -> None:
+    torch_be, numpy_be = vecx.backend("torch"), vecx.backend("numpy")
+    X, y = vecx.synthetic_data(torch_be, [2.0, -3.4], 4.2, 100)
+    run = dict(lr=0.03, batch_size=10, epochs=1)
+    with pytest.raises(ValueError, match="numpy:cpu has no distributed engine"):
+        Xn, yn = vecx.synthetic_data(numpy_be, [2.0], 0.0, 100)
+        vecx.fit(numpy_be, Xn, yn, workers=2, **run)
+    with pytest.raises(ValueError, match="must be picklable"):
+        vecx.fit(torch_be, X, y.reshape(-1, 1), loss=lambda p, X, y: squared(p, X, y),
+                 params=init, workers=2, **run)  # fmt: skip
+    with pytest.raises(ValueError, match="too few to split over 4 workers"):
+        vecx.fit(torch_be, X, y, lr=0.03, batch_size=3, epochs=1, workers=4)
+    with pytest.raises(vecx.ModeUnsupported, match="runs a data-parallel step eagerly"):
+        vecx.fit(torch_be, X, y, mode="jit", workers=2, **run)
+    with pytest.raises(ValueError, match="executor 'native' runs its own way"):
+        vecx.fit(torch_be, X, y, executor="native", workers=2, **run)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        vecx.fit(torch_be, X, y, workers=0, **run)
+    assert not children()
+
+
+def test_vecx_train_workers_writes_rank_0s_history(tmp_path: Path) -> None:
+    out = tmp_path / "h.json"
+    done = subprocess.run([sys.executable, "-m", "vecx", "train", "--backend", "torch",
+                           "--preset", "linreg", "--workers", "2", "--quiet", "--json",
+                           str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 workers over gloo, 1 thread(s) each" in done.stdout
+    doc = json.loads(out.read_text())
+    assert (doc["workers"], doc["engine"]) == (2, "gloo") and doc["loss"] < 1e-3
+
+
+def test_torchrun_starts_the_same_entry_point(tmp_path: Path) -> None:
+    """The README's multi-machine command, on one machine: torchrun's ranks join through
+    its environment; rank 0 alone prints and writes the history."""
+    out = tmp_path / "h.json"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node", "2", "-m", "vecx", "train", "--backend", "torch",
+                           "--preset", "linreg", "--workers", "2", "--quiet", "--json",
+                           str(out)], capture_output=True, text=True, timeout=180,
+                          cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("loss ") == 1  # rank 1 printed nothing
+    doc = json.loads(out.read_text())
+    assert (doc["workers"], doc["engine"]) == (2, "gloo")
+
+
+# --- JAX: a mesh of forced CPU devices, in a fresh process ---------------------------------
+
+JAX_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np, vecx, jax
+    out = {}
+    for dtype in ("float64", "float32"):
+        be = vecx.backend("jax", dtype=dtype)
+        for task in ("linreg", "softmax", "mlp"):
+            if task == "linreg":
+                X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 600)
+            else:
+                X, y = vecx.load_digits(be)
+                X, y = X[:600], y[:600]
+            run = dict(task=task, lr=0.1 if task != "linreg" else 0.03, batch_size=30,
+                       epochs=2)
+            one = vecx.fit(be, X, y, **run)
+            for workers in (2, 4):
+                for mode in ("jit", "fused"):
+                    h = vecx.fit(be, X, y, workers=workers, mode=mode, **run)
+                    gap = max(float(np.max(np.abs(one.params[k] - h.params[k]))
+                                    / np.max(np.abs(one.params[k]))) for k in one.params)
+                    out[f"{dtype} {task} {workers} {mode}"] = [gap, h.engine, h.workers]
+    # the compiled step all-reduces the gradient: XLA partitioned it
+    from vecx.training.parallel import DataParallelExecutor
+    from vecx.training.executors import Problem
+    from vecx.training.optimizers import get_optimizer
+    be = vecx.backend("jax")
+    X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 100)
+    t = vecx.TASKS["linreg"]
+    import functools
+    p = Problem(be, X, y.reshape(-1, 1), functools.partial(t.loss, be), {},
+                {"w": be.zeros((2, 1)), "b": be.zeros((1,))}, get_optimizer("sgd"), 0.03, 10)
+    prog = DataParallelExecutor(2).build(p)
+    inner = prog.inner
+    text = inner.fns.step.lower(prog.state, np.arange(10), inner.problem.X,
+                                inner.problem.y, inner.lr).compile().as_text()
+    out["all-reduce"] = text.count("all-reduce(")
+    try:
+        vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1, workers=8)
+    except ValueError as exc:
+        out["too many"] = str(exc)
+    try:
+        vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1, workers=2, mode="eager")
+    except vecx.ModeUnsupported as exc:
+        out["eager"] = str(exc)
+    print(json.dumps(out))
+""")
+
+
+def test_a_mesh_of_jax_devices_trains_every_task_as_one_device_does() -> None:
+    pytest.importorskip("jax")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "JAX_ENABLE_X64": "1", "PYTHONPATH": str(REPO)}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT], capture_output=True, text=True,
+                          env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    for key, value in out.items():
+        if key.startswith(("float64", "float32")):
+            gap, engine, workers = value
+            tol = FLOAT64_RTOL if key.startswith("float64") else FLOAT32_RTOL
+            assert gap <= tol and engine == "xla-mesh" and workers == int(key.split()[2]), key
+    assert len([k for k in out if k.startswith("float")]) == 2 * 3 * 2 * 2
+    assert out["all-reduce"] >= 1
+    assert "workers=8 needs 8 cpu devices; jax sees 4" in out["too many"]
+    assert "xla_force_host_platform_device_count=8" in out["too many"]
+    assert "runs in mode jit or fused" in out["eager"]

@@ -1,0 +1,115 @@
+"""torch.distributed for ``fit(workers=N)`` on torch: one process group per run.
+
+gloo on the CPU, NCCL on CUDA. Started by vecx on one machine, rank 0 (the caller's
+process) hosts the rendezvous, a ``TCPStore`` on 127.0.0.1 (on ``MASTER_PORT`` if set,
+else a free port the system picks; a port in use is retried on a free one), and the
+other ranks connect to it. Started by ``torchrun``, every rank joins through the
+environment it sets (``env://``). Imports torch only when a group is made.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+__all__ = ["ProcessGroup"]
+
+class ProcessGroup:
+    """A run's ranks: ``reduce`` sums gradients over them (one all-reduce of one flat
+    buffer per step: a gloo call costs tens of microseconds, whatever its size up to
+    kilobytes), ``share`` sends a host object from rank 0 to the others.
+
+    Made in two steps, so that rank 0 can start the other ranks between them:
+    construction binds the rendezvous (``address`` is where the others connect),
+    ``join()`` waits for every rank.
+    """
+
+    processes = True
+
+    def __init__(self, workers: int, rank: int, *, cuda: bool, address: str | None,
+                 timeout: float) -> None:  # fmt: skip
+        import torch
+        import torch.distributed as dist
+
+        if not dist.is_available():
+            raise RuntimeError("this build of torch has no torch.distributed")
+        self.torch, self.dist = torch, dist
+        self.workers, self.rank = workers, rank
+        self.engine = "nccl" if cuda else "gloo"
+        self._timeout = datetime.timedelta(seconds=timeout)
+        self._store: Any = None
+        if address == "env://":
+            self.address = address
+        elif rank == 0:
+            self._store = self._host(int(os.environ.get("MASTER_PORT", "0")))
+            self.address = f"127.0.0.1:{self._store.port}"
+        else:
+            if address is None:
+                raise ValueError(f"rank {rank} needs the address of rank 0's rendezvous")
+            host, _, port = address.rpartition(":")
+            self._store = dist.TCPStore(host, int(port), workers, is_master=False,
+                                        timeout=self._timeout)  # fmt: skip
+            self.address = address
+
+    def _host(self, port: int) -> Any:
+        """The rendezvous on ``port``; on a free port if that one is taken (or 0)."""
+        make = self.dist.TCPStore
+        try:
+            return make("127.0.0.1", port, self.workers, is_master=True, wait_for_workers=False,
+                        timeout=self._timeout)  # fmt: skip
+        except RuntimeError as exc:  # DistNetworkError: EADDRINUSE
+            if port == 0 or "in use" not in str(exc):
+                raise
+        return make("127.0.0.1", 0, self.workers, is_master=True, wait_for_workers=False,
+                    timeout=self._timeout)  # fmt: skip
+
+    def join(self) -> ProcessGroup:
+        """Wait for every rank (``timeout`` seconds at most) and make the group."""
+        dist = self.dist
+        if dist.is_initialized():
+            raise RuntimeError("a torch.distributed process group is already running in this "
+                               "process: one data-parallel run at a time")  # fmt: skip
+        if self.address == "env://":
+            dist.init_process_group(self.engine, init_method="env://", rank=self.rank,
+                                    world_size=self.workers, timeout=self._timeout)  # fmt: skip
+        else:
+            dist.init_process_group(self.engine, store=self._store, rank=self.rank,
+                                    world_size=self.workers, timeout=self._timeout)  # fmt: skip
+        return self
+
+    def place(self, x: Any) -> Any:
+        return x  # every rank holds its own copy
+
+    def batch(self, index: Any, X: Any, y: Any, idx: Any) -> tuple[Any, Any, float]:
+        """This rank's contiguous part of the minibatch ``idx`` and its share of the rows:
+        the gradient of its mean times the share, summed over the ranks, is the gradient
+        of the whole minibatch's mean (its sum divided by the global batch size)."""
+        n = len(idx)
+        lo, hi = n * self.rank // self.workers, n * (self.rank + 1) // self.workers
+        part = idx[lo:hi]
+        return index(X, part), index(y, part), (hi - lo) / n
+
+    def reduce(self, grads: tuple) -> tuple:
+        """The sum of ``grads`` over the ranks, every rank getting the same numbers."""
+        torch = self.torch
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        self.dist.all_reduce(flat)
+        out, start = [], 0
+        for g in grads:
+            size = g.numel()
+            out.append(flat[start : start + size].view_as(g))
+            start += size
+        return tuple(out)
+
+    def share(self, obj: Any = None) -> Any:
+        """Rank 0's ``obj`` on every rank (pickled: for a segment's index block)."""
+        box = [obj]
+        self.dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def close(self) -> None:
+        dist = self.dist
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        self._store = None
