@@ -135,10 +135,10 @@ def _string_constants(path: Path) -> set[str]:
 
 
 def _builtin_names() -> set[str]:
-    from vecx.suites.suite import BUILTIN, load
+    from vecx.suites.suite import BUILTIN, OPT_IN, load
 
-    names = set(BUILTIN)
-    for suite in map(load, BUILTIN):
+    names = set(BUILTIN) | set(OPT_IN)
+    for suite in map(load, names.copy()):
         for device in ("numpy:cpu", "torch:cpu", "torch:cuda"):
             for quick in (False, True):
                 names |= {case for case, _ in suite.plan(device, quick=quick)}

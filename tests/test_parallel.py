@@ -183,18 +183,34 @@ def test_vecx_train_workers_writes_rank_0s_history(tmp_path: Path) -> None:
 
 
 def test_torchrun_starts_the_same_entry_point(tmp_path: Path) -> None:
-    """The README's multi-machine command, on one machine: torchrun's ranks join through
-    its environment; rank 0 alone prints and writes the history."""
-    out = tmp_path / "h.json"
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc-per-node", "2", "-m", "vecx", "train", "--backend", "torch",
-                           "--preset", "linreg", "--workers", "2", "--quiet", "--json",
-                           str(out)], capture_output=True, text=True, timeout=180,
-                          cwd=tmp_path)  # fmt: skip
+    """The README's torchrun command, word for word: torchrun's ranks join through its
+    environment; rank 0 alone prints and writes the history."""
+    readme = (REPO / "README.md").read_text()
+    command = next(line for line in readme.splitlines()
+                   if line.startswith("python -m torch.distributed.run"))  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=180,
+                          cwd=tmp_path, env=env, stdin=subprocess.DEVNULL)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count("loss ") == 1  # rank 1 printed nothing
-    doc = json.loads(out.read_text())
-    assert (doc["workers"], doc["engine"]) == (2, "gloo")
+    lines = done.stdout.splitlines()
+    assert sum(ln.startswith("training linreg") for ln in lines) == 1  # rank 0 only
+    assert sum(ln.startswith("loss ") for ln in lines) == 1
+    doc = json.loads((tmp_path / "dp.json").read_text())
+    assert (doc["workers"], doc["engine"]) == (2, "gloo") and doc["loss"] < 1e-3
+
+
+def test_the_readme_example_runs_as_a_script(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    example = next(b for b in readme.split("```python\n")[1:] if "workers=2" in b)
+    (tmp_path / "dp.py").write_text(example.split("```")[0])
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "dp.py"], capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("2 workers over gloo: loss ")
+    two, one = done.stdout.split("loss ")[1].split(" (one worker: ")
+    assert float(two) == pytest.approx(float(one.rstrip(")\n")), rel=1e-5)
 
 
 # --- JAX: a mesh of forced CPU devices, in a fresh process ---------------------------------
@@ -265,3 +281,48 @@ def test_a_mesh_of_jax_devices_trains_every_task_as_one_device_does() -> None:
     assert "workers=8 needs 8 cpu devices; jax sees 4" in out["too many"]
     assert "xla_force_host_platform_device_count=8" in out["too many"]
     assert "runs in mode jit or fused" in out["eager"]
+
+
+# --- the parallel suite ---------------------------------------------------------------------
+
+
+def test_the_parallel_suite_records_strong_and_weak_efficiency_against_one_worker() -> None:
+    from vecx.suites import run_case
+    from vecx.suites.suite import load
+
+    suite = load("parallel")
+    be, numpy_be = vecx.backend("torch"), vecx.backend("numpy")
+    records = [run_case(c, be) for c in suite.cases(be, quick=True, tasks=("linreg-large",),
+                                                    workers=2, repeats=1, large_rows=32768)]
+    records += [run_case(c, numpy_be) for c in suite.cases(numpy_be, quick=True,
+                                                          tasks=("linreg",), workers=2)]
+    suite.finalize(records)
+    by = {(r["backend"], r["params"]["scaling"]): r for r in records}
+    base, strong, weak = (by[("torch", k)] for k in ("baseline", "strong", "weak"))
+    assert not any(r.get("error") for r in (base, strong, weak)), records
+    assert strong["engine"] == "gloo" and strong["threads_per_worker"] == 1
+    assert strong["params"]["batch_size"] == base["params"]["batch_size"]  # split
+    assert weak["params"]["batch_size"] == 2 * base["params"]["batch_size"]  # per worker
+    assert strong["efficiency"] == pytest.approx(base["min_s"] / (2 * strong["min_s"]))
+    per_step = (base["min_s"] / base["steps_per_epoch"], weak["min_s"] / weak["steps_per_epoch"])
+    assert weak["efficiency"] == pytest.approx(per_step[0] / per_step[1])
+    assert strong["value"] == pytest.approx(base["value"], rel=1e-5)  # the same SGD
+    assert "no distributed engine" in by[("numpy", "strong")]["skipped"]
+    assert by[("numpy", "baseline")]["efficiency"] is None
+    assert not children()
+
+
+def test_vecx_bench_runs_the_parallel_suite_only_when_named(tmp_path: Path) -> None:
+    from vecx.engine.options import check_suites
+
+    assert "parallel" not in check_suites(None)  # not in a default run
+    assert check_suites(["Parallel"]) == ["parallel"]
+    done = subprocess.run([sys.executable, "-m", "vecx", "bench", "--suites", "parallel",
+                           "--backends", "torch", "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "efficiency" in done.stdout and "strong" in done.stdout
+    assert (tmp_path / "parallel-scaling.png").is_file()
+    doc = json.loads((tmp_path / "results.json").read_text())
+    effs = [r["efficiency"] for r in doc["results"] if r["params"]["scaling"] != "baseline"]
+    assert len(effs) == 6 and all(e is not None and e > 0 for e in effs)

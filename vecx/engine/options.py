@@ -98,7 +98,7 @@ def check_suites(selection: Sequence[str] | None) -> list[str]:
     a file made absolute (workers may run elsewhere). Each is loaded here, so a bad name
     or a broken file is an `OptionError` before anything runs.
     """
-    from vecx.suites.suite import BUILTIN, SuiteError, choices, load
+    from vecx.suites.suite import BUILTIN, OPT_IN, SuiteError, choices, load
 
     if selection is None:
         return list(BUILTIN)
@@ -108,7 +108,7 @@ def check_suites(selection: Sequence[str] | None) -> list[str]:
     out = []
     for name in names:
         low = name.lower()
-        if low in BUILTIN:
+        if low in BUILTIN or low in OPT_IN:
             name = low
         elif name.endswith(".py") or "/" in name:
             name = str(Path(name).expanduser().resolve())

@@ -41,6 +41,11 @@ BUILTIN: dict[str, str] = {
     "scaling": "vecx.suites.scaling",
     "train": "vecx.suites.train",
 }
+#: Built-in suites that run only when named (``vecx bench --suites parallel``): they
+#: start processes or hold large data.
+OPT_IN: dict[str, str] = {
+    "parallel": "vecx.suites.parallel",
+}
 #: Entry-point group of installed suites (``[project.entry-points."vecx.suites"]``).
 ENTRY_POINT_GROUP = "vecx.suites"
 
@@ -206,7 +211,7 @@ def installed() -> dict[str, Any]:
 def choices() -> str:
     """How suites can be named, for errors and ``vecx bench --help``."""
     plugins = [n for n in installed() if n not in BUILTIN]
-    parts = [f"built-in: {', '.join(BUILTIN)}"]
+    parts = [f"built-in: {', '.join(BUILTIN)}", f"when named: {', '.join(OPT_IN)}"]
     if plugins:
         parts.append(f"installed: {', '.join(plugins)}")
     parts.append("a workload file (mybench.py) or module (mypkg.bench)")
@@ -234,8 +239,8 @@ def load(name: str) -> Suite:
 
 def _resolve(key: str) -> Suite:
     low = key.lower()
-    if low in BUILTIN:
-        return as_suite(importlib.import_module(BUILTIN[low]), low)
+    if low in BUILTIN or low in OPT_IN:
+        return as_suite(importlib.import_module({**BUILTIN, **OPT_IN}[low]), low)
     plugins = installed()
     if low in plugins:
         try:
@@ -345,7 +350,7 @@ def presentation(name: str) -> Suite:
     """The suite that presents records named ``name``: the built-in or installed one, or
     the generic presentation (a user's file need not be importable to plot its results)."""
     low = str(name).lower()
-    if low in BUILTIN or low in installed():
+    if low in BUILTIN or low in OPT_IN or low in installed():
         try:
             return load(low)
         except SuiteError:
@@ -357,7 +362,7 @@ def presentation(name: str) -> Suite:
 
 def builtin_figures() -> list[FigureSpec]:
     """Every figure the built-in suites may draw (so an old run's files can be removed)."""
-    return [spec for name in BUILTIN for spec in load(name).figures]
+    return [spec for name in (*BUILTIN, *OPT_IN) for spec in load(name).figures]
 
 
 __all__ = [
@@ -366,6 +371,7 @@ __all__ = [
     "FigureSpec",
     "Finalized",
     "ModuleSuite",
+    "OPT_IN",
     "Suite",
     "SuiteError",
     "as_suite",
