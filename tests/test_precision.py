@@ -68,9 +68,12 @@ def test_an_overflowing_scale_skips_every_step_and_backs_off_each_time() -> None
     for be in cpu_backends():
         X, y = vecx.synthetic_data(be, [1.0, -1.0], 0.5, 40)
         start = 2.0**70
-        h = vecx.fit(be, X, y, lr=0.1, batch_size=10, epochs=2, compute_dtype="float16",
+        with pytest.raises(vecx.TrainingDiverged, match="all 8 steps had a non-finite "
+                           "float16 gradient") as caught:  # a run that never stepped
+            vecx.fit(be, X, y, lr=0.1, batch_size=10, epochs=2, compute_dtype="float16",
                      loss_scale=vecx.LossScale(init=start))  # fmt: skip
-        assert h.skipped_steps == 8, be.spec
+        h = caught.value.history
+        assert h.skipped_steps == 8 and not h.complete, be.spec
         assert h.loss_scale == start * 0.5**8
         init = vecx.TASKS["linreg"].init(vecx.data.host_rng(0, "init"), 2, 1)
         np.testing.assert_array_equal(h.params["w"], init["w"])
@@ -167,3 +170,10 @@ def test_a_loss_promoted_past_the_parameters_is_an_error_not_a_float16_label() -
         else:
             h = vecx.fit(be, X, y, **run)
             assert h.compute_dtype == "float16" and np.isfinite(h.loss)
+
+
+def test_a_loss_scale_without_a_low_compute_dtype_is_an_error_not_ignored() -> None:
+    be = vecx.backend("numpy")
+    X, y = vecx.synthetic_data(be, [1.0], 0.0, 20)
+    with pytest.raises(ValueError, match="loss_scale scales a low-precision step"):
+        vecx.fit(be, X, y, lr=0.1, batch_size=10, epochs=1, loss_scale=vecx.LossScale())

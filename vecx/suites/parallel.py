@@ -203,9 +203,9 @@ def _scaling_figure(records: Sequence[Mapping[str, Any]], doc: Mapping[str, Any]
     for ax, task in zip(axes, tasks, strict=True):
         for label in P.labels_of(recs):
             for scaling, style in (("strong", "-o"), ("weak", "--s")):
-                pts = sorted(((r["params"]["workers"], r["efficiency"]) for r in recs
+                pts = sorted((r["params"]["workers"], r["efficiency"]) for r in recs
                               if r["case"] == task and backend_label(r) == label
-                              and r["params"]["scaling"] == scaling))  # fmt: skip
+                              and r["params"]["scaling"] == scaling)  # fmt: skip
                 if pts:
                     xs, ys = zip(*[(1, 1.0), *pts], strict=True)
                     ax.plot(xs, ys, style, color=P.colors_for(doc).get(label),

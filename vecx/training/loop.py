@@ -493,6 +493,13 @@ def run(
         raise
     history.params = program.export(state)
     _precision(program, state, history)
+    if history.skipped_steps and history.steps and history.skipped_steps >= history.steps[-1]:
+        history.diverged = (
+            f"training never stepped: all {history.skipped_steps} steps had a non-finite "
+            f"{history.compute_dtype} gradient and were skipped by loss scaling (the scale "
+            f"ended at {history.loss_scale:g}); start from a smaller vecx.LossScale(init=...)"
+        )
+        raise TrainingDiverged(history.diverged, history)
     compiles = getattr(program, "compiles", None)
     history.compiles = compiles() if callable(compiles) else None
     return history

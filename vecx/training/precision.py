@@ -75,6 +75,10 @@ def get_policy(be: Backend, compute_dtype: str | None, loss_scale: LossScale | N
     the backend cannot run is `vecx.UnsupportedDtype` naming why."""
     param = be.dtype
     if compute_dtype is None or compute_dtype == param:
+        if loss_scale is not None:
+            raise ValueError(f"loss_scale scales a low-precision step; without a compute_dtype "
+                             f"the step computes in {param}: pass compute_dtype='float16' "
+                             "(or leave loss_scale out)")  # fmt: skip
         return Policy(param, param)
     if compute_dtype not in LOW_PRECISION:
         raise ValueError(f"compute_dtype must be one of {', '.join(LOW_PRECISION)} (or None: "
