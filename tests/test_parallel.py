@@ -121,6 +121,131 @@ def test_a_failed_rank_stops_the_run_with_one_line_and_keeps_the_history(
     assert not children()
 
 
+from vecx.backends.torch import TorchBackend  # noqa: E402
+
+
+class FailsToJoin(TorchBackend):
+    """A torch backend whose ranks other than 0 fail inside the rendezvous."""
+
+    def process_group(self, workers: int, *, rank: int, **kwargs: Any) -> Any:
+        group = super().process_group(workers, rank=rank, **kwargs)
+        if rank > 0:
+            def join() -> Any:
+                raise ConnectionError("the rendezvous refused rank one")
+
+            group.join = join
+        return group
+
+
+def test_a_rank_failing_in_the_rendezvous_is_named_at_once_and_the_next_fit_works() -> None:
+    be = FailsToJoin("cpu")
+    X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 100)
+    start = time.monotonic()
+    with pytest.raises(vecx.WorkerFailed, match="rank 1 failed: ConnectionError: the "
+                       "rendezvous refused rank one"):  # fmt: skip
+        vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1, workers=2)
+    assert time.monotonic() - start < 30  # not the rendezvous's 60 s timeout
+    good = vecx.backend("torch")
+    X, y = vecx.synthetic_data(good, [2.0, -3.4], 4.2, 100)
+    assert vecx.fit(good, X, y, lr=0.03, batch_size=10, epochs=1, workers=2).complete
+    assert not children()
+
+
+def test_a_process_group_of_the_callers_is_refused_before_any_rank_and_kept() -> None:
+    import datetime
+
+    import torch.distributed as dist
+
+    store = dist.TCPStore("127.0.0.1", 0, 1, is_master=True, wait_for_workers=False,
+                          timeout=datetime.timedelta(seconds=10))  # fmt: skip
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        be = vecx.backend("torch")
+        X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 100)
+        with pytest.raises(RuntimeError, match="already running in this process"):
+            vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1, workers=2)
+        assert dist.is_initialized() and not children()  # the caller's group survives
+    finally:
+        dist.destroy_process_group()
+
+
+#: The backend a module-level loss draws from (the spawned ranks import their own).
+TORCH_BE = vecx.backend("torch")
+
+
+def draws_on_the_backend(params: Any, X: Any, y: Any) -> Any:
+    return squared(params, X + 0.0 * TORCH_BE.normal(0.0, 1.0, tuple(X.shape)), y)
+
+
+def test_a_loss_that_draws_random_numbers_is_refused_not_silently_different() -> None:
+    X, y = vecx.synthetic_data(TORCH_BE, [2.0, -3.4], 4.2, 100)
+    with pytest.raises(ValueError, match="the loss draws random numbers"):
+        vecx.fit(TORCH_BE, X, y.reshape(-1, 1), loss=draws_on_the_backend, params=init,
+                 lr=0.03, batch_size=10, epochs=1, workers=2)  # fmt: skip
+    assert not children()
+
+
+def test_mixed_precision_trains_data_parallel_within_the_roundoff() -> None:
+    be = vecx.backend("torch")
+    X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 200)
+    for dtype, u in (("bfloat16", 2.0**-8), ("float16", 2.0**-11)):
+        run = dict(lr=0.03, batch_size=10, epochs=1, compute_dtype=dtype)
+        one, two = vecx.fit(be, X, y, **run), vecx.fit(be, X, y, workers=2, **run)
+        assert two.compute_dtype == dtype and two.workers == 2
+        assert abs(two.loss - one.loss) <= 16 * u * one.loss
+        assert two.skipped_steps == one.skipped_steps
+
+
+def test_rank_1_exits_when_rank_0_is_killed_while_it_starts(tmp_path: Path) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text(textwrap.dedent("""
+        import vecx
+        if __name__ == "__main__":
+            be = vecx.backend("torch")
+            X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 1000)
+            vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=50, workers=2)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], env={**os.environ,
+                            "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    kids: set[int] = set()
+    deadline = time.monotonic() + 60
+    while not kids and time.monotonic() < deadline:
+        kids = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                and _ppid(p) == proc.pid and b"spawn_main" in _cmdline(p)}  # fmt: skip
+        time.sleep(0.05)
+    assert kids, "no rank was spawned"
+    time.sleep(0.3)  # the rank is importing or joining
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{k}").exists() and
+                                              _state(k) != "Z" for k in kids):  # fmt: skip
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{k}").exists() and _state(k) != "Z" for k in kids)
+
+
+def _ppid(p: Path) -> int:
+    try:
+        return int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+
+
+def _cmdline(p: Path) -> bytes:
+    try:
+        return (p / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_ctrl_c_on_rank_0_keeps_the_history_and_stops_every_rank() -> None:
     be = vecx.backend("torch")
     X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 400)
@@ -251,6 +376,20 @@ JAX_SCRIPT = textwrap.dedent("""
     text = inner.fns.step.lower(prog.state, np.arange(10), inner.problem.X,
                                 inner.problem.y, inner.lr).compile().as_text()
     out["all-reduce"] = text.count("all-reduce(")
+    def dropout(params, X, y):
+        r = X @ params["w"] + params["b"] - y
+        return be.mean(r * r * (be.normal(0.0, 1.0, tuple(r.shape)) > -1.0)) / 2
+
+    init = lambda rng: {"w": rng.normal(0, 0.01, (2, 1)), "b": np.zeros(1)}
+    try:
+        vecx.fit(be, X, y.reshape(-1, 1), loss=dropout, params=init, lr=0.03, batch_size=10,
+                 epochs=1, workers=2)
+    except ValueError as exc:
+        out["draws"] = str(exc)
+    one = vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1, compute_dtype="bfloat16")
+    two = vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1, compute_dtype="bfloat16",
+                   workers=2)
+    out["bfloat16"] = [one.loss, two.loss, two.compute_dtype]
     try:
         vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1, workers=8)
     except ValueError as exc:
@@ -281,6 +420,9 @@ def test_a_mesh_of_jax_devices_trains_every_task_as_one_device_does() -> None:
     assert "workers=8 needs 8 cpu devices; jax sees 4" in out["too many"]
     assert "xla_force_host_platform_device_count=8" in out["too many"]
     assert "runs in mode jit or fused" in out["eager"]
+    assert "the loss draws random numbers" in out["draws"]
+    one, two, dtype = out["bfloat16"]
+    assert dtype == "bfloat16" and abs(two - one) <= 16 * 2.0**-8 * one
 
 
 # --- the parallel suite ---------------------------------------------------------------------

@@ -263,7 +263,12 @@ class TorchBackend(BaseBackend):
         self._seed = int(seed)
         self._generator.manual_seed(self._seed)
 
+    #: Random draws so far (``normal``, ``permutation``): how a data-parallel run finds a
+    #: loss that draws, whose numbers its ranks cannot reproduce.
+    draws = 0
+
     def normal(self, mean: float, std: float, shape: Any, dtype: str | None = None) -> Any:
+        self.draws += 1
         x = self.xp.empty(
             normalize_shape(shape), dtype=self._dtypes[self._float_name(dtype)],
             device=self._device,
@@ -271,6 +276,7 @@ class TorchBackend(BaseBackend):
         return x.normal_(mean, std, generator=self._generator)
 
     def permutation(self, n: int) -> Any:
+        self.draws += 1
         return self.xp.randperm(int(n), generator=self._generator, device=self._device)
 
     def matmul(self, a: Any, b: Any) -> Any:

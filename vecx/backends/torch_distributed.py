@@ -34,8 +34,13 @@ class ProcessGroup:
 
         if not dist.is_available():
             raise RuntimeError("this build of torch has no torch.distributed")
+        if dist.is_initialized():
+            raise RuntimeError("a torch.distributed process group is already running in this "
+                               "process: fit(workers=N) makes its own, one run at a "
+                               "time")  # fmt: skip
         self.torch, self.dist = torch, dist
         self.workers, self.rank = workers, rank
+        self._made = False
         self.engine = "nccl" if cuda else "gloo"
         self._timeout = datetime.timedelta(seconds=timeout)
         self._store: Any = None
@@ -70,12 +75,18 @@ class ProcessGroup:
         if dist.is_initialized():
             raise RuntimeError("a torch.distributed process group is already running in this "
                                "process: one data-parallel run at a time")  # fmt: skip
-        if self.address == "env://":
-            dist.init_process_group(self.engine, init_method="env://", rank=self.rank,
-                                    world_size=self.workers, timeout=self._timeout)  # fmt: skip
-        else:
-            dist.init_process_group(self.engine, store=self._store, rank=self.rank,
-                                    world_size=self.workers, timeout=self._timeout)  # fmt: skip
+        _reset_group_count(dist)
+        try:
+            if self.address == "env://":
+                dist.init_process_group(self.engine, init_method="env://", rank=self.rank,
+                                        world_size=self.workers, timeout=self._timeout)  # fmt: skip
+            else:
+                dist.init_process_group(self.engine, store=self._store, rank=self.rank,
+                                        world_size=self.workers, timeout=self._timeout)  # fmt: skip
+        except BaseException:
+            _reset_group_count(dist)  # a failed init counts a group: the next would not meet
+            raise
+        self._made = True
         return self
 
     def place(self, x: Any) -> Any:
@@ -109,7 +120,17 @@ class ProcessGroup:
         return box[0]
 
     def close(self) -> None:
-        dist = self.dist
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        """Destroy the group this object made (never a group the caller made)."""
+        if self._made and self.dist.is_initialized():
+            self.dist.destroy_process_group()
+        self._made = False
         self._store = None
+
+
+def _reset_group_count(dist: Any) -> None:
+    """With no group running, torch's count of groups back to 0: a failed
+    ``init_process_group`` leaves it at 1, and every later rendezvous would then wait under
+    another key than the ranks it starts."""
+    world = getattr(getattr(dist, "distributed_c10d", None), "_world", None)
+    if world is not None and not dist.is_initialized() and hasattr(world, "group_count"):
+        world.group_count = 0

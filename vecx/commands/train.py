@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     preset = PRESETS[args.preset]
     lr, bs, epochs = _check_numbers(args, preset)
     _check_plot_path(args.plot)
-    reserved = _reserve(args.json) if args.json else None
+    reserved = _reserve(args.json) if args.json and _leader() else None
     # SIGTERM stops a run as Ctrl-C does: the history so far is written, no temp file left
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -14,7 +14,8 @@ Tasks: ``linreg-large`` (linear regression, 2^20 x 256 float32 rows: compute and
 traffic per step large enough to matter; 2^16 rows with ``--quick``), ``digits-mlp`` and
 d2l's small ``linreg`` (1000 x 2, batch 10: communication dominates). Every worker, and
 the baseline, computes with ``threads`` CPU threads (default 1), so N workers never
-oversubscribe N cores; the records say how many. Times per epoch are the trainer's clock
+oversubscribe N cores; the records say how many (XLA sizes its pool when JAX starts: a JAX
+record says what it has). Times per epoch are the trainer's clock
 (the spawning of ranks and the data's transfer excluded: ``wall_s`` has the whole fit),
 the fastest of ``repeats`` runs. On JAX the workers are devices of one process: on the CPU
 start with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``, else the cases are
@@ -129,6 +130,8 @@ def cases(be: Any, *, quick: bool = False, seed: int = 0, tasks: Sequence[str] |
         before = next((p.get("threads") for p in thread_pools(be)
                        if p.get("pool") == "intra-op"), None)  # fmt: skip
         set_threads(be, params["threads"])
+        threads = next((p.get("threads") for p in thread_pools(be)  # what it computes with
+                        if p.get("pool") == "intra-op"), None)  # fmt: skip
         histories, walls = [], []
         try:
             if n == 1:  # first calls' one-off costs (torch's lazy set-up) off the clock
@@ -151,8 +154,8 @@ def cases(be: Any, *, quick: bool = False, seed: int = 0, tasks: Sequence[str] |
         meas = Measurement(tuple(times), 1, 0.0, f"parallel {task}")
         rec = timed(NAME, task, be, meas, params={**recorded, "repeats": runs}, metric="loss",
                     value=float(last.loss), unit="", first_call_s=None,
-                    engine=last.engine, threads_per_worker=last.threads_per_worker
-                    or params["threads"], steps_per_epoch=math.ceil(h["examples"]
+                    engine=last.engine, threads_per_worker=last.threads_per_worker or threads,
+                    steps_per_epoch=math.ceil(h["examples"]
                                                                     / h["batch_size"]),
                     wall_s=statistics.median(walls), efficiency=None)  # fmt: skip
         rec["median_s"] = statistics.median(times)

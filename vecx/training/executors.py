@@ -320,6 +320,9 @@ class StepProgram:
     #: None where nothing compiles).
     compile_s: float | None = None
     scaled: bool = False  # the state ends with the loss scaler's three scalars
+    #: A loss found to draw random numbers is compiled again with the key passed through
+    #: (False: `vecx.TracedRandomness` is raised instead: a data-parallel step).
+    rng_allowed: bool = True
 
     def precision(self, state: tuple) -> dict[str, Any]:
         """What the policy did: the final loss scale and the skipped steps (loss scaling)."""
@@ -378,7 +381,7 @@ class StepProgram:
         try:
             self._compile(state)
         except TracedRandomness:
-            if self.fns.rng:
+            if self.fns.rng or not self.rng_allowed:
                 raise
             self.fns = self.rebuild_with_rng()
             self.lr = self.fns.lr(be, self.problem.lr)
@@ -456,7 +459,7 @@ class StepExecutor:
             state = tuple([distribute.place(v) for v in state])
             lr = lr if isinstance(lr, float) else distribute.place(lr)
         return StepProgram(problem, fns, state, len(leaves), rebuild, lr, shapes, with_rng,
-                           scaled=bool(scaler))  # fmt: skip
+                           scaled=bool(scaler), rng_allowed=distribute is None)  # fmt: skip
 
 
 #: Executors by name: the object itself, or ``"module:attribute"`` imported when used.

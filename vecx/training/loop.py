@@ -128,7 +128,7 @@ def fit(
     optimizer = get_optimizer(optimizer)
     engine = _engine(executor, mode, workers)
     policy = get_policy(be, compute_dtype, loss_scale)
-    if policy.mixed and not isinstance(engine, StepExecutor):
+    if policy.mixed and not isinstance(engine, StepExecutor) and engine.name != "data-parallel":
         raise ValueError(
             f"compute_dtype={compute_dtype!r} is a policy of vecx's step executor; executor "
             f"{engine.name!r} runs its own way (leave compute_dtype out, or the executor)"
@@ -183,7 +183,13 @@ def fit(
 
 
 def _engine(executor: Any, mode: str | None, workers: Any) -> Executor:
-    """The executor of ``fit``'s arguments: ``workers > 1`` is the data-parallel one."""
+    """The executor of ``fit``'s arguments: ``workers > 1`` is the data-parallel one (as
+    is a run started by torchrun with several ranks, whose world size it takes)."""
+    from vecx.training.parallel import DataParallelExecutor, launched_by_torchrun
+
+    started = launched_by_torchrun()
+    if workers is None and started is not None and started[1] > 1:
+        workers = started[1]
     if workers is None or workers == 1 and not isinstance(workers, bool):
         return get_executor(executor, mode)
     workers = check_int("workers", workers, 1)
@@ -191,8 +197,6 @@ def _engine(executor: Any, mode: str | None, workers: Any) -> Executor:
         raise ValueError(f"workers={workers} runs vecx's step data-parallel; executor "
                          f"{executor!r} runs its own way (leave out workers or the "
                          "executor)")  # fmt: skip
-    from vecx.training.parallel import DataParallelExecutor
-
     return DataParallelExecutor(workers, mode)
 
 

@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import functools
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import queue
@@ -39,6 +40,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +48,13 @@ from typing import Any
 import numpy as np
 
 from vecx.environment import usable_cpus
-from vecx.protocol import ModeUnsupported, WorkerFailed, set_threads, thread_pools
+from vecx.protocol import (
+    ModeUnsupported,
+    TracedRandomness,
+    WorkerFailed,
+    set_threads,
+    thread_pools,
+)
 from vecx.pytree import tree_map
 from vecx.training.executors import Problem, StepExecutor, StepProgram
 from vecx.training.schedule import IndexBlock
@@ -130,7 +138,7 @@ class DataParallelExecutor:
         try:
             ranks.start(group.address)
             ranks.wait_ready()
-            group.join()
+            ranks.watch(group.join)  # a rank that fails while joining is named, not waited for
         except BaseException:
             ranks.stop()
             group.close()
@@ -150,6 +158,8 @@ def _started(problem: Problem, group: Any, ranks: Ranks | None, threads: int,
         if ranks is not None:
             ranks.stop()
         group.close()
+        if restore is not None:
+            set_threads(problem.be, restore)
         raise
     return ParallelProgram(inner, group, threads, ranks, rank, restore)
 
@@ -202,10 +212,12 @@ class ParallelProgram:
         return self.inner.compile_s
 
     def segment(self, state: Any, block: IndexBlock) -> Any:
+        be = self.inner.problem.be
+        drew = getattr(be, "draws", None)
         try:
             if self.group.processes:
                 self.group.share(block)  # the other ranks run the same block
-            return self.inner.segment(state, block)
+            state = self.inner.segment(state, block)
         except RuntimeError as exc:  # a collective failed: did a rank fail?
             failed = self.ranks.failure(wait=2.0) if self.ranks is not None else None
             if failed is None and self.group.processes and _collective_error(exc):
@@ -213,6 +225,9 @@ class ParallelProgram:
             if failed is None:
                 raise
             raise WorkerFailed(f"data-parallel training stopped: {failed}") from None
+        if drew is not None and getattr(be, "draws", None) != drew:
+            raise ValueError(DRAWS)
+        return state
 
     def follow(self) -> None:
         """A rank other than 0: run rank 0's segments until it says stop."""
@@ -228,7 +243,10 @@ class ParallelProgram:
         return self.inner.export(state)
 
     def warmup(self, state: Any) -> None:
-        self.inner.warmup(state)
+        try:
+            self.inner.warmup(state)
+        except TracedRandomness:  # found while compiling: the draws would not match
+            raise ValueError(DRAWS) from None
 
     def precision(self, state: Any) -> dict[str, Any]:
         return self.inner.precision(state)
@@ -240,7 +258,8 @@ class ParallelProgram:
         """End the run: tell the other ranks to stop (``finished``) or stop them."""
         try:
             if finished and self.group.processes and self.rank == 0:
-                self.group.share(None)
+                with contextlib.suppress(Exception):  # the run is complete on rank 0
+                    self.group.share(None)
             if self.ranks is not None:
                 if finished:
                     self.ranks.finish()
@@ -252,6 +271,12 @@ class ParallelProgram:
             self.group.close()
             if self.restore_threads is not None:
                 set_threads(self.inner.problem.be, self.restore_threads)
+
+
+#: Why a loss that draws random numbers cannot run data-parallel.
+DRAWS = ("the loss draws random numbers (be.normal, be.permutation): with workers > 1 each "
+         "worker would draw its own, not one worker's numbers, so the run would not be the "
+         "same SGD; train it with one worker")  # fmt: skip
 
 
 def _collective_error(exc: BaseException) -> bool:
@@ -290,19 +315,20 @@ class Ranks:
         self.workers, self.timeout = workers, timeout
         be = problem.be
         memory = "/dev/shm" if os.path.isdir("/dev/shm") else None  # a RAM-backed folder
-        self.data = tempfile.mkdtemp(prefix="vecx-workers-", dir=memory)
+        _remove_stale(memory or tempfile.gettempdir())
+        self.data = tempfile.mkdtemp(prefix=f"{DATA_PREFIX}{os.getpid()}-", dir=memory)
+        self.processes: list[Any] = []
+        self.errors: dict[int, str] = {}
         try:
             self.payloads = [self._payload(problem, be, rank, threads) for rank in
                              range(1, workers)]  # fmt: skip
             for name, array in (("X", problem.X), ("y", problem.y)):
                 np.save(os.path.join(self.data, f"{name}.npy"), np.asarray(be.to_numpy(array)))
+            self.context = multiprocessing.get_context("spawn")
+            self.messages: Any = self.context.Queue()
         except BaseException:
             self.remove_data()
             raise
-        self.context = multiprocessing.get_context("spawn")
-        self.messages: Any = self.context.Queue()
-        self.processes: list[Any] = []
-        self.errors: dict[int, str] = {}
 
     def _payload(self, problem: Problem, be: Any, rank: int, threads: int) -> bytes:
         task = problem.task
@@ -330,14 +356,43 @@ class Ranks:
             ) from None
 
     def start(self, address: str) -> None:
-        """Spawn the ranks; they join rank 0's rendezvous at ``address``."""
-        for rank, payload in enumerate(self.payloads, start=1):
-            process = self.context.Process(
-                target=rank_main, args=(payload, rank, self.workers, address, self.messages),
-                name=f"vecx-rank-{rank}", daemon=True,
-            )  # fmt: skip
-            process.start()
-            self.processes.append(process)
+        """Spawn the ranks; they join rank 0's rendezvous at ``address``. They start with
+        Ctrl-C ignored (the disposition survives the exec), so a Ctrl-C while one is still
+        importing reaches rank 0 alone."""
+        with _sigint_ignored():
+            for rank, payload in enumerate(self.payloads, start=1):
+                process = self.context.Process(
+                    target=rank_main, args=(payload, rank, self.workers, address,
+                                            self.messages),
+                    name=f"vecx-rank-{rank}", daemon=True,
+                )  # fmt: skip
+                process.start()
+                self.processes.append(process)
+
+    def watch(self, join: Any) -> None:
+        """``join()`` (rank 0's ``init_process_group``) in a thread, while watching the
+        ranks: one that fails is a `WorkerFailed` at once, not a rendezvous timeout."""
+        done: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                join()
+                done.append(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.append(exc)
+
+        thread = threading.Thread(target=run, name="vecx-join", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.05)
+            failed = self.failure(wait=0.0) if thread.is_alive() else None
+            if failed:
+                raise WorkerFailed(f"data-parallel training could not start: {failed}")
+        if done and done[0] is not None:
+            failed = self.failure(wait=1.0)
+            if failed:
+                raise WorkerFailed(f"data-parallel training could not start: {failed}")
+            raise done[0]
 
     def wait_ready(self) -> None:
         """Until every rank has built its problem (and is joining the group)."""
@@ -373,7 +428,10 @@ class Ranks:
             code = process.exitcode
             if code is not None and code != 0:
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                return f"rank {rank} {how}"
+                hint = ("" if code < 0 else " before it could say why (a script that calls "
+                        "fit(workers=...) needs `if __name__ == \"__main__\":`, and its loss "
+                        "must be importable)")  # fmt: skip
+                return f"rank {rank} {how}{hint}"
         return None
 
     def failure(self, wait: float) -> str | None:
@@ -407,9 +465,57 @@ class Ranks:
         shutil.rmtree(self.data, ignore_errors=True)
 
 
+DATA_PREFIX = "vecx-workers-"
+
+
+def _remove_stale(folder: str) -> None:
+    """Data folders left by a rank 0 that was killed (its pid is in the name)."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            pid = name.removeprefix(DATA_PREFIX).split("-", 1)[0]
+            if name.startswith(DATA_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _exit_with_parent() -> None:
+    """A daemon thread: this rank exits when rank 0 does, whatever it is doing."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def wait() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=wait, name="vecx-parent-watch", daemon=True).start()
+
+
 def rank_main(payload: bytes, rank: int, workers: int, address: str, messages: Any) -> None:
     """A spawned rank: build the problem, join the group, follow rank 0's segments."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # rank 0 handles Ctrl-C and stops us
+    _exit_with_parent()
     group = None
     try:
         spec: RankPayload = pickle.loads(payload)
