@@ -49,7 +49,7 @@ def children() -> list[Any]:
 def test_two_gloo_ranks_train_every_task_as_one_process_does(dtype: str) -> None:
     be = vecx.backend("torch", dtype=dtype)
     tol = FLOAT64_RTOL if dtype == "float64" else FLOAT32_RTOL
-    for task in TASK_DATA:
+    for task in TASK_DATA if dtype == "float64" else ("mlp",):
         X, y = data(be, task)
         run = dict(task=task, lr=0.1 if task != "linreg" else 0.03, batch_size=30, epochs=2)
         one = vecx.fit(be, X, y, **run)
@@ -346,7 +346,7 @@ JAX_SCRIPT = textwrap.dedent("""
     out = {}
     for dtype in ("float64", "float32"):
         be = vecx.backend("jax", dtype=dtype)
-        for task in ("linreg", "softmax", "mlp"):
+        for task in ("linreg", "softmax", "mlp") if dtype == "float64" else ("mlp",):
             if task == "linreg":
                 X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 600)
             else:
@@ -355,12 +355,11 @@ JAX_SCRIPT = textwrap.dedent("""
             run = dict(task=task, lr=0.1 if task != "linreg" else 0.03, batch_size=30,
                        epochs=2)
             one = vecx.fit(be, X, y, **run)
-            for workers in (2, 4):
-                for mode in ("jit", "fused"):
-                    h = vecx.fit(be, X, y, workers=workers, mode=mode, **run)
-                    gap = max(float(np.max(np.abs(one.params[k] - h.params[k]))
-                                    / np.max(np.abs(one.params[k]))) for k in one.params)
-                    out[f"{dtype} {task} {workers} {mode}"] = [gap, h.engine, h.workers]
+            for workers, mode in ((2, "jit"), (4, "fused")):
+                h = vecx.fit(be, X, y, workers=workers, mode=mode, **run)
+                gap = max(float(np.max(np.abs(one.params[k] - h.params[k]))
+                                / np.max(np.abs(one.params[k]))) for k in one.params)
+                out[f"{dtype} {task} {workers} {mode}"] = [gap, h.engine, h.workers]
     # the compiled step all-reduces the gradient: XLA partitioned it
     from vecx.training.parallel import DataParallelExecutor
     from vecx.training.executors import Problem
@@ -415,7 +414,7 @@ def test_a_mesh_of_jax_devices_trains_every_task_as_one_device_does() -> None:
             gap, engine, workers = value
             tol = FLOAT64_RTOL if key.startswith("float64") else FLOAT32_RTOL
             assert gap <= tol and engine == "xla-mesh" and workers == int(key.split()[2]), key
-    assert len([k for k in out if k.startswith("float")]) == 2 * 3 * 2 * 2
+    assert len([k for k in out if k.startswith("float")]) == (3 + 1) * 2
     assert out["all-reduce"] >= 1
     assert "workers=8 needs 8 cpu devices; jax sees 4" in out["too many"]
     assert "xla_force_host_platform_device_count=8" in out["too many"]
