@@ -230,7 +230,10 @@ class DeviceMesh:
         return self.jax.lax.with_sharding_constraint(x, self._rows)
 
     def batch(self, index: Any, X: Any, y: Any, idx: Any) -> tuple[Any, Any, None]:
-        """The whole minibatch, split over the devices: the compiler does the rest."""
+        """The whole minibatch, split over the devices: the indices first, so that each
+        device gathers its own rows (gathering them all, then splitting, would copy the
+        whole batch on every device); the compiler does the rest."""
+        idx = self.shard(idx)
         return self.shard(index(X, idx)), self.shard(index(y, idx)), None
 
     def reduce(self, grads: tuple) -> tuple:
