@@ -137,6 +137,12 @@ def thread_pools(be: Any) -> list[dict[str, Any]]:
     return [dict(p) for p in pools if isinstance(p, dict)] if isinstance(pools, list) else []
 
 
+def intra_op_threads(be: Any) -> int | None:
+    """The threads of ``be``'s intra-op pool (`thread_pools`), None if it reports none."""
+    return next((p.get("threads") for p in thread_pools(be) if p.get("pool") == "intra-op"),
+                None)  # fmt: skip
+
+
 def set_threads(be: Any, threads: int) -> bool:
     """Set the threads ``be`` computes with now (``be.set_threads``); False where the
     framework fixes them at start (XLA) or the backend has no such method."""

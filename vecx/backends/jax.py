@@ -218,7 +218,6 @@ class DeviceMesh:
 
         self.jax = jax
         self.workers = len(devices)
-        self.devices = [str(d) for d in devices]
         mesh = Mesh(np.array(devices), ("batch",))
         self._replicated = NamedSharding(mesh, PartitionSpec())
         self._rows = NamedSharding(mesh, PartitionSpec("batch"))

@@ -17,7 +17,7 @@ __all__ = ["ProcessGroup"]
 
 class ProcessGroup:
     """A run's ranks: ``reduce`` sums gradients over them (one all-reduce of one flat
-    buffer per step: a gloo call costs tens of microseconds, whatever its size up to
+    buffer per step: each call pays the collective's latency, whatever its size up to
     kilobytes), ``share`` sends a host object from rank 0 to the others.
 
     Made in two steps, so that rank 0 can start the other ranks between them:
@@ -72,9 +72,6 @@ class ProcessGroup:
     def join(self) -> ProcessGroup:
         """Wait for every rank (``timeout`` seconds at most) and make the group."""
         dist = self.dist
-        if dist.is_initialized():
-            raise RuntimeError("a torch.distributed process group is already running in this "
-                               "process: one data-parallel run at a time")  # fmt: skip
         _reset_group_count(dist)
         try:
             if self.address == "env://":

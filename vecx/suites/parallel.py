@@ -95,7 +95,7 @@ def cases(be: Any, *, quick: bool = False, seed: int = 0, tasks: Sequence[str] |
           workers: int | None = None, threads: int = 1, repeats: int | None = None,
           large_rows: int | None = None) -> list[Case]:  # fmt: skip
     """The planned cases on ``be``; ``repeats`` and ``large_rows`` for tests."""
-    from vecx.protocol import ModeUnsupported, set_threads, thread_pools
+    from vecx.protocol import ModeUnsupported, intra_op_threads, set_threads
     from vecx.results import result
     from vecx.training import PRESETS, fit, train
 
@@ -134,11 +134,9 @@ def cases(be: Any, *, quick: bool = False, seed: int = 0, tasks: Sequence[str] |
                 and be.device == "cpu" and rows > LARGE_ROWS_QUICK:  # fmt: skip
             return result(NAME, task, be.name, be.device, dtype=be.dtype, params=recorded,
                           skipped=CPU_MESH_LIMIT)  # fmt: skip
-        before = next((p.get("threads") for p in thread_pools(be)
-                       if p.get("pool") == "intra-op"), None)  # fmt: skip
+        before = intra_op_threads(be)
         set_threads(be, params["threads"])
-        threads = next((p.get("threads") for p in thread_pools(be)  # what it computes with
-                        if p.get("pool") == "intra-op"), None)  # fmt: skip
+        threads = intra_op_threads(be)  # what it computes with (XLA: what it started with)
         histories, walls = [], []
         try:
             if n == 1:  # first calls' one-off costs (torch's lazy set-up) off the clock
@@ -162,8 +160,7 @@ def cases(be: Any, *, quick: bool = False, seed: int = 0, tasks: Sequence[str] |
         rec = timed(NAME, task, be, meas, params={**recorded, "repeats": runs}, metric="loss",
                     value=float(last.loss), unit="", first_call_s=None,
                     engine=last.engine, threads_per_worker=last.threads_per_worker or threads,
-                    steps_per_epoch=math.ceil(h["examples"]
-                                                                    / h["batch_size"]),
+                    steps_per_epoch=math.ceil(h["examples"] / h["batch_size"]),
                     wall_s=statistics.median(walls), efficiency=None)  # fmt: skip
         rec["median_s"] = statistics.median(times)
         return rec

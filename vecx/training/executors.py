@@ -417,6 +417,7 @@ class StepExecutor:
     with ``distribute`` (`vecx.protocol.Distributed`), data-parallel over its workers."""
 
     name = "steps"
+    takes_policy = True  # a precision policy (fit's compute_dtype) applies to its step
     mode: str | None = None
     distribute: Any = None
 

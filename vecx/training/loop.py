@@ -35,7 +35,7 @@ from vecx.data import check_backend, check_int, host_rng, rows_of
 from vecx.protocol import Backend, TrainingDiverged, WorkerFailed
 from vecx.pytree import leaves, structure, tree_map
 from vecx.timing import Timer
-from vecx.training.executors import Executor, Problem, Program, StepExecutor, get_executor
+from vecx.training.executors import Executor, Problem, Program, get_executor
 from vecx.training.history import Checkpoint, History
 from vecx.training.optimizers import Optimizer, get_optimizer
 from vecx.training.precision import LossScale, get_policy
@@ -128,7 +128,7 @@ def fit(
     optimizer = get_optimizer(optimizer)
     engine = _engine(executor, mode, workers)
     policy = get_policy(be, compute_dtype, loss_scale)
-    if policy.mixed and not isinstance(engine, StepExecutor) and engine.name != "data-parallel":
+    if policy.mixed and not getattr(engine, "takes_policy", False):
         raise ValueError(
             f"compute_dtype={compute_dtype!r} is a policy of vecx's step executor; executor "
             f"{engine.name!r} runs its own way (leave compute_dtype out, or the executor)"
@@ -190,7 +190,7 @@ def _engine(executor: Any, mode: str | None, workers: Any) -> Executor:
     started = launched_by_torchrun()
     if workers is None and started is not None and started[1] > 1:
         workers = started[1]
-    if workers is None or workers == 1 and not isinstance(workers, bool):
+    if workers is None or (workers == 1 and not isinstance(workers, bool)):
         return get_executor(executor, mode)
     workers = check_int("workers", workers, 1)
     if executor not in (None, "steps"):

@@ -52,8 +52,8 @@ from vecx.protocol import (
     ModeUnsupported,
     TracedRandomness,
     WorkerFailed,
+    intra_op_threads,
     set_threads,
-    thread_pools,
 )
 from vecx.pytree import tree_map
 from vecx.training.executors import Problem, StepExecutor, StepProgram
@@ -79,6 +79,7 @@ class DataParallelExecutor:
     (None: the usable cores divided among them, at least one)."""
 
     name = "data-parallel"
+    takes_policy = True  # vecx's step, with its precision policy
 
     def __init__(self, workers: int, mode: str | None = None, threads: int | None = None,
                  timeout: float = DEFAULT_TIMEOUT) -> None:  # fmt: skip
@@ -150,7 +151,7 @@ class DataParallelExecutor:
 
 def _started(problem: Problem, group: Any, ranks: Ranks | None, threads: int,
              rank: int) -> ParallelProgram:  # fmt: skip
-    restore = _intra_op_threads(problem.be)
+    restore = intra_op_threads(problem.be)
     set_threads(problem.be, threads)
     try:
         inner = StepExecutor("eager", group).build(problem)
@@ -173,11 +174,6 @@ def _check_split(problem: Problem, workers: int) -> None:
                  else f"the last minibatch of each epoch ({n} % {problem.batch_size})")  # fmt: skip
         raise ValueError(f"{which} is {smallest} rows, too few to split over {workers} workers: "
                          f"use a batch size (and a remainder) of at least {workers}")  # fmt: skip
-
-
-def _intra_op_threads(be: Any) -> int | None:
-    return next((p.get("threads") for p in thread_pools(be) if p.get("pool") == "intra-op"),
-                None)  # fmt: skip
 
 
 @dataclass
