@@ -321,8 +321,8 @@ class TorchBackend(BaseBackend):
         return self._rows(x, idx)
 
     def _rows(self, x: Any, idx: Any) -> Any:
-        """``x[idx]``: on the CPU by ``index_select`` for a 1-D index (1.1x to 4x faster,
-        most for wide rows), by indexing for another shape or a negative index."""
+        """``x[idx]``: on the CPU by ``index_select`` for a 1-D index (faster, most for
+        wide rows: bench/gather.py), by indexing for another shape or a negative index."""
         if idx.ndim == 1 and x.ndim >= 1 and not self._cuda:  # (CUDA: a device assert)
             try:
                 return self.xp.index_select(x, 0, idx)
