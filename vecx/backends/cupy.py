@@ -129,13 +129,17 @@ class CupyBackend(NumpyBackend):
         return self.xp.argsort(self._rng.random(int(n)))
 
     def compile(self, step: Callable, *, mode: str, rng: bool = False) -> Any:
-        """``jit`` as on NumPy (the replay compiler); ``fused``, a segment captured as a
-        CUDA graph, is not built yet. The step runs with this backend's GPU current: its
+        """``jit`` as on NumPy (the replay compiler). ``fused`` would capture a segment as
+        a CUDA graph, but CuPy refuses every cuBLAS call while a stream captures
+        (``cupy_backends/cuda/libs/cublas.pyx``: ``setStream`` raises
+        ``NotImplementedError``, asserted by CuPy's own ``test_stream_capture_failure_cublas``),
+        and each step's matmul is one. The step runs with this backend's GPU current: its
         operators (``p - lr * g``) compute on the current device, not the arrays'."""
         if mode == "fused":
             raise ModeUnsupported(
-                f"mode 'fused' on {self.spec} needs a segment captured as a CUDA graph, "
-                "which vecx does not build yet for cupy"
+                f"mode 'fused' on {self.spec} needs a segment captured as a CUDA graph, and "
+                "CuPy refuses cuBLAS calls (every matmul) during stream capture; use mode "
+                "'jit', or torch:cuda for CUDA graphs"
             )
         done = super().compile(step, mode=mode, rng=rng)
         done.fn = done.warm = self._on_this_device(done.fn)

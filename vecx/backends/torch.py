@@ -493,8 +493,8 @@ class TorchBackend(BaseBackend):
     def compile(self, step: Callable, *, mode: str, rng: bool = False) -> CompiledStep:
         """``jit``: ``torch.compile(step, fullgraph=True)``, the gradient through
         ``torch.func`` (one graph: gather, forward, backward, update), host indices made
-        tensors before the call. ``fused`` needs CUDA graphs, which vecx does not build
-        yet (and which do not exist on the CPU)."""
+        tensors before the call. ``fused``: a run of steps captured as a CUDA graph and
+        replayed (`_graphed`); there are no CUDA graphs on the CPU."""
         torch = self.xp
         if mode == "fused":
             if not self._cuda:
