@@ -161,7 +161,8 @@ def cases(
                 except (ModeUnsupported, UnsupportedDtype) as exc:  # a limit, not a failure
                     return result(NAME, preset, be.name, be.device, dtype=be.dtype,
                                   params={**params, **hyper, "overrides": over},
-                                  skipped=str(exc), mode=mode)  # fmt: skip
+                                  skipped=str(exc), mode=mode,
+                                  compute_dtype=compute)  # fmt: skip
         times = [h.epoch_time for h in histories]
         median = statistics.median(times)
         h = min(histories, key=lambda x: abs(x.epoch_time - median))
