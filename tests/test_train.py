@@ -214,8 +214,9 @@ def test_compiled_step_is_built_once_per_backend(backend) -> None:
     assert [key[1:4] for key in fns.warmed] == [((1500, 5), (1500, 1), 1500)]
 
 
-def test_the_compiled_step_cache_is_bounded() -> None:
+def test_the_compiled_step_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("jax")
+    monkeypatch.setattr(executors_module, "CACHE_SIZE", 4)  # the bound, not its size
     be = vecx.backend("jax")
     X, y = vecx.synthetic_data(be, [1.0], 0.0, 20)
     for k in range(executors_module.CACHE_SIZE + 5):  # a new loss function each time
