@@ -21,7 +21,9 @@ def blocks(lang: str) -> list[str]:
 def test_readme_has_the_two_quick_start_commands() -> None:
     shell = "\n".join(blocks("bash"))
     assert 'python -m pip install -e . && vecx bench --quick' in shell
-    assert 'python -m pip install -e ".[test]" && python -m pytest' in shell
+    assert 'python -m pip install -e ".[test]" && python -m pytest -n auto\n' in shell
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "\npython -m pytest -n auto\n" in ci  # CI runs the README's test command
 
 
 def test_library_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
