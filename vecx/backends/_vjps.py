@@ -11,7 +11,8 @@ Edge cases follow PyTorch and JAX, so every backend gives the same gradient: ``x
 has gradient 0 (also at ``x = 0``), ``abs`` has 0 at 0, ties of ``maximum``/``minimum``
 and of the ``max``/``min`` reductions share the gradient evenly, ``clip`` passes it on
 the closed interval, and ``sigmoid``, ``tanh`` and ``logsumexp`` stay finite for large
-``|x|`` because they are computed from their outputs, never from ``exp(|x|)``.
+``|x|`` because they are computed from their outputs (``logsumexp`` in float16 from the
+shifted ``exp(x - max)``), never from ``exp(|x|)``.
 """
 
 from __future__ import annotations
@@ -354,19 +355,32 @@ defvjp(max_, _chooser_vjp, None, None)
 defvjp(min_, _chooser_vjp, None, None)
 
 
-@primitive("logsumexp")
-def logsumexp(xp: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+def _shifted_exp(xp: Any, x: Any, axis: Any) -> Any:
+    """``exp(x - max)`` along ``axis``: at most 1, so it never overflows."""
     m = x.max(axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)  # all -inf (or inf) along the axis: no shift
-    out = xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True)) + m
+    return xp.exp(x - m), m
+
+
+@primitive("logsumexp")
+def logsumexp(xp: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    e, m = _shifted_exp(xp, x, axis)
+    out = xp.log(e.sum(axis=axis, keepdims=True)) + m
     if keepdims:
         return out
     return out.reshape(()) if axis is None else out.squeeze(axis=axis)
 
 
 def _logsumexp_vjp(xp: Any, g: Any, ans: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    """``g`` times the softmax: ``exp(x - ans)`` (torch's formula) in float32 and float64;
+    in float16 ``exp(x - max) / sum``, as torch's backend and JAX compute it there, since
+    ``ans`` rounded to float16 is off by ``|ans|`` units of roundoff, and so would be
+    every probability."""
     kept = kept_shape(x.shape, axis)
-    return xp.reshape(g, kept) * xp.exp(x - xp.reshape(ans, kept))  # g times the softmax
+    if x.dtype.itemsize > 2:
+        return xp.reshape(g, kept) * xp.exp(x - xp.reshape(ans, kept))
+    e, _ = _shifted_exp(xp, x, axis)
+    return xp.reshape(g, kept) * (e / e.sum(axis=axis, keepdims=True))
 
 
 defvjp(logsumexp, _logsumexp_vjp, None, None)

@@ -220,7 +220,7 @@ class TorchBackend(BaseBackend):
         }  # fmt: skip
         self._reductions = {
             "sum": torch.sum, "mean": torch.mean, "max": torch.amax, "min": torch.amin,
-            "logsumexp": torch.logsumexp,
+            "logsumexp": _logsumexp,
         }  # fmt: skip
         self._constants: dict[tuple[Any, ...], Any] = {}
         self._tensor = torch.Tensor
@@ -666,3 +666,20 @@ class TorchBackend(BaseBackend):
             return False
         self.xp.set_num_threads(threads)
         return True
+
+
+def _logsumexp(x: Any, dim: Any, keepdim: bool) -> Any:
+    """``torch.logsumexp``, except in bfloat16 and float16: there its gradient,
+    ``exp(x - out)``, takes ``out`` rounded to the low dtype, off by ``|out|`` units of
+    roundoff, and so is every probability of the softmax (7.5 units at the logits of a
+    trained digits MLP). There it is ``max + log(sum(exp(x - max)))`` with the max held
+    constant, differentiated by autograd to ``exp(x - max) / sum``: JAX's formula, and the
+    NumPy backend's VJP in float16 (``vecx.backends._vjps``)."""
+    import torch
+
+    if x.dtype not in (torch.bfloat16, torch.float16):
+        return torch.logsumexp(x, dim=dim, keepdim=keepdim)
+    m = x.detach().amax(dim=dim, keepdim=True)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # all -inf: no shift
+    out = torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True)) + m
+    return out if keepdim else out.squeeze(dim)
