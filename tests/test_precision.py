@@ -166,6 +166,29 @@ def test_the_softmax_of_logsumexp_is_accurate_in_low_precision_at_large_logits()
             assert error <= 2 * ROUNDOFF[dtype], (be.spec, dtype, error / ROUNDOFF[dtype])
 
 
+def test_float16_sums_accumulate_in_float32_on_every_backend() -> None:
+    """A float16 sum over 8192 rows, forward and in a bias's gradient (the un-broadcast),
+    is 8192 on every backend and in NumPy's replay compiler: torch and XLA accumulate in
+    float32; NumPy's own float16 adds stall at 2048 (2048 + 1 rounds back to 2048)."""
+    for be in cpu_backends():
+        if "float16" not in policies(be):
+            continue
+        X = be.astype(be.zeros((8192, 3)), "float16")
+        b = be.astype(be.zeros(3), "float16")
+
+        def step(b: Any, be: Any = be, X: Any = X) -> Any:
+            return be.grad(lambda b: be.sum(be.astype(X + b, "float32")))(b)
+
+        assert float(be.to_numpy(be.sum(be.astype(be.ones(8192), "float16")))) == 8192
+        runs = {"eager": step}
+        if be.name == "numpy":
+            runs["jit"] = be.compile(step, mode="jit").fn
+        for mode, fn in runs.items():
+            for _ in range(2):  # the replay compiler: traced, then replayed
+                got = np.asarray(be.to_numpy(fn(b)), np.float64)
+                assert got.tolist() == [8192.0] * 3, (be.spec, mode, got)
+
+
 def test_the_native_executor_refuses_a_compute_dtype() -> None:
     """The framework-native trainers have no policy: a float16 request is an error, never
     a float32 run labelled float16."""

@@ -482,14 +482,23 @@ def binary(prim: Primitive, a: Any, b: Any) -> Tracer:
     return Tracer(out, tape, parents, (av, bv), prim)
 
 
+def wide_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """``x.sum``, accumulated in float32 for a float16 ``x``, as PyTorch and XLA sum it:
+    NumPy adds float16 rows one by one in float16 (no pairwise summation along a
+    non-contiguous axis), which drifts by hundreds of units of roundoff over 8192 rows."""
+    if x.dtype.kind == "f" and x.dtype.itemsize == 2:
+        return x.sum(axis=axis, keepdims=keepdims, dtype="float32").astype(x.dtype)
+    return x.sum(axis=axis, keepdims=keepdims)
+
+
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``g`` over the axes that broadcasting added or stretched to reach its shape."""
     extra = g.ndim - len(shape)
     if extra > 0:
-        g = g.sum(axis=0 if extra == 1 else tuple(range(extra)))
+        g = wide_sum(g, axis=0 if extra == 1 else tuple(range(extra)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     if stretched:
-        g = g.sum(axis=stretched, keepdims=True)
+        g = wide_sum(g, axis=stretched, keepdims=True)
     return g
 
 

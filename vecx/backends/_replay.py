@@ -340,7 +340,9 @@ def _emit(
                 if not final:  # noted, then un-broadcast wherever it has to be
                     contribution = f"unbroadcast(note({key!r}, {contribution}), {shape!r})"
                 elif observed[key] != shape:
-                    contribution = _unbroadcast(contribution, observed[key], shape)
+                    contribution = (_unbroadcast(contribution, observed[key], shape)
+                                    if not _half(parent.value)
+                                    else f"unbroadcast({contribution}, {shape!r})")
                 previous = grads.get(id(parent))
                 if previous is None and contribution == g:  # passed on as it is
                     grads[id(parent)] = g
@@ -442,6 +444,12 @@ def _traced_at(node: Tracer, i: int) -> bool:
     return any(parent.value is value for parent, _ in node.parents)
 
 
+def _half(x: Any) -> bool:
+    """``x`` is float16, whose sums accumulate in float32 (`_autodiff.wide_sum`)."""
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and dtype.kind == "f" and dtype.itemsize == 2
+
+
 def _unbroadcast(expr: str, got: tuple[int, ...], shape: tuple[int, ...]) -> str:
     """``unbroadcast(expr, shape)`` written out for a contribution of shape ``got``."""
     extra = len(got) - len(shape)
@@ -458,7 +466,7 @@ def _unbroadcast(expr: str, got: tuple[int, ...], shape: tuple[int, ...]) -> str
 
 def _inline_forward(name: str, names: list[str], args: tuple, value: Any) -> str | None:
     """A reduction written out (what ``_vjps``' primitive computes, without its call)."""
-    if name == "sum":
+    if name == "sum" and not _half(args[0]):  # float16 sums in float32: the primitive's
         return f"{names[0]}.sum(axis={args[1]!r}, keepdims={args[2]!r})"
     if name == "mean":
         x = args[0]

@@ -21,7 +21,7 @@ import math
 import operator
 from typing import Any
 
-from vecx.backends._autodiff import defvjp, identity, install_operators, primitive
+from vecx.backends._autodiff import defvjp, identity, install_operators, primitive, wide_sum
 from vecx.backends._base import kept_shape
 
 SCALARS = (int, float)
@@ -308,7 +308,7 @@ def _spread(xp: Any, g: Any, x: Any, axis: Any, keepdims: bool, scale: Any = Non
 
 @primitive("sum")
 def sum_(xp: Any, x: Any, axis: Any, keepdims: bool) -> Any:
-    return x.sum(axis=axis, keepdims=keepdims)
+    return wide_sum(x, axis, keepdims)  # float16: accumulated in float32
 
 
 defvjp(sum_, lambda xp, g, ans, x, axis, keepdims: _spread(xp, g, x, axis, keepdims), None, None)
@@ -365,7 +365,7 @@ def _shifted_exp(xp: Any, x: Any, axis: Any) -> Any:
 @primitive("logsumexp")
 def logsumexp(xp: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     e, m = _shifted_exp(xp, x, axis)
-    out = xp.log(e.sum(axis=axis, keepdims=True)) + m
+    out = xp.log(wide_sum(e, axis, True)) + m
     if keepdims:
         return out
     return out.reshape(()) if axis is None else out.squeeze(axis=axis)
@@ -380,7 +380,7 @@ def _logsumexp_vjp(xp: Any, g: Any, ans: Any, x: Any, axis: Any, keepdims: bool)
     if x.dtype.itemsize > 2:
         return xp.reshape(g, kept) * xp.exp(x - xp.reshape(ans, kept))
     e, _ = _shifted_exp(xp, x, axis)
-    return xp.reshape(g, kept) * (e / e.sum(axis=axis, keepdims=True))
+    return xp.reshape(g, kept) * (e / wide_sum(e, axis, True))
 
 
 defvjp(logsumexp, _logsumexp_vjp, None, None)
