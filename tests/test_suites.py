@@ -192,7 +192,11 @@ def test_low_precision_matmuls_are_measured_against_the_float32_ceiling():
         assert rec.get("skipped") or rec["accumulator"] == "float32"  # on these CPUs
     ceilings = add_ceilings(records)
     full = [r for r in records if r["case"] == "matmul" and "dtype" not in r["params"]]
-    assert ceilings["cpu"]["gflops"]["value"] == max(r["value"] for r in full)
+    trusted = [r["value"] for r in full if not r.get("suspect")]  # a busy machine's: not
+    if not trusted:
+        assert "gflops" not in ceilings.get("cpu", {})
+        return
+    assert ceilings["cpu"]["gflops"]["value"] == max(trusted)
     for rec in low:
         if rec.get("value"):
             assert rec["pct_of_ceiling"] == pytest.approx(
