@@ -167,26 +167,39 @@ def test_the_softmax_of_logsumexp_is_accurate_in_low_precision_at_large_logits()
 
 
 def test_float16_sums_accumulate_in_float32_on_every_backend() -> None:
-    """A float16 sum over 8192 rows, forward and in a bias's gradient (the un-broadcast),
-    is 8192 on every backend and in NumPy's replay compiler: torch and XLA accumulate in
-    float32; NumPy's own float16 adds stall at 2048 (2048 + 1 rounds back to 2048)."""
+    """float16 sums down 8192 rows, forward (``sum``, ``logsumexp``) and in gradients
+    (a bias's un-broadcast, ties of ``max``, ``mean`` past float16's 65504), agree with
+    float32's on every backend and in NumPy's replay compiler: torch and XLA accumulate
+    in float32; NumPy's own float16 adds stall at 2048 (2048 + 1 rounds back to 2048)."""
+    n = 8192
     for be in cpu_backends():
         if "float16" not in policies(be):
             continue
-        X = be.astype(be.zeros((8192, 3)), "float16")
+        X = be.astype(be.zeros((n, 3)), "float16")
         b = be.astype(be.zeros(3), "float16")
+        big = be.astype(be.ones(70000), "float16")
 
-        def step(b: Any, be: Any = be, X: Any = X) -> Any:
-            return be.grad(lambda b: be.sum(be.astype(X + b, "float32")))(b)
+        def sums(b: Any, be: Any = be, X: Any = X, big: Any = big) -> list[Any]:
+            wide = lambda v: be.astype(v, "float32")  # noqa: E731
+            return [
+                be.sum(X + 1, axis=0),
+                be.logsumexp(X, axis=0),
+                be.grad(lambda b: be.sum(wide(X + b)))(b),  # the bias's un-broadcast
+                be.grad(lambda X: be.sum(wide(be.max(X, axis=0))))(X)[0],  # n ties
+                be.grad(lambda v: wide(be.mean(v)))(big)[:1],  # divided by 70000
+            ]
 
-        assert float(be.to_numpy(be.sum(be.astype(be.ones(8192), "float16")))) == 8192
-        runs = {"eager": step}
+        tiny = float(np.float16(1 / 70000))  # a subnormal float16
+        expected = [[n] * 3, [np.log(n)] * 3, [n] * 3, [1 / n] * 3, [tiny]]
+        runs = {"eager": sums}
         if be.name == "numpy":
-            runs["jit"] = be.compile(step, mode="jit").fn
+            runs["jit"] = be.compile(sums, mode="jit").fn
         for mode, fn in runs.items():
             for _ in range(2):  # the replay compiler: traced, then replayed
-                got = np.asarray(be.to_numpy(fn(b)), np.float64)
-                assert got.tolist() == [8192.0] * 3, (be.spec, mode, got)
+                for i, (got, want) in enumerate(zip(fn(b), expected, strict=True)):
+                    got = np.asarray(be.to_numpy(be.astype(got, "float32")), np.float64)
+                    np.testing.assert_allclose(got, want, rtol=2 * ROUNDOFF["float16"],
+                                               err_msg=f"{be.spec} {mode} #{i}")  # fmt: skip
 
 
 def test_the_native_executor_refuses_a_compute_dtype() -> None:

@@ -482,11 +482,21 @@ def binary(prim: Primitive, a: Any, b: Any) -> Tracer:
     return Tracer(out, tape, parents, (av, bv), prim)
 
 
+def is_half(dtype: Any) -> bool:
+    """float16 (the only 2-byte float NumPy and CuPy have)."""
+    return dtype.kind == "f" and dtype.itemsize == 2
+
+
+def narrow_sums(x: Any) -> bool:
+    """A NumPy float16 array, whose sums NumPy accumulates in float16: one row after
+    another along a strided axis (no pairwise summation), so 8192 ones sum to 2048.
+    CuPy's float16 sums, like PyTorch's and XLA's, accumulate in float32 already."""
+    return is_half(x.dtype) and type(x).__module__ == "numpy"
+
+
 def wide_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """``x.sum``, accumulated in float32 for a float16 ``x``, as PyTorch and XLA sum it:
-    NumPy adds float16 rows one by one in float16 (no pairwise summation along a
-    non-contiguous axis), which drifts by hundreds of units of roundoff over 8192 rows."""
-    if x.dtype.kind == "f" and x.dtype.itemsize == 2:
+    """``x.sum``, accumulated in float32 where NumPy would not (`narrow_sums`)."""
+    if narrow_sums(x):
         return x.sum(axis=axis, keepdims=keepdims, dtype="float32").astype(x.dtype)
     return x.sum(axis=axis, keepdims=keepdims)
 

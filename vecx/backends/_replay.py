@@ -42,6 +42,7 @@ from vecx.backends._autodiff import (
     _leaf_array,
     checked_output,
     identity,
+    narrow_sums,
     unbroadcast,
 )
 from vecx.backends._base import loss_output
@@ -341,7 +342,7 @@ def _emit(
                     contribution = f"unbroadcast(note({key!r}, {contribution}), {shape!r})"
                 elif observed[key] != shape:
                     contribution = (_unbroadcast(contribution, observed[key], shape)
-                                    if not _half(parent.value)
+                                    if not narrow_sums(parent.value)
                                     else f"unbroadcast({contribution}, {shape!r})")
                 previous = grads.get(id(parent))
                 if previous is None and contribution == g:  # passed on as it is
@@ -444,12 +445,6 @@ def _traced_at(node: Tracer, i: int) -> bool:
     return any(parent.value is value for parent, _ in node.parents)
 
 
-def _half(x: Any) -> bool:
-    """``x`` is float16, whose sums accumulate in float32 (`_autodiff.wide_sum`)."""
-    dtype = getattr(x, "dtype", None)
-    return dtype is not None and dtype.kind == "f" and dtype.itemsize == 2
-
-
 def _unbroadcast(expr: str, got: tuple[int, ...], shape: tuple[int, ...]) -> str:
     """``unbroadcast(expr, shape)`` written out for a contribution of shape ``got``."""
     extra = len(got) - len(shape)
@@ -466,7 +461,7 @@ def _unbroadcast(expr: str, got: tuple[int, ...], shape: tuple[int, ...]) -> str
 
 def _inline_forward(name: str, names: list[str], args: tuple, value: Any) -> str | None:
     """A reduction written out (what ``_vjps``' primitive computes, without its call)."""
-    if name == "sum" and not _half(args[0]):  # float16 sums in float32: the primitive's
+    if name == "sum" and not narrow_sums(args[0]):  # else the primitive's wide_sum
         return f"{names[0]}.sum(axis={args[1]!r}, keepdims={args[2]!r})"
     if name == "mean":
         x = args[0]

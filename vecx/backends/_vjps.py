@@ -21,7 +21,14 @@ import math
 import operator
 from typing import Any
 
-from vecx.backends._autodiff import defvjp, identity, install_operators, primitive, wide_sum
+from vecx.backends._autodiff import (
+    defvjp,
+    identity,
+    install_operators,
+    is_half,
+    primitive,
+    wide_sum,
+)
 from vecx.backends._base import kept_shape
 
 SCALARS = (int, float)
@@ -302,7 +309,9 @@ def _spread(xp: Any, g: Any, x: Any, axis: Any, keepdims: bool, scale: Any = Non
     if axis is not None and not keepdims:
         g = g.reshape(kept_shape(x.shape, axis))
     out = xp.empty(x.shape, x.dtype)
-    out[...] = g if scale is None else g / scale
+    if scale is not None:  # a float16 count past 65504 would be inf: divide in float32
+        g = g / (xp.float32(scale) if is_half(x.dtype) else scale)
+    out[...] = g
     return out
 
 
@@ -348,6 +357,8 @@ def _chooser_vjp(xp: Any, g: Any, ans: Any, x: Any, axis: Any, keepdims: bool) -
     ans = xp.reshape(ans, kept)
     g = xp.reshape(g, kept)
     mask = (x == ans).astype(x.dtype)
+    if is_half(x.dtype):  # ties counted in float32: float16 stalls at 2048, ends at 65504
+        return (g * mask / mask.sum(axis=axis, keepdims=True, dtype="float32")).astype(x.dtype)
     return g * mask / mask.sum(axis=axis, keepdims=True)
 
 
@@ -375,9 +386,10 @@ def _logsumexp_vjp(xp: Any, g: Any, ans: Any, x: Any, axis: Any, keepdims: bool)
     """``g`` times the softmax: ``exp(x - ans)`` (torch's formula) in float32 and float64;
     in float16 ``exp(x - max) / sum``, as torch's backend and JAX compute it there, since
     ``ans`` rounded to float16 is off by ``|ans|`` units of roundoff, and so would be
-    every probability."""
+    every probability (the forward's exponentials computed again: the tape keeps only
+    ``ans``)."""
     kept = kept_shape(x.shape, axis)
-    if x.dtype.itemsize > 2:
+    if not is_half(x.dtype):
         return xp.reshape(g, kept) * xp.exp(x - xp.reshape(ans, kept))
     e, _ = _shifted_exp(xp, x, axis)
     return xp.reshape(g, kept) * (e / wide_sum(e, axis, True))
