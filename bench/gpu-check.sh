@@ -7,7 +7,8 @@
 # Each step runs under its own time limit (`timeout`), its output appended to one log,
 # OUT/gpu-check.log; a step that fails or runs out of time is listed and the next one
 # runs. OUT holds at most 8 files (the log, info.json, the bench's results.json and
-# REPORT.md, the train suite in every mode as modes.json and MODES.md, summary.txt),
+# REPORT.md, the train suite in every mode as modes.json and MODES.md, summary.txt; the
+# precision step, mixed precision on torch, jax and cupy, prints into the log),
 # none near 16 MiB. The tests are those of the CUDA backends (`-k cuda`, the backend
 # fixture restricted to them).
 # The summary (each step's status and seconds) is printed last and kept in summary.txt.
@@ -34,9 +35,10 @@ trap 'rm -rf "$scratch"' EXIT
 # name | seconds | command (run with bash -c, in the checkout)
 steps=(
     "info|20|$py -m vecx info --json > '$out/info.json'"
-    "cuda-tests|150|VECX_BACKENDS=$cuda $py -m pytest -q -rfE -p no:cacheprovider -k cuda tests/"
-    "bench|150|$py -m vecx bench --backends numpy,$cuda --out '$scratch/bench' --quiet --no-plots; cp '$scratch/bench/results.json' '$out/results.json'; $py -m vecx report '$out/results.json' -o '$out/REPORT.md'"
+    "cuda-tests|130|VECX_BACKENDS=$cuda $py -m pytest -q -rfE -p no:cacheprovider -k cuda tests/"
+    "bench|140|$py -m vecx bench --backends numpy,$cuda --out '$scratch/bench' --quiet --no-plots; cp '$scratch/bench/results.json' '$out/results.json'; $py -m vecx report '$out/results.json' -o '$out/REPORT.md'"
     "modes|100|$py -m vecx bench --quick --backends $cuda --suites train --modes eager,jit,fused --out '$scratch/modes' --quiet --no-plots; cp '$scratch/modes/results.json' '$out/modes.json'; $py -m vecx report '$out/modes.json' -o '$out/MODES.md'"
+    "precision|50|$py bench/precision.py --device cuda --presets digits-mlp --runs 1"
     "overhead|40|$py bench/overhead.py --seconds 1"
     "trainer-overhead|30|$py bench/trainer_overhead.py --backends $cuda --presets linreg,airfoil-mb10 --repeat 11"
     "measure-vs-events|30|$py bench/measure_vs_events.py"

@@ -12,6 +12,7 @@ its roundoff (the issue's goal: no further apart than their float32 runs, so sca
 
     PYTHONPATH=. python bench/precision.py            # ~1 min on 2 cores
     PYTHONPATH=. python bench/precision.py --quick    # one run, two presets
+    PYTHONPATH=. python bench/precision.py --device cuda --presets digits-mlp --runs 1
 """
 
 from __future__ import annotations
@@ -40,19 +41,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one run of two presets")
     parser.add_argument("--runs", type=int, default=None, help="interleaved runs (default 3)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="cpu: numpy, torch, jax at one thread; cuda: torch, jax, cupy")
+    parser.add_argument("--presets", default=None, help="comma-separated (default: all four)")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
-    presets = PRESETS[:2] if args.quick else PRESETS
+    presets = (tuple(args.presets.split(",")) if args.presets
+               else PRESETS[:2] if args.quick else PRESETS)  # fmt: skip
+    unknown = sorted(set(presets) - set(vecx.PRESETS))
+    if unknown:
+        parser.error(f"unknown preset {unknown[0]!r}; choose from {', '.join(vecx.PRESETS)}")
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    names = ("numpy", "torch", "jax") if args.device == "cpu" else ("torch", "jax", "cupy")
     backends = []
     for st in vecx.list_backends():
-        if st.available and st.device == "cpu" and st.name in ("numpy", "torch", "jax"):
+        if st.available and st.device.split(":")[0] == args.device and st.name in names:
             be = vecx.backend(st.spec)
             set_threads(be, 1)
             backends.append(be)
-    print(f"load average {os.getloadavg()[0]:.2f} (start); 1 thread; medians of {runs} "
+    if not backends:
+        print(f"no {args.device} backend is available here", file=sys.stderr)
+        return 1
+    print(f"load average {os.getloadavg()[0]:.2f} (start); 1 host thread; medians of {runs} "
           "interleaved runs")
     for be in backends:
         kinds = ", ".join(f"{d}: {accumulator(be, d)}" for d in ("bfloat16", "float16")

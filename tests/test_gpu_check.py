@@ -20,8 +20,8 @@ def test_the_dry_run_plans_every_step_within_nine_minutes(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     limits = [int(s) for s in re.findall(r"at most +(\d+) s:", proc.stdout)]
     names = re.findall(r"^  (\S+) +at most", proc.stdout, flags=re.M)
-    assert names == ["info", "cuda-tests", "bench", "modes", "overhead", "trainer-overhead",
-                     "measure-vs-events"]  # fmt: skip
+    assert names == ["info", "cuda-tests", "bench", "modes", "precision", "overhead",
+                     "trainer-overhead", "measure-vs-events"]  # fmt: skip
     assert sum(limits) <= 9 * 60 and f"in all at most {sum(limits)} s" in proc.stdout
     assert "--modes eager,jit,fused" in proc.stdout and "-k cuda" in proc.stdout
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
@@ -33,10 +33,10 @@ def test_a_failing_step_is_listed_and_the_rest_still_run(tmp_path: Path) -> None
     out = tmp_path / "out"
     proc = run(str(out), env={"PYTHON": "false"})
     assert proc.returncode == 1
-    assert "gpu-check: 0 of 7 steps ok" in proc.stdout
-    assert proc.stdout.count("FAILED (exit 1)") == 7
+    assert "gpu-check: 0 of 8 steps ok" in proc.stdout
+    assert proc.stdout.count("FAILED (exit 1)") == 8
     log = (out / "gpu-check.log").read_text()
-    assert log.count("===== ") == 14  # a header and a verdict per step
+    assert log.count("===== ") == 16  # a header and a verdict per step
     assert (out / "summary.txt").read_text() == proc.stdout
     assert len(list(out.iterdir())) <= 8
 
