@@ -325,6 +325,40 @@ def test_torchrun_starts_the_same_entry_point(tmp_path: Path) -> None:
     assert (doc["workers"], doc["engine"]) == (2, "gloo") and doc["loss"] < 1e-3
 
 
+TORCHRUN_FAILING = textwrap.dedent("""
+    import os, sys
+    import numpy as np, vecx
+
+    def loss(params, X, y):
+        if os.environ["RANK"] == "1":
+            raise ZeroDivisionError("rank one gave up")
+        return ((X @ params["w"] - y) ** 2).mean()
+
+    be = vecx.backend("torch")
+    X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 200)
+    try:
+        vecx.fit(be, X, y, loss=loss, params={"w": np.zeros((2, 1), np.float32)}, lr=0.03,
+                 batch_size=10, epochs=2)
+    except vecx.WorkerFailed as exc:
+        print(f"rank {os.environ['RANK']}: {exc}")
+        sys.exit(3)
+""")
+
+
+def test_under_torchrun_a_rank_that_raises_is_named_on_rank_0(tmp_path: Path) -> None:
+    """torchrun's ranks have no parent that collects their errors: the rank that raises
+    says so in the rendezvous's store, and rank 0 names it (it said only that a worker
+    stopped answering)."""
+    (tmp_path / "fails.py").write_text(TORCHRUN_FAILING)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node",
+                           "2", "fails.py"], capture_output=True, text=True, timeout=180,
+                          cwd=tmp_path, env=env, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode != 0
+    assert ("rank 0: data-parallel training stopped: rank 1 failed: ZeroDivisionError: rank "
+            "one gave up") in done.stdout, (done.stdout, done.stderr[-2000:])
+
+
 def test_the_readme_example_runs_as_a_script(tmp_path: Path) -> None:
     readme = (REPO / "README.md").read_text()
     example = next(b for b in readme.split("```python\n")[1:] if "workers=2" in b)

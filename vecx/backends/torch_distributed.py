@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from typing import Any
 
 __all__ = ["ProcessGroup"]
+
+_runs = 0  # groups made in this process (the same count on every rank)
 
 class ProcessGroup:
     """A run's ranks: ``reduce`` sums gradients over them (one all-reduce of one flat
@@ -44,6 +47,7 @@ class ProcessGroup:
         self.engine = "nccl" if cuda else "gloo"
         self._timeout = datetime.timedelta(seconds=timeout)
         self._store: Any = None
+        self._run = 0  # which group of this process, once joined
         if address == "env://":
             self.address = address
         elif rank == 0:
@@ -84,7 +88,35 @@ class ProcessGroup:
             _reset_group_count(dist)  # a failed init counts a group: the next would not meet
             raise
         self._made = True
+        global _runs
+        _runs += 1  # every rank makes the same groups in the same order: a key per run
+        self._run = _runs
+        if self.address == "env://":  # a store of our own, on torchrun's rendezvous
+            self._store = dist.TCPStore(os.environ["MASTER_ADDR"],
+                                        int(os.environ["MASTER_PORT"]), is_master=False,
+                                        timeout=self._timeout)  # fmt: skip
         return self
+
+    def announce(self, message: str) -> None:
+        """Tell the other ranks why this one stops (a rank that raises, under torchrun,
+        where no parent collects its error): `failure` on rank 0 names it."""
+        if self._store is not None:
+            self._store.set(f"vecx/{self._run}/failed/{self.rank}", message)
+
+    def failure(self, wait: float) -> str | None:
+        """A rank's `announce`, waiting up to ``wait`` seconds for one; None if none did
+        (a rank killed says nothing)."""
+        if self._store is None:
+            return None
+        keys = [f"vecx/{self._run}/failed/{r}" for r in range(self.workers) if r != self.rank]
+        deadline = time.monotonic() + wait
+        while True:
+            for key in keys:
+                if self._store.check([key]):
+                    return f"rank {key.rsplit('/', 1)[1]} failed: {self._store.get(key).decode()}"
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
 
     def place(self, x: Any) -> Any:
         return x  # every rank holds its own copy

@@ -215,7 +215,10 @@ class ParallelProgram:
                 self.group.share(block)  # the other ranks run the same block
             state = self.inner.segment(state, block)
         except RuntimeError as exc:  # a collective failed: did a rank fail?
-            failed = self.ranks.failure(wait=2.0) if self.ranks is not None else None
+            if self.ranks is not None:
+                failed = self.ranks.failure(wait=2.0)
+            else:  # torchrun's ranks: the one that raised said so in the store
+                failed = getattr(self.group, "failure", lambda wait: None)(wait=2.0)
             if failed is None and self.group.processes and _collective_error(exc):
                 failed = f"a worker stopped answering ({_first_line(exc)})"
             if failed is None:
@@ -226,11 +229,19 @@ class ParallelProgram:
         return state
 
     def follow(self) -> None:
-        """A rank other than 0: run rank 0's segments until it says stop."""
+        """A rank other than 0: run rank 0's segments until it says stop; an error is
+        announced to rank 0 (under torchrun no parent collects it) before it is raised."""
         state = self.inner.state
-        with np.errstate(all="ignore"):
-            while (block := self.group.share()) is not None:
-                state = self.inner.segment(state, block)
+        try:
+            with np.errstate(all="ignore"):
+                while (block := self.group.share()) is not None:
+                    state = self.inner.segment(state, block)
+        except Exception as exc:
+            announce = getattr(self.group, "announce", None)
+            if announce is not None and not _collective_error(exc):
+                with contextlib.suppress(Exception):
+                    announce(_first_line(exc))
+            raise
 
     def evaluate(self, state: Any) -> tuple[Any, dict[str, Any]]:
         return self.inner.evaluate(state)
