@@ -197,6 +197,16 @@ def test_divergence_writes_the_history_so_far_and_prints_no_nan(capsys, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "out.svg"]  # no temp
 
 
+def test_divergence_before_the_first_checkpoint_says_why_there_is_no_plot(
+        capsys, tmp_path: Path) -> None:  # fmt: skip
+    target, figure = tmp_path / "out.json", tmp_path / "out.png"
+    code, out, err = run(capsys, "--backend", "numpy", "--preset", "airfoil-mb10", "--lr", "2",
+                         "--json", str(target), "--plot", str(figure))
+    assert code == 1 and err.count("\n") == 1 and "diverged" in err
+    assert json.loads(target.read_text())["losses"] == [] and not figure.exists()
+    assert f"no plot in {figure}: no checkpoint to draw" in out
+
+
 def test_ctrl_c_writes_the_history_so_far(capsys, tmp_path: Path, monkeypatch) -> None:
     from vecx.commands import train as command
 

@@ -275,6 +275,16 @@ def test_a_port_in_use_is_retried_on_another(monkeypatch: pytest.MonkeyPatch) ->
     assert h.complete and h.workers == 2
 
 
+def test_a_master_port_that_is_no_port_is_one_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                                          ) -> None:  # fmt: skip
+    monkeypatch.setenv("MASTER_PORT", "notaport")
+    be = vecx.backend("torch")
+    X, y = vecx.synthetic_data(be, [2.0, -3.4], 4.2, 100)
+    with pytest.raises(ValueError, match="MASTER_PORT must be a port number .* 'notaport'"):
+        vecx.fit(be, X, y, lr=0.03, batch_size=10, epochs=1, workers=2)
+    assert not children()
+
+
 def test_bad_data_parallel_requests_are_one_clear_error() -> None:
     torch_be, numpy_be = vecx.backend("torch"), vecx.backend("numpy")
     X, y = vecx.synthetic_data(torch_be, [2.0, -3.4], 4.2, 100)

@@ -307,6 +307,15 @@ def test_divergence_carries_the_history_so_far(backend) -> None:
     assert History.from_dict(doc).diverged == history.diverged
 
 
+def test_a_run_stopped_before_its_first_checkpoint_has_no_loss_not_an_error() -> None:
+    be = vecx.backend("numpy")
+    with pytest.raises(vecx.TrainingDiverged) as info:
+        vecx.train(be, "airfoil-mb10", lr=2)  # diverges within the first epoch
+    history = info.value.history
+    assert history.losses == [] and history.loss is None and history.epoch_time is None
+    assert History.from_dict(history.to_dict()).loss is None
+
+
 def test_ctrl_c_carries_the_history_so_far(backend) -> None:
     def stop_at_third(cp: vecx.Checkpoint) -> None:
         if len(seen) == 2:

@@ -51,7 +51,7 @@ class ProcessGroup:
         if address == "env://":
             self.address = address
         elif rank == 0:
-            self._store = self._host(int(os.environ.get("MASTER_PORT", "0")))
+            self._store = self._host(_port(os.environ.get("MASTER_PORT", "0")))
             self.address = f"127.0.0.1:{self._store.port}"
         else:
             if address is None:
@@ -93,7 +93,7 @@ class ProcessGroup:
         self._run = _runs
         if self.address == "env://":  # a store of our own, on torchrun's rendezvous
             self._store = dist.TCPStore(os.environ["MASTER_ADDR"],
-                                        int(os.environ["MASTER_PORT"]), is_master=False,
+                                        _port(os.environ["MASTER_PORT"]), is_master=False,
                                         timeout=self._timeout)  # fmt: skip
         return self
 
@@ -154,6 +154,17 @@ class ProcessGroup:
             self.dist.destroy_process_group()
         self._made = False
         self._store = None
+
+
+def _port(text: str) -> int:
+    """``MASTER_PORT``'s value as a port number, or a ValueError naming it."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError(f"MASTER_PORT must be a port number (0 to 65535), got {text!r}")
+    return port
 
 
 def _reset_group_count(dist: Any) -> None:

@@ -188,11 +188,14 @@ def _save_partial(
         if isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt(note) from exc
         raise type(exc)(f"{exc}; {note}", history) from exc
-    if written and not args.quiet:
+    unplotted = bool(args.plot) and not doc["losses"]
+    if (written or unplotted) and not args.quiet:
         what = ("interrupted" if history.interrupted else "diverged" if history.diverged
                 else "stopped")  # fmt: skip
-        print(f"{what} after {len(doc['losses'])} checkpoint(s): the history so far is in "
-              f"{' and '.join(written)}", flush=True)
+        where = f"the history so far is in {' and '.join(written)}" if written else ""
+        no_plot = f"no plot in {args.plot}: no checkpoint to draw" if unplotted else ""
+        print(f"{what} after {len(doc['losses'])} checkpoint(s): "
+              + "; ".join(x for x in (where, no_plot) if x), flush=True)
 
 
 def _check_plot_path(path: str | None) -> None:

@@ -102,9 +102,10 @@ class History:
         return not (self.interrupted or self.diverged or self.failed)
 
     @property
-    def loss(self) -> float:
-        """The final whole-data loss (the last checkpoint's, for a partial run)."""
-        return self.losses[-1]
+    def loss(self) -> float | None:
+        """The final whole-data loss (the last checkpoint's, for a partial run; None for
+        one stopped before its first checkpoint)."""
+        return self.losses[-1] if self.losses else None
 
     @property
     def accuracy(self) -> float | None:
@@ -113,9 +114,10 @@ class History:
         return values[-1] if values else None
 
     @property
-    def epoch_time(self) -> float:
-        """Mean training seconds per epoch (checkpoint evaluations excluded)."""
-        return self.times[-1] / self.epochs
+    def epoch_time(self) -> float | None:
+        """Mean training seconds per epoch (checkpoint evaluations excluded); None before
+        the first checkpoint."""
+        return self.times[-1] / self.epochs if self.times else None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict in the documented field order.
