@@ -519,10 +519,20 @@ class TorchBackend(BaseBackend):
             idx = from_numpy(np.ascontiguousarray(idx))
             return idx.to(device, non_blocking=True) if cuda else idx
 
+        unsupported = torch._dynamo.exc.Unsupported
+        spec = self.spec
+
         def call(state: Any, idx: Any, *args: Any) -> Any:
             if type(idx) is np.ndarray:  # a host view each step costs ~20 us in the guards
                 idx = tensor(idx)
-            return compiled(state, idx, *args)
+            try:
+                return compiled(state, idx, *args)
+            except unsupported as exc:  # dynamo's many-line report, as one line
+                raise ModeUnsupported(
+                    f"mode 'jit' on {spec}: torch.compile(fullgraph=True) cannot trace the "
+                    f"step ({str(exc).strip().splitlines()[0]}); a loss that draws random "
+                    "numbers (be.normal, be.permutation) is one it cannot: use mode 'eager'"
+                ) from None
 
         # the hot loop gets each run's rows as tensor views, made once per run
         return CompiledStep(call, lambda: compilations[0], rows=tensor)
