@@ -223,11 +223,19 @@ def test_skip_check_none_custom_check_quick_sizes_and_dtype():
         x = be.asarray(rng.standard_normal(n))
         return lambda: x * x
 
+    @workload(sizes=[8])
+    def returns_nothing(be, n, rng):
+        x = be.ones(n)
+        return lambda: None if x is None else None
+
     be = vecx.backend("numpy")
-    s = suite_of(skipped, unchecked, custom, in_float64)
-    assert [c for c, _ in s.plan("numpy:cpu", quick=True)] == ["skipped", "unchecked", "custom",
-                                                               "in_float64"]  # fmt: skip
-    skip, unchecked_rec, custom_rec, f64 = records(s, be, quick=True)
+    s = suite_of(skipped, unchecked, custom, in_float64, returns_nothing)
+    assert [c for c, _ in s.plan("numpy:cpu", quick=True)] == [
+        "skipped", "unchecked", "custom", "in_float64", "returns_nothing"]  # fmt: skip
+    skip, unchecked_rec, custom_rec, f64, nothing = records(s, be, quick=True)
+    # nothing returned, nothing compared: not "checked against the reference, error 0"
+    assert nothing["check"] == "none" and nothing.get("check_error") is None
+    assert "returns no array" in nothing["note"] and nothing["error"] is None
     assert skip["skipped"] == "not for numpy" and skip["error"] is None and skip["median_s"] is None
     assert unchecked_rec["check"] == "none" and "not checked" in unchecked_rec["note"]
     assert custom_rec["error"] == "wrong result: custom: always wrong"
