@@ -279,7 +279,8 @@ def break_even(records: Iterable[dict[str, Any]]) -> None:
         if saved > 0:
             rec["break_even_steps"] = max(0.0, cost / saved)
         else:
-            extra = f"{rec['mode']} is no faster than eager here: its compile never pays back"
+            extra = (f"{rec['mode']} is no faster than eager on {rec['case']}: its compile "
+                     "never pays back")  # fmt: skip
             rec["note"] = f"{rec['note']}; {extra}" if rec.get("note") else extra
 
 
