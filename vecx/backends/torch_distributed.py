@@ -18,6 +18,7 @@ __all__ = ["ProcessGroup"]
 
 _runs = 0  # groups made in this process (the same count on every rank)
 
+
 class ProcessGroup:
     """A run's ranks: ``reduce`` sums gradients over them (one all-reduce of one flat
     buffer per step: each call pays the collective's latency, whatever its size up to
