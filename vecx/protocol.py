@@ -178,7 +178,9 @@ class Distributed(Protocol):
     process, several devices: a JAX mesh). The step asks ``batch`` for this worker's part
     of the minibatch and the share of its rows (None: the part is the whole batch, split
     by a compiler) and sums the gradients over the workers with ``reduce``; ``place``
-    puts the data and the state where the step takes them.
+    puts the data and the state where the step takes them. An engine whose ranks have no
+    parent to report to may also offer ``announce(message)`` (a rank says why it stops)
+    and ``failure(wait) -> str | None`` (rank 0 reads it when a collective fails).
     """
 
     workers: int

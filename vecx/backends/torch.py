@@ -684,12 +684,11 @@ def _logsumexp(x: Any, dim: Any, keepdim: bool) -> Any:
     roundoff, and so is every probability of the softmax (7.5 units at the logits of a
     trained digits MLP). There it is ``max + log(sum(exp(x - max)))`` with the max held
     constant, differentiated by autograd to ``exp(x - max) / sum``: JAX's formula, and the
-    NumPy backend's VJP in float16 (``vecx.backends._vjps``)."""
-    import torch
-
-    if x.dtype not in (torch.bfloat16, torch.float16):
-        return torch.logsumexp(x, dim=dim, keepdim=keepdim)
+    NumPy backend's VJP in float16 (``vecx.backends._vjps``). Tensor methods only: no
+    module lookup in the step."""
+    if not (x.is_floating_point() and x.element_size() == 2):
+        return x.logsumexp(dim=dim, keepdim=keepdim)
     m = x.detach().amax(dim=dim, keepdim=True)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # all -inf: no shift
-    out = torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True)) + m
+    m = m.where(m.isfinite(), m.new_zeros(()))  # all -inf: no shift
+    out = (x - m).exp().sum(dim=dim, keepdim=True).log() + m
     return out if keepdim else out.squeeze(dim)
